@@ -1,0 +1,43 @@
+"""What every stage's command line shares: --config, --workspace, and friendly errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Config, ConfigError, load_config
+from .db import Catalog
+from .workspace import CorruptFile, Workspace
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="config file (default: ./pipeline.toml)")
+    parser.add_argument(
+        "--workspace", default=None, help="dataset workspace (default: datasets/<name>)"
+    )
+
+
+def load(args: argparse.Namespace) -> tuple[Config, Workspace]:
+    config = load_config(args.config)
+    root = Path(args.workspace) if args.workspace else config.workspace_dir()
+    return config, Workspace(root)
+
+
+def open_catalog(ws: Workspace) -> Catalog:
+    ws.ensure()
+    return Catalog(ws.catalog_path)
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
+    """Run a stage's main with the expected errors turned into one line and exit code 2."""
+    try:
+        code = main(argv)
+    except (ConfigError, CorruptFile, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,189 @@
+"""Every setting of the pipeline, its default and what it means, in one place.
+
+`pipeline.toml` at the repository root overrides any of these; command-line flags override
+the file. Unknown keys are an error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "pipeline.toml"
+
+
+class ConfigError(ValueError):
+    """The config file is wrong; the message names the key or the file."""
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "sqlite-docs"  # workspace is <root>/<name>
+    root: str = "datasets"
+
+
+@dataclass
+class CaptureConfig:
+    # "WxH" or "WxH@DPR"; several give one capture per viewport.
+    viewports: list[str] = field(default_factory=lambda: ["1280x800"])
+    max_height: int = 16384  # CSS px; taller pages are cut here and flagged
+    timeout: float = 30.0  # seconds for a page load before the partial page is taken
+    image_wait: float = 5.0  # seconds to wait for lazy images to decode
+    optimize_for_speed: bool = True  # faster PNG encoding, about 27% larger files
+    text_max_chars: int = 200  # text kept per box
+
+
+@dataclass
+class CrawlConfig:
+    seeds: list[str] = field(default_factory=list)
+    # Built-in default: Debian's sqlite3-doc, served locally, so a crawl works offline.
+    serve: str = "/usr/share/doc/sqlite3"
+    max_pages: int = 200  # in total
+    max_pages_per_site: int = 0  # 0: no per-site limit
+    max_depth: int = 10
+    scope: str = "prefix"  # page | prefix | host | domain
+    include: list[str] = field(default_factory=list)  # regexes a URL must match (any)
+    exclude: list[str] = field(default_factory=list)  # regexes that drop a URL
+    browsers: int = 1
+    grid: str = ""  # remote Selenium Grid URL; empty: local Chromium
+    recycle_after: int = 200  # pages per browser before it is restarted
+    obey_robots: bool = True
+    delay: float = 1.0  # seconds between requests to one host
+    loopback_delay: float = 0.0  # the same for 127.0.0.1 and localhost
+    per_host_concurrency: int = 1
+    retries: int = 3
+    backoff: float = 2.0  # seconds, doubled per retry
+    max_retry_after: float = 120.0  # longest Retry-After that is waited for
+    allow_private: bool = False  # follow links from public seeds to private addresses
+    user_agent: str = "webseg-pipeline/0.1 (+https://github.com/webseg/webseg-pipeline)"
+
+
+@dataclass
+class DedupeConfig:
+    band_height: int = 800  # CSS px of a perceptual-hash band
+    max_bands: int = 8
+    phash_threshold: int = 8  # Hamming distance (of 64 bits) for a near duplicate
+    layout_grid: list[int] = field(default_factory=lambda: [8, 24])  # columns, rows
+    layout_threshold: float = 0.9  # cosine similarity for "same template"
+
+
+@dataclass
+class LabelsConfig:
+    regions: list[str] = field(
+        default_factory=lambda: [
+            "header", "navigation", "main", "sidebar", "footer", "advertisement", "segment",
+        ]
+    )
+    masks: list[str] = field(default_factory=lambda: ["text", "image", "interactive"])
+    colors: dict[str, str] = field(
+        default_factory=lambda: {
+            "header": "#e6194b", "navigation": "#3cb44b", "main": "#4363d8",
+            "sidebar": "#f58231", "footer": "#911eb4", "advertisement": "#f032e6",
+            "segment": "#808000", "text": "#ffe119", "image": "#42d4f4",
+            "interactive": "#bfef45",
+        }
+    )
+
+
+@dataclass
+class LabelStudioConfig:
+    project_title: str = ""  # empty: the dataset name
+    batch_bytes: int = 50 * 1024 * 1024  # well under the server's 250 MiB upload limit
+    retries: int = 5
+    backoff: float = 1.0
+
+
+@dataclass
+class ExportConfig:
+    val_ratio: float = 0.2
+    test_ratio: float = 0.0  # >0 adds a test split
+    tile: int = 0  # >0: also cut square tiles of this many pixels
+    resize_width: int = 0  # >0: resize pages to this width
+    include_preannotations: bool = False
+    split_salt: str = "webseg-v1"  # changing it reshuffles every split; never change it lightly
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    crawl: CrawlConfig = field(default_factory=CrawlConfig)
+    dedupe: DedupeConfig = field(default_factory=DedupeConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    labelstudio: LabelStudioConfig = field(default_factory=LabelStudioConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def workspace_dir(self) -> Path:
+        return Path(self.dataset.root) / self.dataset.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key {where}.{unknown[0]} (known: {', '.join(known)})")
+    kwargs = {}
+    default = cls()
+    for name, value in values.items():
+        current = getattr(default, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{name}] must be a table")
+            kwargs[name] = _fill(type(current), value, name)
+            continue
+        if isinstance(current, bool) != isinstance(value, bool) or (
+            isinstance(current, (int, float)) and not isinstance(value, (int, float))
+        ) or (isinstance(current, (str, list, dict)) and not isinstance(value, type(current))):
+            raise ConfigError(
+                f"{where}.{name} must be {type(current).__name__}, not {value!r}"
+            )
+        kwargs[name] = float(value) if isinstance(current, float) else value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file (default: ./pipeline.toml if present) over the defaults."""
+    if path is None:
+        path = Path(CONFIG_FILE)
+        if not path.exists():
+            return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return _fill(Config, data, "config")
+
+
+def parse_viewport(text: str) -> tuple[int, int, float]:
+    """'1280x800' or '390x844@3' -> (width, height, device pixel ratio)."""
+    spec, _, dpr = text.strip().lower().partition("@")
+    try:
+        w, h = (int(v) for v in spec.split("x"))
+        ratio = float(dpr) if dpr else 1.0
+    except ValueError:
+        raise ConfigError(f"viewport {text!r} must look like 1280x800 or 390x844@3") from None
+    if not (100 <= w <= 8000 and 100 <= h <= 8000 and 0.5 <= ratio <= 4):
+        raise ConfigError(f"viewport {text!r} is out of range")
+    return w, h, ratio
+
+
+# Named presets accepted wherever a viewport is.
+VIEWPORT_PRESETS = {
+    "desktop": "1280x800",
+    "laptop": "1440x900",
+    "tablet": "768x1024@2",
+    "phone": "390x844@3",
+}
+
+
+def resolve_viewport(text: str) -> tuple[int, int, float]:
+    return parse_viewport(VIEWPORT_PRESETS.get(text.strip().lower(), text))

@@ -1,0 +1,139 @@
+"""The SQLite catalog of a workspace: one file every stage reads and writes.
+
+Each stage owns its tables (marked below) and touches the others only to read. Writes go
+through `transaction()`, so a kill between two statements leaves the catalog as it was
+before the first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .records import PageRecord
+
+CATALOG_SCHEMA = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- scraper: one row per captured (or attempted) page; the page directory is the data.
+CREATE TABLE IF NOT EXISTS pages (
+    page_id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    site TEXT NOT NULL DEFAULT '',
+    viewport TEXT NOT NULL,
+    dpr REAL NOT NULL DEFAULT 1,
+    status TEXT NOT NULL,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    flags TEXT NOT NULL DEFAULT '[]',
+    crawl_id TEXT NOT NULL DEFAULT '',
+    captured_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pages_status ON pages(status);
+"""
+
+
+class Catalog:
+    """A connection to catalog.sqlite with the schema in place."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise sqlite3.DatabaseError(
+                f"{self.path} is not a readable catalog ({exc}); move it away to start afresh"
+            ) from None
+        found = self.meta("schema")
+        if found is None:
+            self.set_meta("schema", str(CATALOG_SCHEMA))
+        elif int(found) > CATALOG_SCHEMA:
+            raise RuntimeError(
+                f"{self.path} was written by a newer version (schema {found}); upgrade the tool"
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def ensure_tables(self, ddl: str) -> None:
+        """Create a stage's own tables (CREATE ... IF NOT EXISTS statements)."""
+        self.conn.executescript(ddl)
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def record_page(self, page: PageRecord, site: str = "", conn: Any = None) -> None:
+        """Insert or replace the catalog row of a page (call inside a transaction)."""
+        (conn or self.conn).execute(
+            "INSERT OR REPLACE INTO pages(page_id, url, final_url, site, viewport, dpr, status,"
+            " width, height, flags, crawl_id, captured_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                page.page_id,
+                page.url,
+                page.final_url,
+                site,
+                f"{page.viewport[0]}x{page.viewport[1]}",
+                page.device_pixel_ratio,
+                page.status,
+                page.width,
+                page.height,
+                json.dumps(page.flags),
+                page.crawl_id,
+                page.captured_at or time.time(),
+            ),
+        )
+
+    def pages(self, status: str | None = None) -> list[sqlite3.Row]:
+        if status is None:
+            return self.conn.execute("SELECT * FROM pages ORDER BY page_id").fetchall()
+        return self.conn.execute(
+            "SELECT * FROM pages WHERE status=? ORDER BY page_id", (status,)
+        ).fetchall()
+
+    def page(self, page_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM pages WHERE page_id=?", (page_id,)).fetchone()

@@ -1,0 +1,137 @@
+"""The on-disk layout of a dataset workspace and atomic writes into it.
+
+    <workspace>/catalog.sqlite
+    <workspace>/pages/<page_id>/{screenshot.png,page.json,boxes.json,...}
+    <workspace>/releases/vNNNN/
+
+A page directory appears all at once: it is written under a temporary name and renamed,
+so a kill at any moment leaves either the whole page or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old content or the new, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+class CorruptFile(ValueError):
+    """A workspace file that cannot be read; the message names it."""
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFile(f"{path} is corrupt ({exc}); delete it to have it made again") from None
+
+
+class Workspace:
+    """Paths of one dataset workspace."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.sqlite"
+
+    @property
+    def pages_dir(self) -> Path:
+        return self.root / "pages"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / "releases"
+
+    def page_dir(self, page_id: str) -> Path:
+        return self.pages_dir / page_id
+
+    def screenshot(self, page_id: str) -> Path:
+        return self.page_dir(page_id) / "screenshot.png"
+
+    def page_json(self, page_id: str) -> Path:
+        return self.page_dir(page_id) / "page.json"
+
+    def boxes_json(self, page_id: str) -> Path:
+        return self.page_dir(page_id) / "boxes.json"
+
+    def preannotation_json(self, page_id: str) -> Path:
+        return self.page_dir(page_id) / "preannotation.json"
+
+    def annotation_json(self, page_id: str) -> Path:
+        return self.page_dir(page_id) / "annotation.json"
+
+    def page_ids(self) -> list[str]:
+        """Page directories that are complete (temporary ones are skipped)."""
+        if not self.pages_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.pages_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(TMP_PREFIX)
+        )
+
+    def ensure(self) -> Workspace:
+        self.pages_dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def clean_partial(self) -> int:
+        """Remove page directories a killed run left half-written; returns how many."""
+        removed = 0
+        if self.pages_dir.is_dir():
+            for p in self.pages_dir.iterdir():
+                if p.name.startswith(TMP_PREFIX):
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+                    removed += 1
+        return removed
+
+    @contextmanager
+    def new_page_dir(self, page_id: str) -> Iterator[Path]:
+        """Yield a temporary directory; on success it becomes pages/<page_id> in one rename.
+
+        An existing page directory is replaced (a re-capture); on failure nothing changes.
+        """
+        self.ensure()
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{page_id}-", dir=self.pages_dir))
+        try:
+            yield tmp
+            final = self.page_dir(page_id)
+            if final.exists():
+                old = final.with_name(f"{TMP_PREFIX}old-{page_id}-{os.getpid()}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
