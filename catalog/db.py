@@ -38,6 +38,40 @@ CREATE TABLE IF NOT EXISTS pages (
     captured_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pages_status ON pages(status);
+
+-- dedupe: duplicate groups (exact or near: one group_id, one canonical page) and the
+-- weaker "same template" relation that only groups splits. Every page that dedupe has
+-- seen has a row in both; a page whose row says canonical=0 is a dropped duplicate.
+CREATE TABLE IF NOT EXISTS dup_groups (
+    page_id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    canonical INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS template_groups (
+    page_id TEXT PRIMARY KEY,
+    template_id TEXT NOT NULL
+);
+
+-- annotate: the human annotation pulled for a page (annotation.json is the data).
+CREATE TABLE IF NOT EXISTS annotations (
+    page_id TEXT PRIMARY KEY,
+    task_id INTEGER,
+    annotation_id INTEGER,
+    annotator TEXT NOT NULL DEFAULT '',
+    lead_time REAL,
+    reviewed INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL DEFAULT '',
+    pulled_at REAL NOT NULL
+);
+
+-- export: one row per release written.
+CREATE TABLE IF NOT EXISTS releases (
+    version TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    pages INTEGER NOT NULL,
+    sha256sums TEXT NOT NULL
+);
 """
 
 

@@ -1,0 +1,23 @@
+"""python -m annotate {preannotate,evaluate,push,pull,report}."""
+
+from __future__ import annotations
+
+import argparse
+
+from catalog.cli import run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m annotate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    # Each module registers its own subcommands and sets `func` on them.
+    from . import cli_prelabel, cli_studio
+
+    cli_prelabel.register(sub)
+    cli_studio.register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    run_main(main)
