@@ -34,6 +34,9 @@ class CaptureConfig:
     image_wait: float = 5.0  # seconds to wait for lazy images to decode
     optimize_for_speed: bool = True  # faster PNG encoding, about 27% larger files
     text_max_chars: int = 200  # text kept per box
+    # Pages of at least this many image pixels are checked for a blank (unpainted) bottom:
+    # Chromium's paint budget is about 512 MiB, i.e. 134M pixels.
+    blank_check_pixels: int = 40_000_000
 
 
 @dataclass

@@ -44,7 +44,9 @@ class PageRecord:
     page_height_css: int = 0  # full document height before any cap
     flags: list[str] = field(default_factory=list)  # truncated, blank_below, timeout...
     blank_from: int | None = None  # image row below which the capture is blank
-    redirects: list[str] = field(default_factory=list)
+    redirects: list[str] = field(default_factory=list)  # the chain, requested URL first
+    retry_after: float | None = None  # seconds, when the server sent Retry-After
+    boxes_beyond_cap: int = 0  # boxes below the height cap, not in the image
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     crawl_id: str = ""
     depth: int = 0

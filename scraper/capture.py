@@ -1,0 +1,383 @@
+"""Capture one page: a true full-page screenshot and the DOM boxes, pixel for pixel aligned.
+
+The order of steps is the recipe measured to keep screenshot and boxes in agreement:
+load -> readyState -> scroll to the top (fixed elements paint at the scroll offset) ->
+prepare (no animations, content-visibility painted, lazy images decoded) -> boxes in one
+script -> scripts disabled -> DevTools screenshot beyond the viewport -> scripts enabled.
+Disabling scripts matters: the screenshot's internal resize would otherwise fire the
+page's resize handlers and the picture would no longer match the boxes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import math
+import struct
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from selenium.common.exceptions import (
+    InvalidSessionIdException,
+    JavascriptException,
+    NoSuchWindowException,
+    TimeoutException,
+    WebDriverException,
+)
+
+from catalog.config import CaptureConfig
+from catalog.records import BOXES_SCHEMA, PageRecord
+from catalog.urls import BadURL, normalise_url, page_id
+from catalog.workspace import Workspace
+
+from .cdp import cdp
+
+_JS = {name: resources.files("scraper").joinpath(f"js/{name}.js").read_text() for name in ("boxes", "prepare")}
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+DEAD_BROWSER_HINTS = (
+    "invalid session id",
+    "chrome not reachable",
+    "disconnected",
+    "session deleted",
+    "no such session",
+    "target window already closed",
+    "tab crashed",
+    "unable to receive message from renderer",
+    "connection refused",
+    "failed to establish a new connection",
+    "max retries exceeded",
+    "connection aborted",
+)
+
+
+class BrowserDied(RuntimeError):
+    """The WebDriver session is gone; the caller restarts the browser and retries the page."""
+
+
+@dataclass
+class CaptureResult:
+    page: PageRecord
+    links: list[str] = field(default_factory=list)
+    n_boxes: int = 0
+
+
+@dataclass
+class DocumentResponse:
+    """What the main document's HTTP exchange said, read from the performance log."""
+
+    status: int | None = None
+    content_type: str = ""
+    url: str = ""
+    redirects: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def is_dead(exc: BaseException) -> bool:
+    if isinstance(exc, (InvalidSessionIdException, NoSuchWindowException)):
+        return True
+    text = str(exc).lower()
+    return any(hint in text for hint in DEAD_BROWSER_HINTS)
+
+
+def _guard(fn, *args: Any) -> Any:
+    """Call into the browser, turning a dead session into BrowserDied."""
+    try:
+        return fn(*args)
+    except (OSError, WebDriverException) as exc:
+        if isinstance(exc, OSError) or is_dead(exc):
+            raise BrowserDied(f"browser died: {str(exc).splitlines()[0][:200]}") from exc
+        raise
+
+
+def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
+    """An exact viewport: --window-size only sets the window, not the layout viewport."""
+    key = (width, height, dpr)
+    if getattr(driver, "_webseg_viewport", None) == key:
+        return
+    cdp(
+        driver,
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": dpr, "mobile": dpr > 1 and width < 1024},
+    )
+    driver._webseg_viewport = key
+
+
+def parse_document_response(entries: list[dict[str, Any]], requested: str) -> DocumentResponse:
+    """Find the top-level document's request chain in performance-log entries."""
+    resp = DocumentResponse()
+    main_request: str | None = None
+    for entry in entries:
+        try:
+            msg = json.loads(entry["message"])["message"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Network.requestWillBeSent" and params.get("type") == "Document":
+            # The first document request is the navigation; frames come later.
+            if main_request is None:
+                main_request = params.get("requestId")
+            if params.get("requestId") != main_request:
+                continue
+            redirect = params.get("redirectResponse")
+            if redirect:
+                resp.redirects.append(redirect.get("url", ""))
+            resp.url = params.get("request", {}).get("url", resp.url)
+        elif method == "Network.responseReceived" and params.get("requestId") == main_request:
+            r = params.get("response", {})
+            resp.status = r.get("status")
+            resp.content_type = (r.get("mimeType") or "").lower()
+            resp.url = r.get("url", resp.url)
+            resp.headers = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+        elif method == "Network.loadingFailed" and params.get("requestId") == main_request:
+            resp.error = params.get("errorText", "failed")
+    if resp.redirects and resp.redirects[0] != requested:
+        resp.redirects.insert(0, requested)
+    return resp
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def to_image_boxes(raw: list[dict[str, Any]], dpr: float, width: int, height: int) -> tuple[list[dict[str, Any]], int]:
+    """CSS-pixel document boxes -> integer image-pixel boxes inside the image.
+
+    Boxes wholly below the image (the page was cut at the height cap) are dropped and
+    counted; every other box is clamped into the image, hidden ones included.
+    """
+    out, beyond = [], 0
+    for box in raw:
+        x, y, w, h = box["bbox"]
+        x0, y0 = math.floor(x * dpr), math.floor(y * dpr)
+        x1, y1 = math.ceil((x + w) * dpr), math.ceil((y + h) * dpr)
+        if y0 >= height and box.get("hidden_reason") != "offpage":
+            beyond += 1
+            continue
+        cx0, cy0 = min(max(x0, 0), width), min(max(y0, 0), height)
+        cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
+        b = dict(box)
+        b["bbox"] = [cx0, cy0, cx1 - cx0, cy1 - cy0]
+        if b["visible"] and (cx1 - cx0 < 1 or cy1 - cy0 < 1):
+            b["visible"], b["hidden_reason"] = False, "offpage"
+        out.append(b)
+    return out, beyond
+
+
+def find_blank_from(pixels: np.ndarray, boxes: list[dict[str, Any]], min_run: int = 3) -> int | None:
+    """The image row below which text boxes sit on uniform pixels: an unpainted capture.
+
+    Chromium stops painting beyond its budget (about 512 MiB of pixels) yet returns an
+    image of the right size. Ink under a text box is the test: if the text boxes at the
+    bottom of the page all land on uniform pixels, the picture is blank from the first.
+    """
+    texts = sorted(
+        (b for b in boxes if b["kind"] == "text" and b["visible"] and b["bbox"][2] >= 2 and b["bbox"][3] >= 2),
+        key=lambda b: b["bbox"][1],
+    )
+    if not texts:
+        return None
+    uniform = []
+    for b in texts:
+        x, y, w, h = b["bbox"]
+        patch = pixels[y : y + h, x : x + w]
+        uniform.append(patch.size == 0 or int(patch.max()) == int(patch.min()))
+    # Trailing run of uniform text boxes, tolerant of a few inked stragglers.
+    inked_after, start = 0, None
+    for i in range(len(texts) - 1, -1, -1):
+        if uniform[i]:
+            start = i
+        else:
+            inked_after += 1
+            if inked_after > max(2, (len(texts) - i) // 20):
+                break
+    if start is None:
+        return None
+    run = texts[start:]
+    if sum(uniform[start:]) < min_run or sum(uniform[start:]) < 0.9 * len(run):
+        return None
+    return int(run[0]["bbox"][1])
+
+
+def _document_ready(driver: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _guard(driver.execute_script, "return document.readyState") == "complete":
+            return
+        time.sleep(0.05)
+
+
+def capture_page(
+    driver: Any,
+    url: str,
+    viewport: tuple[int, int, float],
+    ws: Workspace,
+    cfg: CaptureConfig,
+    *,
+    crawl_id: str = "",
+    depth: int = 0,
+) -> CaptureResult:
+    """Load `url` at `viewport` and write its page directory; see the module docstring."""
+    requested = normalise_url(url)
+    vw, vh, dpr = viewport
+    timings: dict[str, float] = {}
+    flags: list[str] = []
+    t0 = time.monotonic()
+    _guard(set_viewport, driver, vw, vh, dpr)
+    _guard(driver.get_log, "performance")  # drop what earlier pages logged
+    _guard(driver.set_page_load_timeout, cfg.timeout)
+    error = ""
+    try:
+        _guard(driver.get, requested)
+    except TimeoutException:
+        flags.append("timeout")
+        with contextlib.suppress(TimeoutException, JavascriptException):
+            _guard(driver.execute_script, "window.stop()")
+    except WebDriverException as exc:
+        error = str(exc).splitlines()[0][:300]
+    timings["load"] = time.monotonic() - t0
+    resp = parse_document_response(_guard(driver.get_log, "performance"), requested)
+    current = _guard(lambda: driver.current_url)
+    record = PageRecord(
+        page_id="",
+        url=url,
+        final_url=requested,
+        status="ok",
+        viewport=[vw, vh],
+        device_pixel_ratio=dpr,
+        http_status=resp.status,
+        content_type=resp.content_type,
+        redirects=resp.redirects,
+        crawl_id=crawl_id,
+        depth=depth,
+        captured_at=time.time(),
+        flags=flags,
+    )
+    if resp.headers.get("retry-after"):
+        record.retry_after = _retry_after_seconds(resp.headers["retry-after"])
+    if current.startswith("http"):
+        with contextlib.suppress(BadURL):
+            record.final_url = normalise_url(current)
+    record.page_id = page_id(record.final_url, (vw, vh), dpr)
+
+    if error or resp.error or current.startswith("chrome-error:"):
+        record.status, record.error = "unreachable", resp.error or error or "navigation failed"
+        return _write(ws, record, None, [], timings, t0)
+    if resp.content_type and not resp.content_type.startswith(HTML_TYPES):
+        record.status = "not_html"
+        return _write(ws, record, None, [], timings, t0)
+    if "timeout" in flags:
+        record.status = "timeout"
+    elif resp.status is not None and resp.status >= 400:
+        record.status = "http_error"
+
+    t = time.monotonic()
+    if "timeout" not in flags:
+        _document_ready(driver, cfg.timeout)
+    _guard(driver.execute_script, "window.scrollTo(0, 0)")
+    _guard(driver.set_script_timeout, cfg.image_wait + 5)
+    try:
+        _guard(driver.execute_async_script, _JS["prepare"], {"waitMs": int(cfg.image_wait * 1000)})
+    except TimeoutException:
+        flags.append("prepare_timeout")
+    timings["prepare"] = time.monotonic() - t
+
+    t = time.monotonic()
+    data = _guard(driver.execute_script, _JS["boxes"], {"maxText": cfg.text_max_chars})
+    timings["boxes"] = time.monotonic() - t
+    record.title = (data.get("title") or "")[:300]
+    record.page_height_css = int(math.ceil(data["docHeight"]))
+    height_css = min(record.page_height_css, cfg.max_height)
+    if record.page_height_css > cfg.max_height:
+        flags.append("truncated")
+
+    t = time.monotonic()
+    png = _screenshot(driver, vw, max(height_css, 1), cfg.optimize_for_speed)
+    timings["screenshot"] = time.monotonic() - t
+    width, height = _png_size(png)
+    scale = width / vw  # the real ratio of image to CSS pixels
+    boxes, beyond = to_image_boxes(data["boxes"], scale, width, height)
+    record.boxes_beyond_cap = beyond
+
+    if width * height >= cfg.blank_check_pixels:
+        image = Image.open(io.BytesIO(png))
+        blank_from = find_blank_from(np.asarray(image.convert("L")), boxes)
+        if blank_from is not None:
+            # Keep only what was painted, and say so, rather than a silent half-white image.
+            flags.append("blank_below")
+            record.blank_from = blank_from
+            buf = io.BytesIO()
+            image.crop((0, 0, width, blank_from)).save(buf, "PNG", compress_level=1)
+            png = buf.getvalue()
+            width, height = _png_size(png)
+            boxes, _ = to_image_boxes(
+                [dict(b, bbox=[v / scale for v in b["bbox"]]) for b in boxes], scale, width, height
+            )
+    record.width, record.height = width, height
+    links = [link for link in data.get("links", []) if link.startswith(("http://", "https://"))]
+    return _write(ws, record, png, boxes, timings, t0, links)
+
+
+def _screenshot(driver: Any, width: int, height: int, fast: bool) -> bytes:
+    _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        params: dict[str, Any] = {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        }
+        if fast:
+            params["optimizeForSpeed"] = True
+        shot = _guard(cdp, driver, "Page.captureScreenshot", params)
+    finally:
+        _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": False})
+    return base64.b64decode(shot["data"])
+
+
+def _retry_after_seconds(value: str) -> float:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return 0.0
+
+
+def _write(
+    ws: Workspace,
+    record: PageRecord,
+    png: bytes | None,
+    boxes: list[dict[str, Any]],
+    timings: dict[str, float],
+    t0: float,
+    links: list[str] | None = None,
+) -> CaptureResult:
+    t = time.monotonic()
+    with ws.new_page_dir(record.page_id) as tmp:
+        if png is not None:
+            (tmp / "screenshot.png").write_bytes(png)
+            doc = {
+                "schema": BOXES_SCHEMA,
+                "page_id": record.page_id,
+                "width": record.width,
+                "height": record.height,
+                "dpr": record.device_pixel_ratio,
+                "boxes": boxes,
+            }
+            (tmp / "boxes.json").write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+        timings["write"] = time.monotonic() - t
+        timings["total"] = time.monotonic() - t0
+        record.timings.update({k: round(v, 4) for k, v in timings.items()})
+        (tmp / "page.json").write_text(json.dumps(record.to_dict(), indent=1, ensure_ascii=False))
+    return CaptureResult(record, links or [], len(boxes))

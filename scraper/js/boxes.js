@@ -1,0 +1,305 @@
+// Extract the visual objects of the page in one call: text runs per line, images,
+// interactive elements, landmarks and block containers, in document CSS pixels.
+// Called as a function body by Selenium: arguments[0] = {maxText}.
+// Returns {boxes, links, title, docWidth, docHeight}.
+const opts = arguments[0] || {};
+const MAX_TEXT = opts.maxText || 200;
+const sx = window.scrollX, sy = window.scrollY;
+const vw = window.innerWidth, vh = window.innerHeight;
+const root = document.documentElement;
+const body = document.body || root;
+const docWidth = Math.max(root.scrollWidth, body.scrollWidth, root.clientWidth);
+const docHeight = Math.max(root.scrollHeight, body.scrollHeight, root.clientHeight,
+  body.offsetHeight || 0);
+
+const SKIP_TAGS = new Set(["SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "HEAD", "META",
+  "LINK", "TITLE", "BASE", "OPTION", "DATALIST"]);
+const IMAGE_TAGS = new Set(["IMG", "SVG", "CANVAS", "VIDEO", "PICTURE", "OBJECT", "EMBED"]);
+const INTERACTIVE_ROLES = new Set(["button", "link", "checkbox", "radio", "tab", "menuitem",
+  "menuitemcheckbox", "menuitemradio", "switch", "option", "combobox", "textbox",
+  "searchbox", "slider", "spinbutton"]);
+const LANDMARK_TAGS = {HEADER: "header", NAV: "nav", MAIN: "main", ASIDE: "aside",
+  FOOTER: "footer", SEARCH: "search"};
+const LANDMARK_ROLES = {banner: "header", navigation: "nav", main: "main",
+  complementary: "aside", contentinfo: "footer", search: "search", form: "form",
+  region: "region"};
+const BLOCK_DISPLAYS = new Set(["block", "flex", "grid", "table", "list-item", "flow-root",
+  "table-cell", "inline-block", "inline-flex", "inline-grid", "table-row", "table-row-group"]);
+
+const styleCache = new Map();
+function style(el) {
+  let s = styleCache.get(el);
+  if (!s) { s = getComputedStyle(el); styleCache.set(el, s); }
+  return s;
+}
+
+function docRect(r) {
+  return [r.left + sx, r.top + sy, r.width, r.height];
+}
+
+function intersect(a, b) {
+  const x1 = Math.max(a[0], b[0]), y1 = Math.max(a[1], b[1]);
+  const x2 = Math.min(a[0] + a[2], b[0] + b[2]), y2 = Math.min(a[1] + a[3], b[1] + b[3]);
+  return [x1, y1, Math.max(0, x2 - x1), Math.max(0, y2 - y1)];
+}
+
+// The visible part of an element's content after every overflow-clipping ancestor,
+// with the reason it is hidden, if it is. Cached per element: children share ancestors.
+const clipCache = new Map();
+function clipOf(el) {
+  if (!el || el === root || el.nodeType !== 1) {
+    return {rect: [0, 0, docWidth, docHeight], reason: "", opacity: 1};
+  }
+  let c = clipCache.get(el);
+  if (c) return c;
+  const parent = clipOf(el.parentElement);
+  const s = style(el);
+  let rect = parent.rect, reason = parent.reason;
+  let opacity = parent.opacity * parseFloat(s.opacity || "1");
+  if (!reason && (s.visibility === "hidden" || s.visibility === "collapse")) reason = "visibility";
+  if (!reason && opacity < 0.05) reason = "opacity";
+  const clips = (v) => v === "hidden" || v === "clip" || v === "scroll" || v === "auto";
+  if (el !== body && (clips(s.overflowX) || clips(s.overflowY))) {
+    const r = el.getBoundingClientRect();
+    const d = docRect(r);
+    // Clip in the clipping axis only: overflow-x hidden still lets content run down.
+    const box = [clips(s.overflowX) ? d[0] : -1e7, clips(s.overflowY) ? d[1] : -1e7,
+      clips(s.overflowX) ? d[2] : 2e7, clips(s.overflowY) ? d[3] : 2e7];
+    rect = intersect(rect, box);
+  }
+  if (s.position === "fixed") {
+    // Fixed elements escape their ancestors' overflow and are painted at scroll 0.
+    rect = [0, 0, docWidth, docHeight];
+  }
+  c = {rect, reason, opacity};
+  clipCache.set(el, c);
+  return c;
+}
+
+const pathCache = new Map();
+function cssPath(el) {
+  if (!el || el.nodeType !== 1) return "";
+  let p = pathCache.get(el);
+  if (p !== undefined) return p;
+  if (el === root) { p = "html"; pathCache.set(el, p); return p; }
+  let part = el.tagName.toLowerCase();
+  if (el.id && /^[A-Za-z][\w-]*$/.test(el.id)) {
+    part += "#" + el.id;
+  } else if (el.parentElement) {
+    let i = 1;
+    for (let sib = el.previousElementSibling; sib; sib = sib.previousElementSibling) {
+      if (sib.tagName === el.tagName) i++;
+    }
+    part += `:nth-of-type(${i})`;
+  }
+  p = el.parentElement ? cssPath(el.parentElement) + ">" + part : part;
+  pathCache.set(el, p);
+  return p;
+}
+
+const bgCache = new Map();
+function effectiveBackground(el) {
+  if (!el || el.nodeType !== 1) return "rgb(255, 255, 255)";
+  let b = bgCache.get(el);
+  if (b) return b;
+  const c = style(el).backgroundColor;
+  b = (c && c !== "transparent" && !/rgba\(.*,\s*0\)$/.test(c)) ? c
+    : effectiveBackground(el.parentElement);
+  bgCache.set(el, b);
+  return b;
+}
+
+function zHint(el) {
+  for (let e = el; e && e !== root; e = e.parentElement) {
+    const s = style(e);
+    if (s.position !== "static" && s.zIndex !== "auto") return parseInt(s.zIndex, 10) || 0;
+  }
+  return 0;
+}
+
+function isFixed(el) {
+  for (let e = el; e && e !== root; e = e.parentElement) {
+    const p = style(e).position;
+    if (p === "fixed" || p === "sticky") return true;
+  }
+  return false;
+}
+
+function landmarkOf(el) {
+  const role = (el.getAttribute("role") || "").toLowerCase();
+  if (LANDMARK_ROLES[role]) return LANDMARK_ROLES[role];
+  return LANDMARK_TAGS[el.tagName] || "";
+}
+
+function isInteractive(el) {
+  const t = el.tagName;
+  if (t === "A") return el.hasAttribute("href");
+  if (t === "BUTTON" || t === "SELECT" || t === "TEXTAREA" || t === "SUMMARY") return true;
+  if (t === "INPUT") return (el.type || "").toLowerCase() !== "hidden";
+  const role = (el.getAttribute("role") || "").toLowerCase();
+  return INTERACTIVE_ROLES.has(role) || el.isContentEditable && el === el.closest("[contenteditable]");
+}
+
+function hasBackgroundImage(el) {
+  const bg = style(el).backgroundImage;
+  return bg && bg !== "none" && bg.includes("url(");
+}
+
+const boxes = [];
+const boxEls = [];  // the element behind each box, for the occlusion check
+const elementBox = new Map();  // element -> id of its block/landmark box (for parents)
+
+function parentBoxId(el) {
+  for (let e = el; e && e.nodeType === 1; e = e.parentElement) {
+    const id = elementBox.get(e);
+    if (id !== undefined) return id;
+  }
+  return null;
+}
+
+function verdict(el, rect) {
+  const clip = clipOf(el);
+  let reason = clip.reason;
+  let visible = intersect(rect, clip.rect);
+  if (!reason && (rect[2] < 1 || rect[3] < 1)) reason = "zero_size";
+  if (!reason && (visible[2] < 1 || visible[3] < 1)) {
+    const outside = rect[0] + rect[2] <= 0 || rect[1] + rect[3] <= 0 ||
+      rect[0] >= docWidth || rect[1] >= docHeight;
+    reason = outside ? "offpage" : "clipped";
+  }
+  return {bbox: reason ? rect : visible, reason};
+}
+
+function addBox(kind, el, rect, depth, extra) {
+  const s = style(el);
+  const v = verdict(el, rect);
+  const box = {
+    id: boxes.length, kind, bbox: v.bbox, tag: el.tagName.toLowerCase(),
+    role: el.getAttribute("role") || "", dom_id: el.id || "",
+    classes: (typeof el.className === "string" ? el.className : (el.getAttribute("class") || ""))
+      .trim().slice(0, 200),
+    path: cssPath(el), text: "", font_size: parseFloat(s.fontSize) || 0,
+    font_weight: parseInt(s.fontWeight, 10) || 400, color: s.color,
+    background: effectiveBackground(el), z: zHint(el), fixed: isFixed(el),
+    visible: !v.reason, hidden_reason: v.reason, parent: parentBoxId(el.parentElement),
+    depth,
+  };
+  if (extra) Object.assign(box, extra);
+  boxes.push(box);
+  boxEls.push(el);
+  return box;
+}
+
+// Elements first, in document order, so that parents get ids before their content.
+const walker = document.createTreeWalker(body, NodeFilter.SHOW_ELEMENT, {
+  acceptNode(n) { return SKIP_TAGS.has(n.tagName) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT; },
+});
+const depthOf = new Map([[body, 0]]);
+const elements = [body];
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  depthOf.set(n, (depthOf.get(n.parentElement) || 0) + 1);
+  elements.push(n);
+}
+
+for (const el of elements) {
+  const s = style(el);
+  if (s.display === "none" || s.display === "contents") continue;
+  // Nested svg parts are drawn by their outer svg.
+  if (el instanceof SVGElement && el.tagName.toUpperCase() !== "SVG") continue;
+  if (el.tagName.toUpperCase() === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
+  const r = el.getBoundingClientRect();
+  const rect = docRect(r);
+  const depth = depthOf.get(el) || 0;
+  const landmark = landmarkOf(el);
+  if (landmark) {
+    elementBox.set(el, addBox("landmark", el, rect, depth, {landmark}).id);
+  } else if (BLOCK_DISPLAYS.has(s.display) && rect[2] >= 4 && rect[3] >= 4 && el.tagName !== "A") {
+    elementBox.set(el, addBox("block", el, rect, depth).id);
+  }
+  const tag = el.tagName.toUpperCase();
+  if (IMAGE_TAGS.has(tag) || (tag === "INPUT" && (el.type || "") === "image")) {
+    if (tag === "PICTURE") continue;  // its img is the image
+    const extra = {};
+    if (tag === "IMG") {
+      extra.src = (el.currentSrc || el.src || "").slice(0, 300);
+      extra.loaded = el.complete && el.naturalWidth > 0;
+    }
+    addBox("image", el, rect, depth, extra);
+  } else if (hasBackgroundImage(el) && rect[2] >= 4 && rect[3] >= 4) {
+    addBox("image", el, rect, depth, {background_image: true});
+  }
+  if (isInteractive(el)) {
+    const b = addBox("interactive", el, rect, depth);
+    b.text = (el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, MAX_TEXT);
+    if (tag === "A") b.href = el.href.slice(0, 500);
+  }
+}
+
+// Text runs: one box per line of each text node, from the range's client rects.
+const textWalker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, {
+  acceptNode(n) {
+    const p = n.parentElement;
+    if (!p || SKIP_TAGS.has(p.tagName) || p.closest("svg")) return NodeFilter.FILTER_REJECT;
+    return /\S/.test(n.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
+  },
+});
+const range = document.createRange();
+for (let n = textWalker.nextNode(); n; n = textWalker.nextNode()) {
+  const el = n.parentElement;
+  const s = style(el);
+  if (s.display === "none") continue;
+  range.selectNodeContents(n);
+  const rects = range.getClientRects();
+  // Merge the fragments of one line (same top and bottom) into a single run.
+  const lines = [];
+  for (const r of rects) {
+    if (r.width < 1 || r.height < 1) continue;
+    const d = docRect(r);
+    const last = lines[lines.length - 1];
+    if (last && Math.abs(last[1] - d[1]) < 2 && Math.abs(last[3] - d[3]) < 2) {
+      const x2 = Math.max(last[0] + last[2], d[0] + d[2]);
+      last[0] = Math.min(last[0], d[0]);
+      last[2] = x2 - last[0];
+    } else {
+      lines.push(d);
+    }
+  }
+  const text = n.data.replace(/\s+/g, " ").trim().slice(0, MAX_TEXT);
+  const depth = (depthOf.get(el) || 0) + 1;
+  lines.forEach((d, i) => {
+    const b = addBox("text", el, d, depth, {line: i});
+    b.parent = parentBoxId(el);
+    b.text = text;
+  });
+}
+
+// Covered: something else is painted on top. Exact where the browser can tell us
+// (inside the first viewport); below it, only fixed-position overlays are checked.
+function coveredAt(el, x, y) {
+  if (x < 0 || y < 0 || x >= vw || y >= vh) return false;
+  const top = document.elementFromPoint(x, y);
+  if (!top || top === el || el.contains(top) || top.contains(el)) return false;
+  // A label or a link around the element is not covering it.
+  return !(top.closest && top.closest("label, a, button") && top.closest("label, a, button").contains(el));
+}
+boxes.forEach((b, i) => {
+  if (!b.visible || b.kind === "block" || b.kind === "landmark") return;
+  const [x, y, w, h] = b.bbox;
+  const cx = x + w / 2 - sx, cy = y + h / 2 - sy;
+  if (cx >= vw || cy >= vh) return;
+  const el = boxEls[i];
+  const pts = [[cx, cy], [x + w * 0.2 - sx, cy], [x + w * 0.8 - sx, cy]];
+  if (pts.every(([px, py]) => coveredAt(el, px, py))) {
+    b.visible = false;
+    b.hidden_reason = "covered";
+  }
+});
+
+const links = [];
+for (const a of document.querySelectorAll("a[href], area[href]")) {
+  const href = a.href;
+  if (href && /^https?:/i.test(href)) links.push(href);
+}
+
+return {boxes, links, title: document.title || "", docWidth, docHeight,
+  viewport: [vw, vh], contentType: document.contentType || ""};

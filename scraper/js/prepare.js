@@ -1,0 +1,34 @@
+// Make the page ready to be captured as a person would see it once everything loaded:
+// no animations, every content-visibility section painted, lazy images loaded and decoded.
+// Async: arguments[0] = {waitMs}, arguments[last] = the callback Selenium waits for.
+const opts = arguments[0] || {};
+const done = arguments[arguments.length - 1];
+const style = document.createElement("style");
+style.setAttribute("data-webseg", "prepare");
+style.textContent = "*,*::before,*::after{content-visibility:visible!important;" +
+  "animation:none!important;transition:none!important;scroll-behavior:auto!important;" +
+  "caret-color:transparent!important}";
+(document.head || document.documentElement).appendChild(style);
+
+const images = Array.from(document.images);
+for (const img of images) {
+  if (img.loading === "lazy") img.loading = "eager";
+  // Script-driven lazy loading keeps the real source in data-* until scrolled into view.
+  const lazySrc = img.getAttribute("data-src") || img.getAttribute("data-lazy-src") ||
+    img.getAttribute("data-original");
+  if (lazySrc && (!img.getAttribute("src") || img.naturalWidth <= 1)) img.src = lazySrc;
+  const lazySet = img.getAttribute("data-srcset");
+  if (lazySet && !img.getAttribute("srcset")) img.srcset = lazySet;
+}
+for (const iframe of document.querySelectorAll("iframe[loading=lazy]")) iframe.loading = "eager";
+
+const decodes = images.map((img) => (img.decode ? img.decode().catch(() => null) : null));
+const timeout = new Promise((resolve) => setTimeout(resolve, opts.waitMs || 5000));
+Promise.race([Promise.all(decodes), timeout]).then(() => {
+  // Two animation frames: style and layout of the changes above are done and painted.
+  // The timer is a fallback for a page whose frames never come.
+  let finished = false;
+  const finish = () => { if (!finished) { finished = true; done(true); } };
+  requestAnimationFrame(() => requestAnimationFrame(finish));
+  setTimeout(finish, 500);
+});
