@@ -41,22 +41,28 @@ class CaptureConfig:
 
 @dataclass
 class CrawlConfig:
+    # "URL" or "URL SCOPE" per entry; with none, the crawl serves `serve` and starts there.
     seeds: list[str] = field(default_factory=list)
     # Built-in default: Debian's sqlite3-doc, served locally, so a crawl works offline.
     serve: str = "/usr/share/doc/sqlite3"
-    max_pages: int = 200  # in total
-    max_pages_per_site: int = 0  # 0: no per-site limit
+    max_pages: int = 200  # pages captured with status ok, over all runs of these seeds; 0: none
+    max_pages_per_site: int = 0  # the same per registered domain; 0: no per-site limit
     max_depth: int = 10
     scope: str = "prefix"  # page | prefix | host | domain
-    include: list[str] = field(default_factory=list)  # regexes a URL must match (any)
+    # Regexes; when any are given, a URL matching one is in scope instead of the scope rule.
+    include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)  # regexes that drop a URL
     browsers: int = 1
     grid: str = ""  # remote Selenium Grid URL; empty: local Chromium
-    recycle_after: int = 200  # pages per browser before it is restarted
+    recycle_after: int = 200  # pages per browser before it is restarted; 0: never
+    offline: bool = False  # the browsers resolve no host name but loopback (tests, mirrors)
     obey_robots: bool = True
+    robots_timeout: float = 10.0  # seconds to fetch a robots.txt; unreachable means allow
+    robots_error_wait: float = 300.0  # a robots.txt answering 5xx holds its host this long
     delay: float = 1.0  # seconds between requests to one host
     loopback_delay: float = 0.0  # the same for 127.0.0.1 and localhost
-    per_host_concurrency: int = 1
+    per_host_concurrency: int = 1  # pages of one host loading at once
+    loopback_concurrency: int = 0  # the same for loopback hosts; 0: one per browser
     retries: int = 3
     backoff: float = 2.0  # seconds, doubled per retry
     max_retry_after: float = 120.0  # longest Retry-After that is waited for

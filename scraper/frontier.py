@@ -1,0 +1,153 @@
+"""The crawl frontier, kept in the catalog so a killed crawl resumes where it stopped.
+
+One row per (normalised URL, viewport). A row moves queued -> in_flight -> done | failed |
+skipped; `done` is written in the same transaction as the page's catalog row, so a page is
+either captured and done, or still to do. Only the crawl's engine thread writes here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from catalog import Catalog
+
+FRONTIER_DDL = """
+CREATE TABLE IF NOT EXISTS frontier (
+    url TEXT NOT NULL,            -- normalised
+    viewport TEXT NOT NULL,       -- as in the config: 1280x800 or 390x844@3
+    depth INTEGER NOT NULL,
+    seed TEXT NOT NULL,           -- the seed whose scope admitted it
+    host TEXT NOT NULL,           -- netloc, for politeness
+    site TEXT NOT NULL,           -- registered domain, for per-site limits
+    state TEXT NOT NULL,          -- queued | in_flight | done | failed | skipped
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',   -- kind of the last failure (robots, http_404, timeout...)
+    page_id TEXT NOT NULL DEFAULT '',
+    page_status TEXT NOT NULL DEFAULT '',
+    counted INTEGER NOT NULL DEFAULT 0,  -- 1: a captured page that counts against max_pages
+    added_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (url, viewport)
+);
+CREATE INDEX IF NOT EXISTS frontier_todo ON frontier(state, next_at, depth);
+CREATE INDEX IF NOT EXISTS frontier_page ON frontier(page_id);
+"""
+
+STATES = ("queued", "in_flight", "done", "failed", "skipped")
+
+
+@dataclass
+class Entry:
+    url: str
+    viewport: str
+    depth: int
+    seed: str
+    host: str
+    site: str
+    attempts: int = 0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Entry:
+        return cls(row["url"], row["viewport"], row["depth"], row["seed"], row["host"],
+                   row["site"], row["attempts"])
+
+
+class Frontier:
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        catalog.ensure_tables(FRONTIER_DDL)
+
+    def recover(self) -> int:
+        """Return pages a killed crawl left in flight to the queue; returns how many."""
+        with self.catalog.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE frontier SET state='queued', next_at=0 WHERE state='in_flight'"
+            )
+            return cur.rowcount
+
+    def add(self, entries: Iterable[Entry], conn: sqlite3.Connection | None = None) -> int:
+        """Queue URLs not seen before (per viewport); returns how many were new."""
+        now = time.time()
+        rows = [(e.url, e.viewport, e.depth, e.seed, e.host, e.site, now, now) for e in entries]
+        if not rows:
+            return 0
+        c = conn or self.catalog.conn
+        before = c.total_changes
+        c.executemany(
+            "INSERT OR IGNORE INTO frontier(url, viewport, depth, seed, host, site, state,"
+            " added_at, updated_at) VALUES(?,?,?,?,?,?,'queued',?,?)",
+            rows,
+        )
+        return c.total_changes - before
+
+    def candidates(self, now: float, limit: int = 200) -> list[Entry]:
+        rows = self.catalog.execute(
+            "SELECT * FROM frontier WHERE state='queued' AND next_at<=?"
+            " ORDER BY depth, added_at, rowid LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [Entry.from_row(r) for r in rows]
+
+    def next_wake(self) -> float | None:
+        row = self.catalog.execute(
+            "SELECT MIN(next_at) FROM frontier WHERE state='queued'"
+        ).fetchone()
+        return row[0]
+
+    def set_state(self, e: Entry, state: str, *, conn: sqlite3.Connection | None = None,
+                  attempts: int | None = None, next_at: float = 0.0, error: str = "",
+                  page_id: str = "", page_status: str = "", counted: bool = False) -> None:
+        (conn or self.catalog.conn).execute(
+            "UPDATE frontier SET state=?, attempts=?, next_at=?, error=?, page_id=?,"
+            " page_status=?, counted=?, updated_at=? WHERE url=? AND viewport=?",
+            (state, e.attempts if attempts is None else attempts, next_at, error, page_id,
+             page_status, int(counted), time.time(), e.url, e.viewport),
+        )
+
+    def mark_alias_done(self, e: Entry, url: str, page_id: str, page_status: str,
+                        conn: sqlite3.Connection) -> None:
+        """The URL a redirect ended on: seen, and done with the same page, not queued again."""
+        now = time.time()
+        conn.execute(
+            "INSERT INTO frontier(url, viewport, depth, seed, host, site, state, page_id,"
+            " page_status, added_at, updated_at) VALUES(?,?,?,?,?,?,'done',?,?,?,?)"
+            " ON CONFLICT(url, viewport) DO UPDATE SET state='done', page_id=excluded.page_id,"
+            " page_status=excluded.page_status, updated_at=excluded.updated_at"
+            " WHERE frontier.state IN ('queued', 'failed')",
+            (url, e.viewport, e.depth, e.seed, e.host, e.site, page_id, page_status, now, now),
+        )
+
+    # -- counts ---------------------------------------------------------------------------
+
+    def counted_pages(self) -> int:
+        row = self.catalog.execute(
+            "SELECT COUNT(DISTINCT page_id) FROM frontier WHERE counted=1"
+        ).fetchone()
+        return int(row[0])
+
+    def counted_per_site(self) -> dict[str, int]:
+        rows = self.catalog.execute(
+            "SELECT site, COUNT(DISTINCT page_id) FROM frontier WHERE counted=1 GROUP BY site"
+        ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def state_counts(self) -> dict[str, int]:
+        rows = self.catalog.execute(
+            "SELECT state, COUNT(*) FROM frontier GROUP BY state"
+        ).fetchall()
+        counts = dict.fromkeys(STATES, 0)
+        counts.update({r[0]: int(r[1]) for r in rows})
+        return counts
+
+    def error_counts(self) -> dict[str, int]:
+        """Failures and skips by kind, plus captured pages whose status is not ok."""
+        rows = self.catalog.execute(
+            "SELECT CASE WHEN error != '' THEN error ELSE page_status END AS k, COUNT(*)"
+            " FROM frontier WHERE state IN ('failed','skipped')"
+            " OR (state='done' AND page_status NOT IN ('ok','')) GROUP BY k"
+        ).fetchall()
+        return {r[0] or "unknown": int(r[1]) for r in rows}

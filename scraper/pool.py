@@ -1,0 +1,179 @@
+"""The browser pool: K worker threads, each driving one browser (local or on a Grid).
+
+A worker takes a page, asks robots.txt, captures it and hands the outcome back; it never
+writes the catalog (the engine does, in one transaction per page). Its browser is
+replaced after `recycle_after` pages, and at once when it dies: the page it was on goes
+back to the engine to be tried again.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from catalog.config import CaptureConfig
+from catalog.workspace import Workspace
+
+from .browser import CHROMEDRIVER, BrowserOptions, chrome_options, start_browser, stop_browser
+from .capture import BrowserDied, CaptureResult, capture_page
+from .frontier import Entry
+from .robots import Robots
+
+
+def start_detached(opts: BrowserOptions) -> Any:
+    """`start_browser`, with chromedriver (and so Chromium) in a session of its own.
+
+    Ctrl-C in a terminal signals the whole foreground process group; a browser in it would
+    die mid-page instead of finishing the pages in flight as the crawl promises.
+    """
+    if opts.grid:
+        return start_browser(opts)
+    profile = tempfile.mkdtemp(prefix="webseg-chromium-")
+    try:
+        driver = webdriver.Chrome(
+            service=Service(CHROMEDRIVER, popen_kw={"start_new_session": True}),
+            options=chrome_options(opts, profile),
+        )
+    except Exception:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
+    driver._webseg_profile = profile  # stop_browser removes it
+    return driver
+
+
+@dataclass
+class Job:
+    entry: Entry
+    viewport: tuple[int, int, float]
+
+
+@dataclass
+class Outcome:
+    job: Job
+    kind: str  # captured | robots | robots_later | browser_died | no_browser | error
+    result: CaptureResult | None = None
+    crawl_delay: float | None = None
+    retry_at: float | None = None
+    error: str = ""
+    worker: int = 0
+
+
+class Worker(threading.Thread):
+    def __init__(self, index: int, jobs: queue.Queue, results: queue.Queue, ws: Workspace,
+                 capture_cfg: CaptureConfig, browser_opts: BrowserOptions,
+                 robots: Robots | None, recycle_after: int, crawl_id: str,
+                 starter: Callable[[BrowserOptions], Any] = start_detached):
+        super().__init__(name=f"browser-{index}", daemon=True)
+        self.index = index
+        self.jobs, self.results = jobs, results
+        self.ws, self.capture_cfg = ws, capture_cfg
+        self.browser_opts, self.robots = browser_opts, robots
+        self.recycle_after = recycle_after
+        self.crawl_id = crawl_id
+        self.starter = starter
+        self.driver: Any = None
+        self.pages_on_driver = 0
+        self.restarts = 0
+        self.driver_lock = threading.Lock()  # the bench reads `driver` to measure memory
+
+    def run(self) -> None:
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                try:
+                    out = self._do(job)
+                except Exception as exc:  # never let one page take the worker down
+                    out = Outcome(job, "error", error=f"{type(exc).__name__}: {exc}"[:300])
+                out.worker = self.index
+                self.results.put(out)
+        finally:
+            self._stop_driver()
+
+    def _stop_driver(self) -> None:
+        with self.driver_lock:
+            driver, self.driver = self.driver, None
+        if driver is not None:
+            stop_browser(driver)
+
+    def _ensure_driver(self) -> None:
+        if self.driver is not None and self.pages_on_driver >= self.recycle_after > 0:
+            self._stop_driver()
+        if self.driver is None:
+            driver = self.starter(self.browser_opts)
+            with self.driver_lock:
+                self.driver = driver
+            self.pages_on_driver = 0
+
+    def _do(self, job: Job) -> Outcome:
+        crawl_delay = None
+        if self.robots is not None:
+            verdict = self.robots.check(job.entry.url)
+            crawl_delay = verdict.crawl_delay
+            if not verdict.allowed:
+                kind = "robots_later" if verdict.retry_at else "robots"
+                return Outcome(job, kind, crawl_delay=crawl_delay, retry_at=verdict.retry_at)
+        try:
+            self._ensure_driver()
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            return Outcome(job, "no_browser", error=msg)
+        try:
+            result = capture_page(
+                self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
+                crawl_id=self.crawl_id, depth=job.entry.depth,
+            )
+        except BrowserDied as exc:
+            self._stop_driver()
+            self.restarts += 1
+            return Outcome(job, "browser_died", error=str(exc)[:300])
+        self.pages_on_driver += 1
+        return Outcome(job, "captured", result=result, crawl_delay=crawl_delay)
+
+
+class Pool:
+    """K workers fed through one job queue; outcomes come back on `results`."""
+
+    def __init__(self, size: int, **worker_kwargs: Any):
+        self.jobs: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.workers = [
+            Worker(i, self.jobs, self.results, **worker_kwargs) for i in range(max(1, size))
+        ]
+
+    @property
+    def size(self) -> int:
+        return len(self.workers)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def submit(self, job: Job) -> None:
+        self.jobs.put(job)
+
+    def next_outcome(self, timeout: float) -> Outcome | None:
+        try:
+            return self.results.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def close(self, timeout: float = 30.0) -> None:
+        for _ in self.workers:
+            self.jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for w in self.workers:
+            w.join(max(0.1, deadline - time.monotonic()))
+
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self.workers)
