@@ -113,6 +113,8 @@ class ExportConfig:
     resize_width: int = 0  # >0: resize pages to this width
     include_preannotations: bool = False
     split_salt: str = "webseg-v1"  # changing it reshuffles every split; never change it lightly
+    png_level: int = 1  # zlib level of PNGs the export writes (1 fast ... 9 small); fixed = same bytes
+    preview_pages: int = 12  # pages on a release's contact sheet (preview.png)
 
 
 @dataclass
