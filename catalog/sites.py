@@ -9,7 +9,10 @@ from urllib.parse import urlsplit
 import tldextract
 
 # suffix_list_urls=() keeps tldextract on the snapshot it ships: no network at run time.
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+# Private suffixes count (github.io, blogspot.com): each user site there is a site of its own.
+_EXTRACT = tldextract.TLDExtract(
+    suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
+)
 
 
 @lru_cache(maxsize=65536)

@@ -66,7 +66,11 @@ def normalise_url(url: str) -> str:
 def _normalise_path(path: str) -> str:
     if not path:
         return "/"
-    trailing = path.endswith("/")
+    # Decode first: "%2E%2E" is a dot segment too (RFC 3986 6.2.2.2 before 5.2.4), and
+    # resolving before decoding would make a second pass change the URL again.
+    path = unquote(path)
+    # "/a/b/.." names the directory "/a/", as a browser resolves it.
+    trailing = path.endswith(("/", "/.", "/.."))
     resolved = posixpath.normpath(path)
     if resolved.startswith("//"):
         resolved = "/" + resolved.lstrip("/")
@@ -74,7 +78,7 @@ def _normalise_path(path: str) -> str:
         resolved = "/"
     if trailing and not resolved.endswith("/"):
         resolved += "/"
-    return quote(unquote(resolved), safe="/:@!$&'()*+,;=-._~")
+    return quote(resolved, safe="/:@!$&'()*+,;=-._~")
 
 
 def _normalise_query(query: str) -> str:
