@@ -38,6 +38,9 @@ from catalog.workspace import Workspace
 
 from .cdp import cdp
 
+# Our own screenshots are trusted and can be very tall.
+Image.MAX_IMAGE_PIXELS = None
+
 _JS = {name: resources.files("scraper").joinpath(f"js/{name}.js").read_text() for name in ("boxes", "prepare")}
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")

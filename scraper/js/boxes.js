@@ -83,8 +83,10 @@ function cssPath(el) {
   if (p !== undefined) return p;
   if (el === root) { p = "html"; pathCache.set(el, p); return p; }
   let part = el.tagName.toLowerCase();
-  if (el.id && /^[A-Za-z][\w-]*$/.test(el.id)) {
-    part += "#" + el.id;
+  // getAttribute, not el.id: a form with an input named "id" shadows the property.
+  const id = el.getAttribute("id");
+  if (id && /^[A-Za-z][\w-]*$/.test(id)) {
+    part += "#" + id;
   } else if (el.parentElement) {
     let i = 1;
     for (let sib = el.previousElementSibling; sib; sib = sib.previousElementSibling) {
@@ -97,17 +99,26 @@ function cssPath(el) {
   return p;
 }
 
+// The colour a text is drawn on, and whether an image may lie under it (then the
+// colour alone cannot tell whether the text shows).
 const bgCache = new Map();
-function effectiveBackground(el) {
-  if (!el || el.nodeType !== 1) return "rgb(255, 255, 255)";
+function backgroundOf(el) {
+  if (!el || el.nodeType !== 1) return {color: "rgb(255, 255, 255)", image: false};
   let b = bgCache.get(el);
   if (b) return b;
-  const c = style(el).backgroundColor;
-  b = (c && c !== "transparent" && !/rgba\(.*,\s*0\)$/.test(c)) ? c
-    : effectiveBackground(el.parentElement);
+  const s = style(el);
+  const c = s.backgroundColor;
+  const image = s.backgroundImage && s.backgroundImage !== "none";
+  if (c && c !== "transparent" && !/rgba\(.*,\s*0\)$/.test(c)) {
+    b = {color: c, image};
+  } else {
+    const up = backgroundOf(el.parentElement);
+    b = {color: up.color, image: image || up.image};
+  }
   bgCache.set(el, b);
   return b;
 }
+function effectiveBackground(el) { return backgroundOf(el).color; }
 
 function zHint(el) {
   for (let e = el; e && e !== root; e = e.parentElement) {
@@ -175,9 +186,8 @@ function addBox(kind, el, rect, depth, extra) {
   const v = verdict(el, rect);
   const box = {
     id: boxes.length, kind, bbox: v.bbox, tag: el.tagName.toLowerCase(),
-    role: el.getAttribute("role") || "", dom_id: el.id || "",
-    classes: (typeof el.className === "string" ? el.className : (el.getAttribute("class") || ""))
-      .trim().slice(0, 200),
+    role: el.getAttribute("role") || "", dom_id: el.getAttribute("id") || "",
+    classes: (el.getAttribute("class") || "").trim().slice(0, 200),
     path: cssPath(el), text: "", font_size: parseFloat(s.fontSize) || 0,
     font_weight: parseInt(s.fontWeight, 10) || 400, color: s.color,
     background: effectiveBackground(el), z: zHint(el), fixed: isFixed(el),
@@ -230,8 +240,8 @@ for (const el of elements) {
   }
   if (isInteractive(el)) {
     const b = addBox("interactive", el, rect, depth);
-    b.text = (el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, MAX_TEXT);
-    if (tag === "A") b.href = el.href.slice(0, 500);
+    b.text = String(el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, MAX_TEXT);
+    if (tag === "A") b.href = String(el.href).slice(0, 500);
   }
 }
 
@@ -266,10 +276,14 @@ for (let n = textWalker.nextNode(); n; n = textWalker.nextNode()) {
   }
   const text = n.data.replace(/\s+/g, " ").trim().slice(0, MAX_TEXT);
   const depth = (depthOf.get(el) || 0) + 1;
+  // Text drawn in the colour of a plain background is not seen by anyone.
+  const bg = backgroundOf(el);
+  const invisibleInk = s.color === bg.color && !bg.image && !s.textShadow.includes("px");
   lines.forEach((d, i) => {
     const b = addBox("text", el, d, depth, {line: i});
     b.parent = parentBoxId(el);
     b.text = text;
+    if (invisibleInk && b.visible) { b.visible = false; b.hidden_reason = "no_contrast"; }
   });
 }
 

@@ -7,7 +7,10 @@ const style = document.createElement("style");
 style.setAttribute("data-webseg", "prepare");
 style.textContent = "*,*::before,*::after{content-visibility:visible!important;" +
   "animation:none!important;transition:none!important;scroll-behavior:auto!important;" +
-  "caret-color:transparent!important}";
+  "caret-color:transparent!important}" +
+  // Scripts are switched off for the screenshot, and Chromium then renders <noscript>:
+  // keep it hidden, as it was when the boxes were read.
+  "noscript{display:none!important}";
 (document.head || document.documentElement).appendChild(style);
 
 const images = Array.from(document.images);
