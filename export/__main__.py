@@ -1,0 +1,101 @@
+"""python -m export [options]: write the next release; python -m export verify RELEASE."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from catalog.cli import add_common_args, load, run_main
+
+from .release import make_release
+from .verify import verify_release
+
+
+def _release_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Write the next release, datasets/<name>/releases/vNNNN/ "
+        "(`python -m export verify RELEASE` checks one).",
+    )
+    add_common_args(p)
+    p.add_argument("--include-preannotations", action="store_true", default=None,
+                   help="also export pages nobody reviewed yet (marked in the manifest)")
+    p.add_argument("--tile", type=int, default=None, help="also cut square tiles of N px (0: off)")
+    p.add_argument("--resize-width", type=int, default=None, help="resize pages to N px wide")
+    p.add_argument("--val-ratio", type=float, default=None, help="share of groups in val")
+    p.add_argument("--test-ratio", type=float, default=None, help="share of groups in test")
+    return p
+
+
+def _verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export verify",
+        description="Check every checksum of a release and that its COCO files match its masks.",
+    )
+    p.add_argument("release", help="a release directory, e.g. datasets/NAME/releases/v0001")
+    return p
+
+
+def cmd_verify(argv: list[str]) -> int:
+    args = _verify_parser().parse_args(argv)
+    rep = verify_release(args.release)
+    for problem in rep.problems[1:]:
+        print(f"  {problem}", file=sys.stderr)
+    print(rep.verdict())
+    return 0 if rep.ok else 1
+
+
+def cmd_release(argv: list[str]) -> int:
+    args = _release_parser().parse_args(argv)
+    config, ws = load(args)
+    ex = config.export
+    for name in ("include_preannotations", "tile", "resize_width", "val_ratio", "test_ratio"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(ex, name, value)
+    if not ws.catalog_path.is_file():
+        raise ValueError(f"{ws.catalog_path} does not exist: crawl and annotate first (make crawl)")
+    errors = 0
+    with Progress(
+        TextColumn("export"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} pages/s, {task.fields[errors]} errors"),
+        TimeElapsedColumn(), transient=False, disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("export", total=None, rate=0.0, errors=0)
+
+        def progress(page_id: str, ok: bool) -> None:
+            nonlocal errors
+            errors += not ok
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            done = bar.tasks[0].completed + 1
+            bar.update(task, advance=1, rate=done / elapsed, errors=errors)
+
+        result = make_release(ws, config, progress=progress,
+                              log=lambda line: bar.console.print(line, markup=False))
+    splits = ", ".join(f"{n} {s}" for s, n in result.per_split.items())
+    print(
+        f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tiles, "
+        f"{len(result.problems)} left out"
+    )
+    empty = [s for s, n in result.per_split.items() if n == 0]
+    if empty:
+        print(
+            f"warning: split {', '.join(empty)} is empty: the pages come from too few sites "
+            "or templates for the asked ratios", file=sys.stderr,
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "verify":
+        return cmd_verify(argv[1:])
+    if argv and argv[0] == "release":
+        argv = argv[1:]
+    return cmd_release(argv)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,115 @@
+"""Which split a page belongs to: a function of its group, stable as the dataset grows.
+
+A page's group joins everything a model could learn across the train/val boundary: its
+registered domain, its duplicate group and its same-template group. Groups are unions of
+sites: a duplicate or template group whose pages come from two sites links those sites.
+
+The split of a group is a salted hash of its *key*, the lexicographically smallest site in
+it. Adding pages therefore never moves an existing page, except when a new page links two
+groups that were apart (a new cross-site duplicate or template): the merged group takes the
+split of its smallest site and the pages of the other group move. Release cards count such
+moves against the previous release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """What the split needs to know about one page (from the catalog)."""
+
+    page_id: str
+    site: str  # registered domain; empty: the page is a group of its own
+    dup_group: str = ""
+    template: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    split: str
+    group: str  # the group key: smallest site of the group
+
+
+def check_ratios(val_ratio: float, test_ratio: float) -> None:
+    if not (0.0 <= val_ratio < 1.0 and 0.0 <= test_ratio < 1.0):
+        raise ValueError(f"export ratios must lie in [0, 1) (val {val_ratio}, test {test_ratio})")
+    if val_ratio + test_ratio >= 1.0:
+        raise ValueError(
+            f"val_ratio + test_ratio must stay below 1 (now {val_ratio + test_ratio}); "
+            "lower one of them in [export]"
+        )
+
+
+def unit_hash(key: str, salt: str) -> float:
+    """A uniform number in [0, 1) that depends only on (salt, key)."""
+    digest = hashlib.sha256(f"{salt}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_of_key(key: str, salt: str, val_ratio: float, test_ratio: float = 0.0) -> str:
+    """val below val_ratio, test in the next test_ratio, train above.
+
+    Adding a test split later takes pages from train only: validation stays put.
+    """
+    u = unit_hash(key, salt)
+    if u < val_ratio:
+        return "val"
+    if u < val_ratio + test_ratio:
+        return "test"
+    return "train"
+
+
+def _site(page: PageLinks) -> str:
+    # A page with no site must not join every other site-less page.
+    return page.site or f"page:{page.page_id}"
+
+
+def group_keys(pages: Iterable[PageLinks]) -> dict[str, str]:
+    """page_id -> group key (smallest site of the page's connected group of sites)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            # The smaller name stays the root, so the root is always the group's key.
+            lo, hi = sorted((ra, rb))
+            parent[hi] = lo
+
+    pages = list(pages)
+    first_site: dict[str, str] = {}
+    for page in pages:
+        site = _site(page)
+        find(site)
+        for link in (f"dup:{page.dup_group}" if page.dup_group else "",
+                     f"tpl:{page.template}" if page.template else ""):
+            if link:
+                if link in first_site:
+                    union(first_site[link], site)
+                else:
+                    first_site[link] = site
+    return {page.page_id: find(_site(page)) for page in pages}
+
+
+def assign_splits(
+    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0
+) -> dict[str, Assignment]:
+    """page_id -> (split, group key) for every page given."""
+    check_ratios(val_ratio, test_ratio)
+    keys = group_keys(pages)
+    splits = {key: split_of_key(key, salt, val_ratio, test_ratio) for key in set(keys.values())}
+    return {pid: Assignment(splits[key], key) for pid, key in keys.items()}

@@ -1,0 +1,268 @@
+"""Classes, the semantic mask (one class index a pixel) and COCO RLE of instances.
+
+Precedence, written into classes.json: 0 is background; regions are painted largest first,
+so a region drawn inside another wins over it (ties: class order, then position); element
+masks are painted over every region, in label-set order (text, then image, then
+interactive by default), so a later element class wins. 255 marks padding of tiles that
+reach past the page ("ignore" for training).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from catalog.config import LabelsConfig
+
+CLASSES_SCHEMA = 1
+BACKGROUND = 0
+IGNORE = 255
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), image pixels
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    regions: tuple[str, ...]
+    elements: tuple[str, ...]
+    colors: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_labels(cls, labels: LabelsConfig) -> ClassSet:
+        if len(labels.regions) + len(labels.masks) > 254:
+            raise ValueError("the label set has more than 254 classes; a mask byte holds 254")
+        names = [*labels.regions, *labels.masks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"[labels] repeats a class name: {names}")
+        return cls(tuple(labels.regions), tuple(labels.masks), tuple(sorted(labels.colors.items())))
+
+    @property
+    def names(self) -> list[str]:
+        return ["background", *self.regions, *self.elements]
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def is_region(self, index: int) -> bool:
+        return 1 <= index <= len(self.regions)
+
+    def color(self, name: str) -> tuple[int, int, int]:
+        text = dict(self.colors).get(name)
+        if name == "background" or not text:
+            return (0, 0, 0) if name == "background" else _fallback_color(self.index(name))
+        text = text.lstrip("#")
+        return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+
+    def palette(self) -> list[int]:
+        """768 entries for a mode "P" PNG: class colours, white for ignore."""
+        pal = [0] * 768
+        for i, name in enumerate(self.names):
+            pal[3 * i : 3 * i + 3] = self.color(name)
+        pal[3 * IGNORE : 3 * IGNORE + 3] = (255, 255, 255)
+        return pal
+
+    def to_json(self) -> dict:
+        return {
+            "schema": CLASSES_SCHEMA,
+            "classes": [
+                {
+                    "id": i,
+                    "name": name,
+                    "kind": "background" if i == 0 else ("region" if self.is_region(i) else "element"),
+                    "color": "#{:02x}{:02x}{:02x}".format(*self.color(name)),
+                }
+                for i, name in enumerate(self.names)
+            ],
+            "background": BACKGROUND,
+            "ignore_index": IGNORE,
+            "precedence": (
+                "Semantic masks hold one class id per pixel. Regions are painted largest "
+                "first (ties: class id, then position), so a nested region wins over the one "
+                "around it; element masks are painted over all regions, in class id order, "
+                "so a higher element id wins. 255 marks tile padding beyond the page."
+            ),
+            "coco": "category_id equals the class id; background (0) is not a category.",
+        }
+
+
+def _fallback_color(index: int) -> tuple[int, int, int]:
+    # Golden-angle hues: distinct and deterministic for classes the config gives no colour.
+    h = (index * 137.508) % 360 / 60
+    x = int(255 * (1 - abs(h % 2 - 1)))
+    return [(255, x, 0), (x, 255, 0), (0, 255, x), (0, x, 255), (x, 0, 255), (255, 0, x)][int(h)]
+
+
+def int_box(bbox: Sequence[float], width: int, height: int) -> Box | None:
+    """[x, y, w, h] floats -> integer corners clipped to the image; None when empty."""
+    x, y, w, h = (float(v) for v in bbox)
+
+    def r(v: float) -> int:
+        return int(math.floor(v + 0.5))
+
+    x0, y0 = max(0, r(x)), max(0, r(y))
+    x1, y1 = min(width, r(x + w)), min(height, r(y + h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def region_order(regions: Sequence[tuple[int, Box]]) -> list[tuple[int, Box]]:
+    """The painting order of regions: largest first, then class id, then position."""
+
+    def key(item: tuple[int, Box]) -> tuple:
+        cls, (x0, y0, x1, y1) = item
+        return (-(x1 - x0) * (y1 - y0), cls, y0, x0, y1, x1)
+
+    return sorted(regions, key=key)
+
+
+def paint_semantic(
+    width: int,
+    height: int,
+    regions: Sequence[tuple[int, Box]],
+    elements: Sequence[tuple[int, np.ndarray]],
+) -> np.ndarray:
+    """uint8 (height, width) class ids with the precedence of the module docstring."""
+    sem = np.zeros((height, width), np.uint8)
+    for cls, (x0, y0, x1, y1) in region_order(regions):
+        sem[y0:y1, x0:x1] = cls
+    for cls, mask in sorted(elements, key=lambda e: e[0]):
+        np.copyto(sem, np.uint8(cls), where=mask)
+    return sem
+
+
+def _compress(counts: list[int], height: int, width: int) -> dict:
+    if len(counts) > 1 and counts[-1] == 0:  # pycocotools' own encoder omits it
+        counts = counts[:-1]
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def rect_rle(box: Box, height: int, width: int) -> dict:
+    """Compressed COCO RLE of a filled rectangle, without building the dense mask."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    first = x0 * height + y0
+    last_end = (x1 - 1) * height + y1
+    if h == height:  # columns touch: one run
+        counts = [first, (x1 - x0) * height, height * width - (first + (x1 - x0) * height)]
+    else:
+        counts = [first] + [h, height - h] * (x1 - x0 - 1) + [h, height * width - last_end]
+    return _compress(counts, height, width)
+
+
+@dataclass(frozen=True)
+class Instance:
+    rle: dict
+    bbox: Box
+    area: int
+
+
+def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[bytes]:
+    """COCO's compressed RLE text for many masks at once (pycocotools' rleToString).
+
+    counts: uncompressed counts of all masks, concatenated; owner: which mask each count
+    belongs to (non-decreasing). Vectorised because pycocotools converts uncompressed
+    counts one Python object at a time, which dominated the export of text-heavy pages.
+    """
+    counts = counts.astype(np.int64)
+    first = np.searchsorted(owner, np.arange(n_owners))
+    pos = np.arange(len(counts)) - first[owner]
+    x = counts.copy()
+    later = np.flatnonzero(pos > 2)  # the format codes counts after the third as deltas
+    x[later] -= counts[later - 2]
+    chars = np.empty((len(x), 7), np.uint8)  # 7 five-bit chunks cover 32-bit counts
+    valid = np.empty((len(x), 7), bool)
+    active = np.ones(len(x), bool)
+    used = 0
+    while used < 7 and active.any():
+        c = x & 0x1F
+        x >>= 5
+        more = np.where(c & 0x10, x != -1, x != 0)
+        chars[:, used] = (c | (more << 5)) + 48
+        valid[:, used] = active
+        active &= more
+        used += 1
+    chars, valid = chars[:, :used], valid[:, :used]
+    text = chars[valid].tobytes()
+    per_count = valid.sum(axis=1)
+    ends = np.cumsum(np.bincount(owner, weights=per_count, minlength=n_owners).astype(np.int64))
+    starts = np.r_[0, ends[:-1]]
+    return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def component_instances(mask: np.ndarray) -> list[Instance]:
+    """One COCO instance per 8-connected component of a boolean mask, in scan order.
+
+    Runs are found once over the whole mask in column-major order (COCO's) and handed to
+    their components, so the cost barely grows with the number of components.
+    """
+    height, width = mask.shape
+    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return []
+    # Column-major with one background pixel after each column: runs never wrap columns.
+    col_major = np.zeros((width, height + 1), bool)
+    col_major[:, :height] = mask.T
+    flat = col_major.ravel()
+    starts = np.flatnonzero(~flat[:-1] & flat[1:]) + 1
+    if flat[0]:
+        starts = np.r_[0, starts]
+    ends = np.flatnonzero(flat[:-1] & ~flat[1:]) + 1
+    col = starts // (height + 1)
+    row0 = starts - col * (height + 1)
+    row1 = ends - col * (height + 1)
+    lab = labels[row0, col]
+    order = np.argsort(lab, kind="stable")  # by component, then position
+    lab, col, row0, row1 = lab[order], col[order], row0[order], row1[order]
+    s = col * height + row0
+    e = col * height + row1
+    # Bounding boxes and areas per component.
+    comp_first = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    comp_last = np.r_[comp_first[1:] - 1, len(lab) - 1]
+    area = np.add.reduceat(e - s, comp_first)
+    y0 = np.minimum.reduceat(row0, comp_first)
+    y1 = np.maximum.reduceat(row1, comp_first)
+    x0, x1 = col[comp_first], col[comp_last] + 1
+    # Runs that continue from the bottom of a column to the top of the next are one run.
+    new = np.r_[True, (lab[1:] != lab[:-1]) | (s[1:] != e[:-1])]
+    last = np.r_[new[1:], True]
+    s, e, lab = s[new], e[last], lab[new]
+    comp = np.cumsum(np.r_[True, lab[1:] != lab[:-1]]) - 1
+    n_comp = int(comp[-1]) + 1
+    is_first = np.r_[True, comp[1:] != comp[:-1]]
+    is_last = np.r_[comp[1:] != comp[:-1], True]
+    gaps = s - np.where(is_first, 0, np.r_[0, e[:-1]])
+    # Output per run: gap, length; per component a tail of zeros after its last run.
+    total = height * width
+    out = np.empty(2 * len(s) + n_comp, np.int64)
+    owner = np.empty_like(out)
+    at = 2 * np.arange(len(s)) + comp
+    out[at], out[at + 1] = gaps, e - s
+    owner[at] = owner[at + 1] = comp
+    tail_at = at[is_last] + 2
+    out[tail_at] = total - e[is_last]
+    owner[tail_at] = comp[is_last]
+    keep = np.ones(len(out), bool)
+    keep[tail_at[out[tail_at] == 0]] = False  # pycocotools omits a trailing zero count
+    texts = rle_strings(out[keep], owner[keep], n_comp)
+    return [
+        Instance(
+            {"size": [height, width], "counts": texts[i].decode("ascii")},
+            (int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])),
+            int(area[i]),
+        )
+        for i in range(n_comp)
+    ]
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """A COCO RLE (counts as str or bytes) -> boolean mask."""
+    counts = rle["counts"]
+    obj = {"size": rle["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    return mask_utils.decode(obj).astype(bool)

@@ -1,0 +1,77 @@
+"""preview.png: a contact sheet of a release, pages with their masks overlaid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+THUMB_W = 240
+THUMB_H = 360  # the top of each page, where headers and navigation are
+LABEL_H = 14
+ALPHA = 0.45
+
+
+def thumbnail(image: Image.Image, mask: Image.Image, caption: str) -> Image.Image:
+    """The top of a page at THUMB_W wide, class colours blended over it."""
+    w, h = image.size
+    scale = THUMB_W / w
+    crop_h = min(h, int(THUMB_H / scale))
+    size = (THUMB_W, max(1, round(crop_h * scale)))
+    img = np.asarray(image.convert("RGB").crop((0, 0, w, crop_h)).resize(
+        size, Image.Resampling.BILINEAR), dtype=np.float32)
+    idx = mask.crop((0, 0, w, crop_h)).resize(size, Image.Resampling.NEAREST)
+    colours = np.asarray(idx.convert("RGB"), dtype=np.float32)
+    labelled = (np.asarray(idx) != 0)[..., None]
+    blend = np.where(labelled, img * (1 - ALPHA) + colours * ALPHA, img)
+    tile = Image.new("RGB", (THUMB_W, THUMB_H + LABEL_H), (255, 255, 255))
+    tile.paste(Image.fromarray(blend.round().astype(np.uint8)), (0, LABEL_H))
+    ImageDraw.Draw(tile).text((2, 1), caption[:40], fill=(0, 0, 0))
+    return tile
+
+
+def legend(names: list[str], colours: list[tuple[int, int, int]], width: int) -> Image.Image:
+    im = Image.new("RGB", (width, 18), (255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    x = 4
+    for name, colour in zip(names, colours, strict=True):
+        draw.rectangle((x, 4, x + 10, 14), fill=colour, outline=(0, 0, 0))
+        draw.text((x + 14, 3), name, fill=(0, 0, 0))
+        x += 14 + 7 * len(name) + 10
+    return im
+
+
+def contact_sheet(
+    release: Path, pages: list[dict], names: list[str], colours: list[tuple[int, int, int]],
+    columns: int = 6,
+) -> Image.Image:
+    """pages: manifest rows (image, mask, split, page_id) to show."""
+    thumbs = []
+    for row in pages:
+        with Image.open(release / row["image"]) as im, Image.open(release / row["mask"]) as m:
+            thumbs.append(thumbnail(im, m, f"{row['split']} {row['page_id'][:16]} {row['site']}"))
+    columns = max(1, min(columns, len(thumbs)))
+    rows = (len(thumbs) + columns - 1) // columns
+    width = columns * (THUMB_W + 4) + 4
+    key = legend(names[1:], colours[1:], width)
+    sheet = Image.new("RGB", (width, key.height + rows * (THUMB_H + LABEL_H + 4) + 4), (200, 200, 200))
+    sheet.paste(key, (0, 0))
+    for i, t in enumerate(thumbs):
+        r, c = divmod(i, columns)
+        sheet.paste(t, (4 + c * (THUMB_W + 4), key.height + 4 + r * (THUMB_H + LABEL_H + 4)))
+    return sheet
+
+
+def pick(manifest: list[dict], splits: list[str], n: int) -> list[dict]:
+    """Up to n pages, shared fairly among splits, spread over sites."""
+    per = {s: sorted((r for r in manifest if r["split"] == s),
+                     key=lambda r: (r["site"], r["page_id"])) for s in splits}
+    chosen: list[dict] = []
+    while len(chosen) < n and any(per.values()):
+        for s in splits:
+            rows = per[s]
+            if rows and len(chosen) < n:
+                # Take from the middle of what is left: alternates between sites.
+                chosen.append(rows.pop(len(rows) // 2))
+    return sorted(chosen, key=lambda r: (splits.index(r["split"]), r["page_id"]))

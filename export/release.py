@@ -1,0 +1,297 @@
+"""Write the next release of a workspace: releases/vNNNN/, complete or not at all.
+
+The release is built under a temporary name and renamed when complete; an existing
+version is never written to. Files are read-only once in place. The catalog gets one row
+(with the time) in `releases`; nothing inside the release depends on when it was made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+
+from catalog import Catalog, Config, Workspace
+
+from .card import CardData, render_card
+from .coco import COCO_INFO_SCHEMA, categories
+from .groups import assign_splits, check_ratios
+from .manifest import Changes, diff_manifests, read_manifest, write_manifest
+from .masks import ClassSet
+from .pagefiles import export_page
+from .preview import contact_sheet, pick
+from .select import PageInput, select_pages
+
+VERSION_RE = re.compile(r"^v(\d{4,})$")
+TMP_PREFIX = ".tmp-"
+SUMS = "SHA256SUMS"
+# Libraries whose output bytes a release depends on; the card names their versions.
+WRITERS = ("pillow", "numpy", "pycocotools", "pyarrow", "opencv-python-headless")
+
+
+@dataclass
+class ReleaseResult:
+    version: str
+    path: Path
+    pages: int
+    per_split: dict[str, int]
+    tiles: int
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    changes: Changes = field(default_factory=Changes)
+
+
+def versions(releases_dir: Path) -> list[str]:
+    if not releases_dir.is_dir():
+        return []
+    found = [p.name for p in releases_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def next_version(releases_dir: Path) -> str:
+    have = versions(releases_dir)
+    return f"v{int(have[-1][1:]) + 1:04d}" if have else "v0001"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_sums(root: Path) -> str:
+    """SHA256SUMS over every file of the release (sha256sum -c reads it); returns its text."""
+    lines = [
+        f"{sha256_file(p)}  {p.relative_to(root).as_posix()}"
+        for p in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
+        if p.is_file() and p.name != SUMS
+    ]
+    text = "\n".join(lines) + "\n"
+    (root / SUMS).write_text(text, encoding="utf-8")
+    return text
+
+
+def _dump(obj: object, path: Path, compact: bool = False) -> None:
+    text = (
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if compact
+        else json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False)
+    )
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _jsonl(rows: list[dict], path: Path) -> None:
+    path.write_text(
+        "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+
+
+def _freeze(root: Path) -> None:
+    """Files read-only: a release is never modified in place."""
+    ro = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+    for p in root.rglob("*"):
+        if p.is_file():
+            p.chmod(ro)
+
+
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for name in WRITERS:
+        try:
+            out[name] = pkg_version(name)
+        except Exception:  # a writer missing from metadata is named without its version
+            out[name] = "?"
+    return out
+
+
+def make_release(
+    ws: Workspace,
+    config: Config,
+    *,
+    progress: Callable[[str, bool], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> ReleaseResult:
+    """Write the next release; ValueError (no release, nothing left behind) when empty."""
+    ex = config.export
+    check_ratios(ex.val_ratio, ex.test_ratio)
+    if ex.tile < 0 or ex.resize_width < 0:
+        raise ValueError("[export] tile and resize_width must be 0 (off) or positive")
+    classes = ClassSet.from_labels(config.labels)
+    splits = ["train", "val"] + (["test"] if ex.test_ratio > 0 else [])
+
+    with Catalog(ws.catalog_path) as cat:
+        sel = select_pages(ws, cat, classes, ex.include_preannotations)
+    for pid, why in sel.problems:
+        log(f"left out {pid}: {why}")
+    if not sel.pages:
+        what = "human-annotated or pre-annotated" if ex.include_preannotations else "human-annotated"
+        raise ValueError(
+            f"nothing to export from {ws.root}: no usable {what} page "
+            f"({len(sel.problems)} with bad input, {sel.duplicates} dropped duplicates); "
+            "run `make pull` first, or pass --include-preannotations"
+        )
+    assignment = assign_splits(sel.links, ex.split_salt, ex.val_ratio, ex.test_ratio)
+
+    releases = ws.releases_dir
+    releases.mkdir(parents=True, exist_ok=True)
+    with open(releases / ".lock", "w") as lock:
+        # One export at a time per workspace; a second one waits.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in releases.glob(f"{TMP_PREFIX}*"):  # left by a killed export
+            shutil.rmtree(stale, ignore_errors=True)
+        version = next_version(releases)
+        tmp = releases / f"{TMP_PREFIX}{version}-{os.getpid()}"
+        try:
+            result = _write(tmp, version, ws, config, classes, splits, sel, assignment, progress)
+            final = releases / version
+            if final.exists():
+                raise FileExistsError(f"{final} exists; a release is never overwritten")
+            _freeze(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    digest = hashlib.sha256((final / SUMS).read_bytes()).hexdigest()
+    with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
+        conn.execute(
+            "INSERT INTO releases(version, created_at, pages, sha256sums) VALUES(?,?,?,?)",
+            (version, time.time(), result.pages, digest),
+        )
+    result.path = final
+    return result
+
+
+def _previous_manifest(releases: Path, version: str) -> tuple[str, list[dict]]:
+    older = [v for v in versions(releases) if int(v[1:]) < int(version[1:])]
+    if not older or not (releases / older[-1] / "manifest.parquet").is_file():
+        return "", []
+    return older[-1], read_manifest(releases / older[-1] / "manifest.parquet")
+
+
+def _write(
+    root: Path,
+    version: str,
+    ws: Workspace,
+    config: Config,
+    classes: ClassSet,
+    splits: list[str],
+    sel,
+    assignment,
+    progress: Callable[[str, bool], None] | None,
+) -> ReleaseResult:
+    ex = config.export
+    by_split: dict[str, list[PageInput]] = {s: [] for s in splits}
+    for page in sel.pages:
+        by_split[assignment[page.page_id].split].append(page)
+
+    manifest: list[dict] = []
+    problems = list(sel.problems)
+    instances = {s: Counter() for s in splits}
+    pixels = {s: Counter() for s in splits}
+    tiles_per_split = dict.fromkeys(splits, 0)
+    dropped = 0
+    cats = categories(classes)
+    for split in splits:
+        sdir = root / split
+        for sub in ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile else ()):
+            (sdir / sub).mkdir(parents=True, exist_ok=True)
+        images, anns, meta, tile_rows = [], [], [], []
+        for page in sorted(by_split[split], key=lambda p: p.page_id):
+            image_id = len(images) + 1
+            try:
+                res = export_page(
+                    page, sdir, classes, image_id=image_id, tile=ex.tile,
+                    resize_width=ex.resize_width, png_level=ex.png_level,
+                )
+            except (OSError, ValueError) as exc:
+                problems.append((page.page_id, f"could not be exported ({exc})"))
+                for stale in [sdir / "images" / f"{page.page_id}.png",
+                              sdir / "masks" / f"{page.page_id}.png",
+                              *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
+                    stale.unlink(missing_ok=True)
+                if progress:
+                    progress(page.page_id, False)
+                continue
+            images.append({
+                "id": image_id, "file_name": res.image, "width": res.width,
+                "height": res.height, "page_id": page.page_id,
+            })
+            for a in res.annotations:
+                anns.append({**a, "id": len(anns) + 1})
+                instances[split][a["category_id"]] += 1
+            pixels[split].update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
+            dropped += res.regions_dropped
+            n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
+            meta.append({
+                "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
+                "site": page.site, "source": page.source, "width": res.width,
+                "height": res.height,
+            })
+            tile_rows += res.tiles
+            tiles_per_split[split] += len(res.tiles)
+            manifest.append({
+                "page_id": page.page_id, "split": split, "source": page.source,
+                "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
+                "site": page.site, "group": assignment[page.page_id].group,
+                "width": res.width, "height": res.height,
+                "original_width": page.width, "original_height": page.height,
+                "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
+                "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
+                "annotation_sha256": page.annotation_sha256, "regions": n_regions,
+                "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
+            })
+            if progress:
+                progress(page.page_id, True)
+        coco = {
+            "info": {
+                "description": f"{config.dataset.name} {version} {split}",
+                "version": version, "schema": COCO_INFO_SCHEMA,
+            },
+            "licenses": [],
+            "images": images,
+            "annotations": anns,
+            "categories": cats,
+        }
+        _dump(coco, sdir / "annotations.json", compact=True)
+        _jsonl(meta, sdir / "metadata.jsonl")
+        if ex.tile:
+            _jsonl(tile_rows, sdir / "tiles" / "metadata.jsonl")
+    if not manifest:
+        raise ValueError("nothing to export: every selected page failed (see the lines above)")
+
+    _dump(classes.to_json(), root / "classes.json")
+    write_manifest(manifest, root / "manifest.parquet")
+    manifest = read_manifest(root / "manifest.parquet")  # sorted as written
+    previous, old_rows = _previous_manifest(ws.releases_dir, version)
+    changes = diff_manifests(previous, old_rows, manifest)
+    names = classes.names
+    colours = [classes.color(n) for n in names]
+    if ex.preview_pages > 0:
+        sheet = contact_sheet(root, pick(manifest, splits, ex.preview_pages), names, colours)
+        sheet.save(root / "preview.png", "PNG", compress_level=ex.png_level, optimize=False)
+    card = CardData(
+        dataset=config.dataset.name, version=version, splits=splits, manifest=manifest,
+        class_names=names, instances=instances, pixels=pixels, tiles=tiles_per_split,
+        config={"export": asdict(ex), "labels": asdict(config.labels)}, changes=changes,
+        problems=problems, duplicates=sel.duplicates, regions_dropped=dropped,
+        versions=_library_versions(),
+    )
+    (root / "README.md").write_text(render_card(card), encoding="utf-8")
+    write_sums(root)
+    return ReleaseResult(
+        version=version, path=root, pages=len(manifest),
+        per_split={s: sum(1 for r in manifest if r["split"] == s) for s in splits},
+        tiles=sum(tiles_per_split.values()), problems=problems, changes=changes,
+    )

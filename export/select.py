@@ -1,0 +1,151 @@
+"""Which pages go into a release, read from the catalog and checked against their files.
+
+Human-annotated pages by default; pre-annotated pages nobody reviewed yet when asked.
+Pages that dedupe dropped as duplicates never go in. A page whose files are missing or
+whose annotation no longer matches its screenshot is reported and left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from catalog import Annotation, Catalog, CorruptFile, Workspace, read_json
+from catalog.sites import site_of
+
+from .groups import PageLinks
+from .masks import ClassSet
+
+
+@dataclass
+class PageInput:
+    page_id: str
+    url: str
+    final_url: str
+    site: str
+    source: str  # human | preannotation
+    reviewed: bool
+    annotation: Annotation
+    annotation_path: Path
+    annotation_sha256: str  # of annotation JSON and mask files: tells a relabelled page
+    screenshot: Path
+    width: int
+    height: int
+
+
+@dataclass
+class Selection:
+    pages: list[PageInput] = field(default_factory=list)
+    links: list[PageLinks] = field(default_factory=list)  # every page the catalog knows
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (page_id, why left out)
+    duplicates: int = 0  # annotated pages left out as dropped duplicates
+
+
+def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
+    rows = cat.execute(
+        "SELECT p.page_id, p.url, p.final_url, p.site, d.group_id, d.canonical, t.template_id"
+        " FROM pages p LEFT JOIN dup_groups d ON d.page_id = p.page_id"
+        " LEFT JOIN template_groups t ON t.page_id = p.page_id ORDER BY p.page_id"
+    ).fetchall()
+    links, info = [], {}
+    for r in rows:
+        site = r["site"] or site_of(r["final_url"] or r["url"])
+        links.append(PageLinks(r["page_id"], site, r["group_id"] or "", r["template_id"] or ""))
+        info[r["page_id"]] = {
+            "url": r["url"], "final_url": r["final_url"], "site": site,
+            "dropped": r["canonical"] is not None and int(r["canonical"]) == 0,
+        }
+    return links, info
+
+
+def check_page(
+    ws: Workspace, page_id: str, path: Path, classes: ClassSet
+) -> tuple[Annotation, str, int, int]:
+    """Read and check one annotation against its screenshot; ValueError says what is wrong."""
+    if not ws.page_dir(page_id).is_dir():
+        raise ValueError(f"page directory {ws.page_dir(page_id)} is missing")
+    shot = ws.screenshot(page_id)
+    if not shot.is_file():
+        raise ValueError(f"{shot} is missing")
+    if not path.is_file():
+        raise ValueError(f"{path} is missing")
+    try:
+        raw = path.read_bytes()
+        ann = Annotation.from_dict(read_json(path))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path} lacks a field ({exc})") from None
+    except CorruptFile as exc:
+        raise ValueError(str(exc)) from None
+    if ann.page_id != page_id:
+        raise ValueError(f"{path} is for page {ann.page_id}, not {page_id}")
+    size = _png_size(shot)
+    if (ann.width, ann.height) != size:
+        raise ValueError(
+            f"{path.name} is {ann.width}x{ann.height} but screenshot.png is "
+            f"{size[0]}x{size[1]}: the page was recaptured; annotate it again"
+        )
+    for region in ann.regions:
+        if region.label not in classes.regions:
+            raise ValueError(f"{path.name} has region label {region.label!r} not in [labels]")
+    digest = hashlib.sha256(raw)
+    for cls in sorted(ann.masks):
+        if cls not in classes.elements:
+            raise ValueError(f"{path.name} has mask class {cls!r} not in [labels] masks")
+        mask_path = path.parent / ann.masks[cls]
+        if not mask_path.is_file():
+            raise ValueError(f"mask {mask_path} is missing")
+        if _png_size(mask_path) != size:
+            raise ValueError(f"mask {mask_path.name} is not the screenshot's size {size}")
+        digest.update(mask_path.read_bytes())
+    return ann, digest.hexdigest(), size[0], size[1]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from None
+
+
+def select_pages(
+    ws: Workspace, cat: Catalog, classes: ClassSet, include_preannotations: bool
+) -> Selection:
+    links, info = _links(cat)
+    sel = Selection(links=links)
+    human = {
+        r["page_id"]: bool(r["reviewed"])
+        for r in cat.execute("SELECT page_id, reviewed FROM annotations ORDER BY page_id")
+    }
+    candidates: list[tuple[str, str, bool, Path]] = []
+    for pid, reviewed in human.items():
+        candidates.append((pid, "human", reviewed, ws.annotation_json(pid)))
+    if include_preannotations:
+        for pid in info:
+            if pid not in human and ws.preannotation_json(pid).is_file():
+                candidates.append((pid, "preannotation", False, ws.preannotation_json(pid)))
+    for pid, source, reviewed, path in sorted(candidates):
+        if pid not in info:
+            sel.problems.append((pid, "has an annotation but no row in the catalog's pages"))
+            continue
+        if info[pid]["dropped"]:
+            sel.duplicates += 1
+            continue
+        try:
+            ann, digest, width, height = check_page(ws, pid, path, classes)
+        except ValueError as exc:
+            sel.problems.append((pid, str(exc)))
+            continue
+        meta = info[pid]
+        sel.pages.append(
+            PageInput(
+                page_id=pid, url=meta["url"], final_url=meta["final_url"], site=meta["site"],
+                source=source, reviewed=reviewed, annotation=ann, annotation_path=path,
+                annotation_sha256=digest, screenshot=ws.screenshot(pid), width=width,
+                height=height,
+            )
+        )
+    return sel

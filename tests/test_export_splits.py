@@ -1,0 +1,120 @@
+"""Group-aware splits: no group across splits, stable as pages are added (property tests)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from export.groups import PageLinks, assign_splits, group_keys, split_of_key
+
+SALT = "webseg-v1"
+
+_sites = st.sampled_from(["a.com", "b.org", "c.net", "d.io", "e.de", "f.fr", "g.uk", ""])
+_links = st.one_of(st.just(""), st.sampled_from(["g1", "g2", "g3", "g4"]))
+
+
+@st.composite
+def _pages(draw, prefix: str = "p", min_size: int = 1, max_size: int = 30):
+    n = draw(st.integers(min_size, max_size))
+    return [
+        PageLinks(f"{prefix}{i}", draw(_sites), draw(_links), draw(_links)) for i in range(n)
+    ]
+
+
+def _same_group_pairs(pages: list[PageLinks]):
+    for a in pages:
+        for b in pages:
+            if (a.site and a.site == b.site) or (a.dup_group and a.dup_group == b.dup_group) or (
+                a.template and a.template == b.template
+            ):
+                yield a, b
+
+
+@given(_pages(), st.floats(0.05, 0.6), st.floats(0.0, 0.3))
+def test_no_site_duplicate_or_template_group_spans_two_splits(pages, val, test):
+    out = assign_splits(pages, SALT, val, test)
+    for a, b in _same_group_pairs(pages):
+        assert out[a.page_id].split == out[b.page_id].split, (a, b)
+        assert out[a.page_id].group == out[b.page_id].group
+
+
+@given(_pages(prefix="old"), _pages(prefix="new", min_size=0), st.floats(0.05, 0.6))
+@settings(max_examples=200)
+def test_pages_keep_their_split_when_pages_join_without_new_cross_site_links(old, new, val):
+    # New pages may come from old or new sites; their duplicate and template links are
+    # their own (fresh ids within one site), so no two old groups are joined.
+    fresh = [
+        PageLinks(p.page_id, p.site, f"new-dup-{p.site}" if p.dup_group else "",
+                  f"new-tpl-{p.site}" if p.template and p.site else "")
+        for p in new
+    ]
+    before = assign_splits(old, SALT, val)
+    after = assign_splits(old + fresh, SALT, val)
+    for p in old:
+        assert after[p.page_id] == before[p.page_id]
+
+
+@given(_pages(prefix="old"), _pages(prefix="new", min_size=0), st.floats(0.05, 0.6))
+@settings(max_examples=200)
+def test_a_page_moves_only_when_a_new_link_joins_its_group_to_a_smaller_one(old, new, val):
+    before = assign_splits(old, SALT, val)
+    after = assign_splits(old + new, SALT, val)
+    for p in old:
+        if after[p.page_id].split != before[p.page_id].split:
+            # Its group key changed, and only ever to a smaller site (the joined group's).
+            assert after[p.page_id].group < before[p.page_id].group
+
+
+@given(_pages(), st.randoms(use_true_random=False))
+def test_assignment_does_not_depend_on_page_order(pages, rnd):
+    shuffled = list(pages)
+    rnd.shuffle(shuffled)
+    assert assign_splits(pages, SALT, 0.3) == assign_splits(shuffled, SALT, 0.3)
+
+
+def test_group_key_is_the_smallest_site_of_joined_sites():
+    pages = [
+        PageLinks("1", "zeta.com", dup_group="d"),
+        PageLinks("2", "beta.com", dup_group="d", template="t"),
+        PageLinks("3", "gamma.com", template="t"),
+        PageLinks("4", "alpha.com"),
+    ]
+    keys = group_keys(pages)
+    assert keys == {"1": "beta.com", "2": "beta.com", "3": "beta.com", "4": "alpha.com"}
+
+
+def test_pages_without_a_site_are_not_grouped_together():
+    keys = group_keys([PageLinks("1", ""), PageLinks("2", "")])
+    assert keys["1"] != keys["2"]
+
+
+def test_achieved_ratios_follow_the_config_over_many_sites():
+    pages = [PageLinks(str(i), f"site{i}.com") for i in range(4000)]
+    counts = Counter(a.split for a in assign_splits(pages, SALT, 0.2, 0.1).values())
+    assert abs(counts["val"] / 4000 - 0.2) < 0.03
+    assert abs(counts["test"] / 4000 - 0.1) < 0.03
+    assert abs(counts["train"] / 4000 - 0.7) < 0.03
+
+
+def test_adding_a_test_split_takes_pages_from_train_only():
+    keys = [f"site{i}.com" for i in range(2000)]
+    for k in keys:
+        before = split_of_key(k, SALT, 0.2, 0.0)
+        after = split_of_key(k, SALT, 0.2, 0.15)
+        assert before == after or (before, after) == ("train", "test")
+
+
+def test_the_salt_reshuffles():
+    keys = [f"site{i}.com" for i in range(200)]
+    a = [split_of_key(k, SALT, 0.5) for k in keys]
+    b = [split_of_key(k, "other-salt", 0.5) for k in keys]
+    assert a != b
+
+
+@pytest.mark.parametrize("val,test", [(1.0, 0.0), (-0.1, 0.0), (0.6, 0.5)])
+def test_impossible_ratios_are_refused(val, test):
+    with pytest.raises(ValueError, match="ratio"):
+        assign_splits([PageLinks("1", "a.com")], SALT, val, test)
