@@ -47,11 +47,11 @@ def run_capture(args: argparse.Namespace) -> int:
         cfg.max_height = args.max_height
     if args.timeout:
         cfg.timeout = args.timeout
-    specs = args.viewport or cfg.viewports
     viewports = []
-    for spec in specs:
+    for spec in args.viewport or cfg.viewports:
         w, h, dpr = resolve_viewport(spec)
-        if args.dpr and "@" not in spec and spec in args.viewport or (args.dpr and not args.viewport):
+        # --dpr applies to plain WxH sizes; presets and WxH@DPR carry their own.
+        if args.dpr and "x" in spec and "@" not in spec:
             dpr = args.dpr
         viewports.append((w, h, dpr))
     for url in args.urls:  # refuse a bad list before any work is done
