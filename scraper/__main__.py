@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib.util import find_spec
 
 from catalog.cli import run_main
 
@@ -11,13 +10,10 @@ from catalog.cli import run_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scraper", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import cli_capture
+    from . import cli_capture, cli_crawl
 
     cli_capture.register(sub)
-    if find_spec("scraper.cli_crawl"):
-        from . import cli_crawl
-
-        cli_crawl.register(sub)
+    cli_crawl.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
