@@ -16,6 +16,7 @@ from catalog.sites import site_of
 
 from .engine import Engine
 from .frontier import Frontier
+from .orphans import WorkspaceLock
 from .progress import LiveProgress, summary_table
 from .scope import SCOPES, Seed, parse_seed_line
 from .serve import StaticServer, serve_main
@@ -158,6 +159,12 @@ def run_crawl(args: argparse.Namespace) -> int:
     apply_flags(config, args)
     lines = seed_lines(config, args)
     serve_dir = args.serve or ("" if lines else config.crawl.serve)
+    ws.ensure()
+    with WorkspaceLock(ws):
+        return _crawl(config, ws, lines, serve_dir)
+
+
+def _crawl(config: Config, ws: Workspace, lines: list[str], serve_dir: str) -> int:
     server = start_server(serve_dir, ws) if serve_dir else None
     console = Console()
     try:
@@ -165,7 +172,7 @@ def run_crawl(args: argparse.Namespace) -> int:
                             server.url if server else "")
         if server:
             console.print(f"serving {server.directory} at {server.url}", highlight=False)
-        engine = Engine(config, ws, seeds)
+        engine = Engine(config, ws, seeds, take_lock=False)
         interrupts = 0
 
         def on_signal(signum: int, frame: object) -> None:

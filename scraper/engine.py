@@ -7,6 +7,7 @@ one transaction, so a kill at any moment loses nothing and captures nothing twic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -23,6 +24,7 @@ from catalog.urls import BadURL, normalise_url
 
 from .browser import BrowserOptions
 from .frontier import Entry, Frontier
+from .orphans import WorkspaceLock, reap
 from .politeness import Politeness
 from .pool import Job, Outcome, Pool
 from .retry import RetryPolicy, is_retryable, retry_delay
@@ -68,7 +70,7 @@ def kind_of(status: str, http_status: int | None) -> str:
 class Engine:
     def __init__(self, config: Config, ws: Workspace, seeds: list[Seed], *,
                  on_progress: Callable[[Snapshot], None] | None = None,
-                 crawl_id: str = ""):
+                 crawl_id: str = "", take_lock: bool = True):
         if not seeds:
             raise ValueError("no seeds: give SEED_URL, --seeds FILE, --serve DIR or [crawl] seeds")
         self.config, self.ws, self.crawl = config, ws, config.crawl
@@ -81,6 +83,7 @@ class Engine:
         self.crawl_id = crawl_id or "crawl-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.snapshot = Snapshot(self.crawl_id, time.time(), max_pages=self.crawl.max_pages)
         self.stop_requested = False
+        self.take_lock = take_lock  # False: the caller holds the workspace lock already
         self.catalog: Catalog | None = None
         self.pool: Pool | None = None
 
@@ -132,12 +135,16 @@ class Engine:
 
     def run(self) -> Snapshot:
         self.ws.ensure()
-        self.ws.clean_partial()
-        self.catalog = Catalog(self.ws.catalog_path)
-        try:
-            return self._run()
-        finally:
-            self.catalog.close()
+        with WorkspaceLock(self.ws) if self.take_lock else contextlib.nullcontext():
+            leftover = reap(self.ws)
+            if leftover:
+                self.snapshot.events["killed_leftover_browsers"] += leftover
+            self.ws.clean_partial()
+            self.catalog = Catalog(self.ws.catalog_path)
+            try:
+                return self._run()
+            finally:
+                self.catalog.close()
 
     def _run(self) -> Snapshot:
         assert self.catalog is not None

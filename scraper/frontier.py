@@ -108,7 +108,7 @@ class Frontier:
              page_status, int(counted), time.time(), e.url, e.viewport),
         )
 
-    def mark_alias_done(self, e: Entry, url: str, page_id: str, page_status: str,
+    def mark_alias_done(self, alias: Entry, page_id: str, page_status: str,
                         conn: sqlite3.Connection) -> None:
         """The URL a redirect ended on: seen, and done with the same page, not queued again."""
         now = time.time()
@@ -118,7 +118,8 @@ class Frontier:
             " ON CONFLICT(url, viewport) DO UPDATE SET state='done', page_id=excluded.page_id,"
             " page_status=excluded.page_status, updated_at=excluded.updated_at"
             " WHERE frontier.state IN ('queued', 'failed')",
-            (url, e.viewport, e.depth, e.seed, e.host, e.site, page_id, page_status, now, now),
+            (alias.url, alias.viewport, alias.depth, alias.seed, alias.host, alias.site, page_id,
+             page_status, now, now),
         )
 
     # -- counts ---------------------------------------------------------------------------

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 
 from catalog.config import CaptureConfig
 from catalog.workspace import Workspace
 
 from .browser import CHROMEDRIVER, BrowserOptions, chrome_options, start_browser, stop_browser
-from .capture import BrowserDied, CaptureResult, capture_page
+from .capture import BrowserDied, CaptureResult, capture_page, is_dead
 from .frontier import Entry
+from .orphans import note_browser
 from .robots import Robots
 
 
@@ -111,9 +113,23 @@ class Worker(threading.Thread):
             self._stop_driver()
         if self.driver is None:
             driver = self.starter(self.browser_opts)
+            note_browser(self.ws, driver)
             with self.driver_lock:
                 self.driver = driver
             self.pages_on_driver = 0
+
+    def _blank(self) -> None:
+        """Leave the previous page first.
+
+        A load that never commits (a hung server, an aborted navigation) leaves the browser
+        on the page before; from about:blank, its URL cannot be mistaken for the new one.
+        """
+        try:
+            self.driver.get("about:blank")
+        except WebDriverException as exc:
+            if is_dead(exc):
+                raise BrowserDied(str(exc).splitlines()[0][:200]) from exc
+            raise
 
     def _do(self, job: Job) -> Outcome:
         crawl_delay = None
@@ -129,6 +145,7 @@ class Worker(threading.Thread):
             msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             return Outcome(job, "no_browser", error=msg)
         try:
+            self._blank()
             result = capture_page(
                 self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
                 crawl_id=self.crawl_id, depth=job.entry.depth,

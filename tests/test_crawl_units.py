@@ -1,0 +1,218 @@
+"""The crawler's single-job pieces without a browser: retries, politeness, robots.txt,
+the frontier in the catalog and the static server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalog import Catalog
+from scraper.cli_crawl import move_origin
+from scraper.frontier import Entry, Frontier
+from scraper.politeness import Politeness
+from scraper.retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
+from scraper.robots import Robots
+from scraper.serve import StaticServer
+
+UA = "webseg-pipeline/0.1 (+https://github.com/webseg/webseg-pipeline)"
+
+# -- retries ----------------------------------------------------------------------------
+
+statuses = st.sampled_from(["ok", "http_error", "timeout", "not_html", "unreachable", "browser_error"])
+http = st.one_of(st.none(), st.integers(100, 599))
+
+
+@given(st.integers(1, 10), statuses, http, st.one_of(st.none(), st.floats(0, 500)))
+def test_retry_policy_properties(attempt: int, status: str, code: int | None,
+                                 retry_after: float | None) -> None:
+    policy = RetryPolicy(retries=3, backoff=2.0, max_retry_after=120.0)
+    delay = retry_delay(policy, attempt, status, code, retry_after)
+    if attempt > policy.retries or not is_retryable(status, code):
+        assert delay is None
+    elif retry_after is not None and retry_after > policy.max_retry_after:
+        assert delay is None  # a server asking for hours is not waited for
+    else:
+        assert delay is not None
+        assert delay >= policy.backoff * 2 ** (attempt - 1)  # exponential backoff
+        assert retry_after is None or delay >= retry_after  # Retry-After honoured
+
+
+@pytest.mark.parametrize("status,code,expected", [
+    ("http_error", 429, True), ("http_error", 503, True), ("http_error", 500, True),
+    ("http_error", 404, False), ("http_error", 403, False), ("timeout", None, True),
+    ("not_html", 200, False), ("ok", 200, False), ("unreachable", None, True),
+])
+def test_what_is_retried(status: str, code: int | None, expected: bool) -> None:
+    assert is_retryable(status, code) is expected
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after("120") == 120.0
+    now = 1_700_000_000.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:40 GMT", now=now) == pytest.approx(20.0)
+    assert parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+# -- politeness -------------------------------------------------------------------------
+
+
+def test_per_host_delay_and_concurrency() -> None:
+    gate = Politeness(delay=2.0, concurrency=1, loopback_delay=0.0, loopback_concurrency=0)
+    assert gate.acquire("a.com", 100.0)
+    assert not gate.acquire("a.com", 100.5)  # busy
+    assert gate.acquire("b.com", 100.5)  # another host is not held up
+    gate.release("a.com")
+    assert not gate.acquire("a.com", 101.9)  # free, but the delay has not passed
+    assert gate.acquire("a.com", 102.0)
+    # Loopback: no delay, no concurrency limit.
+    assert all(gate.acquire("127.0.0.1:8000", 100.0) for _ in range(5))
+
+
+def test_crawl_delay_and_push_back() -> None:
+    gate = Politeness(delay=0.5, concurrency=2)
+    gate.set_crawl_delay("a.com", 5.0)
+    assert gate.acquire("a.com", 0.0)
+    assert not gate.acquire("a.com", 4.9)
+    assert gate.acquire("a.com", 5.0)
+    gate.push_back("b.com", 60.0)  # a 429 with Retry-After: 60
+    assert gate.ready_at("b.com", 0.0) == 60.0 and not gate.acquire("b.com", 59.0)
+    gate.set_crawl_delay("127.0.0.1:80", 1.0)  # robots' Crawl-delay holds on loopback too
+    assert gate.delay_for("127.0.0.1:80") == 1.0
+
+
+# -- robots.txt ---------------------------------------------------------------------------
+
+
+class RobotsServer:
+    """Answers /robots.txt with whatever the test sets; records user agents."""
+
+    def __init__(self) -> None:
+        self.status, self.body, self.agents = 200, "", []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.agents.append(self.headers.get("User-Agent", ""))
+                body = outer.body.encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def robots_server() -> Iterator[RobotsServer]:
+    server = RobotsServer()
+    yield server
+    server.httpd.shutdown()
+
+
+def test_robots_rules_crawl_delay_and_user_agent(robots_server: RobotsServer) -> None:
+    robots_server.body = (
+        "User-agent: *\nDisallow: /private/\nCrawl-delay: 3\n\n"
+        "User-agent: webseg-pipeline\nDisallow: /no-webseg/\nCrawl-delay: 1.5\n"
+    )
+    robots = Robots(UA)
+    assert robots.check(f"{robots_server.url}/page.html").allowed
+    assert robots.check(f"{robots_server.url}/private/x.html").allowed  # our group wins
+    verdict = robots.check(f"{robots_server.url}/no-webseg/x.html")
+    assert not verdict.allowed and verdict.retry_at is None
+    assert verdict.crawl_delay == 1.5
+    assert robots_server.agents == [UA]  # fetched once, with the crawl's user agent
+
+
+@pytest.mark.parametrize("status", [404, 403, 410])
+def test_robots_4xx_allows_everything(robots_server: RobotsServer, status: int) -> None:
+    robots_server.status, robots_server.body = status, "User-agent: *\nDisallow: /\n"
+    assert Robots(UA).check(f"{robots_server.url}/x").allowed
+
+
+def test_robots_5xx_disallows_for_a_while_then_asks_again(robots_server: RobotsServer) -> None:
+    robots_server.status = 503
+    robots = Robots(UA, error_wait=0.5)
+    verdict = robots.check(f"{robots_server.url}/x")
+    assert not verdict.allowed and verdict.retry_at is not None
+    robots_server.status, robots_server.body = 200, "User-agent: *\nAllow: /\n"
+    assert not robots.check(f"{robots_server.url}/x").allowed  # still within the wait
+    time.sleep(0.6)
+    assert robots.check(f"{robots_server.url}/x").allowed
+    assert len(robots_server.agents) == 2
+
+
+def test_unreachable_robots_allows() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    server.server_close()  # nothing listens there now
+    assert Robots(UA, timeout=2).check(f"http://127.0.0.1:{port}/x").allowed
+
+
+# -- frontier ---------------------------------------------------------------------------
+
+
+def _entry(url: str, depth: int = 0) -> Entry:
+    return Entry(url, "1280x800", depth, "http://a.com/", "a.com", "a.com")
+
+
+def test_frontier_add_is_idempotent_and_recover_requeues(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        frontier = Frontier(catalog)
+        assert frontier.add([_entry("http://a.com/"), _entry("http://a.com/b")]) == 2
+        assert frontier.add([_entry("http://a.com/b", 3)]) == 0  # seen: not queued again
+        first = frontier.candidates(now=time.time())[0]
+        frontier.set_state(first, "in_flight")
+        assert frontier.state_counts()["in_flight"] == 1
+        assert frontier.recover() == 1  # the crawl was killed with this page loading
+        assert frontier.state_counts() == {"queued": 2, "in_flight": 0, "done": 0,
+                                           "failed": 0, "skipped": 0}
+
+
+def test_served_folder_on_a_new_port_moves_its_urls(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        frontier = Frontier(catalog)
+        old = "http://127.0.0.1:4000"
+        frontier.add([Entry(f"{old}/", "1280x800", 0, f"{old}/", "127.0.0.1:4000", "127.0.0.1:4000"),
+                      Entry(f"{old}/a.html", "1280x800", 1, f"{old}/", "127.0.0.1:4000",
+                            "127.0.0.1:4000")])
+        move_origin(catalog, old, "http://127.0.0.1:5000")
+        rows = catalog.execute("SELECT url, seed, host, site FROM frontier ORDER BY url").fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("http://127.0.0.1:5000/", "http://127.0.0.1:5000/", "127.0.0.1:5000", "127.0.0.1:5000"),
+            ("http://127.0.0.1:5000/a.html", "http://127.0.0.1:5000/", "127.0.0.1:5000",
+             "127.0.0.1:5000"),
+        ]
+
+
+# -- static server ------------------------------------------------------------------------
+
+
+def test_static_server_types_and_port_reuse(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>café</p>", encoding="utf-8")
+    (tmp_path / "data.json").write_text("{}")
+    with StaticServer(tmp_path) as server:
+        page = requests.get(server.url, timeout=5)
+        assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert page.text == "<p>café</p>"
+        assert requests.get(server.url + "data.json", timeout=5).headers["Content-Type"] == \
+            "application/json"
+        port = server.port
+    with StaticServer(tmp_path, port) as again:  # a resumed crawl gets the same URLs
+        assert again.port == port
+    with pytest.raises(ValueError, match="no such folder"):
+        StaticServer(tmp_path / "missing")
