@@ -3,27 +3,102 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
-from catalog.cli import add_common_args
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from catalog.cli import add_common_args, load
+from catalog.records import Annotation
+from catalog.workspace import CorruptFile, read_json
+
+from .evaluate import evaluate_kreuzer, evaluate_workspace
+from .labelset import label_set
+from .preannotate import VERSION, preannotate_page
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     pre = sub.add_parser("preannotate", help="propose regions and element masks for captured pages")
     add_common_args(pre)
     pre.add_argument("pages", nargs="*", help="page ids (default: every captured page)")
-    pre.add_argument("--force", action="store_true", help="redo pages that already have one")
+    pre.add_argument("--force", action="store_true",
+                     help="redo pages that already have a pre-annotation of this version")
+    pre.add_argument("--no-pixels", action="store_true",
+                     help="skip the screenshot check for content the DOM does not explain")
     pre.set_defaults(func=_preannotate)
 
-    ev = sub.add_parser("evaluate", help="score pre-annotations against human ground truth")
+    ev = sub.add_parser(
+        "evaluate", help="score pre-annotations against human ground truth, beside baselines"
+    )
     add_common_args(ev)
-    ev.add_argument("--kreuzer", default=None, help="Kreuzer-format corpus directory")
+    ev.add_argument("--kreuzer", default=None, metavar="DIR",
+                    help="Kreuzer-format corpus (index.blocks.html per page) as ground truth; "
+                         "default: annotations pulled from Label Studio")
     ev.add_argument("--out", default=None, help="output dir (default: <workspace>/evaluation)")
+    ev.add_argument("--split", choices=("all", "dev", "heldout"), default="all",
+                    help="Kreuzer pages to use (fixed split by folder name hash)")
+    ev.add_argument("--page", action="append", default=None, metavar="NAME",
+                    help="only Kreuzer pages whose folder contains NAME (repeatable)")
+    ev.add_argument("--limit", type=int, default=0, help="at most this many pages")
+    ev.add_argument("--worst", type=int, default=9, help="pages on the contact sheet")
     ev.set_defaults(func=_evaluate)
 
 
 def _preannotate(args: argparse.Namespace) -> int:
-    raise ValueError("preannotate is not available in this version yet")
+    config, ws = load(args)
+    labels = label_set(config.labels)
+    known = set(ws.page_ids())
+    if not known:
+        raise ValueError(f"{ws.root} has no captured pages: run `python -m scraper crawl` first")
+    unknown = [p for p in args.pages if p not in known]
+    if unknown:
+        raise ValueError(f"page {unknown[0]} is not in {ws.pages_dir}")
+    page_ids = args.pages or sorted(known)
+    console = Console(stderr=True)
+    done = skipped = errors = regions = 0
+    t0 = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("pre-annotating", total=len(page_ids), status="")
+        for pid in page_ids:
+            bar.advance(task)
+            path = ws.preannotation_json(pid)
+            if path.exists() and not args.force:
+                try:
+                    if Annotation.from_dict(read_json(path)).meta.get("version") == VERSION:
+                        skipped += 1
+                        continue
+                except (CorruptFile, ValueError, KeyError):
+                    pass  # unreadable: made again
+            try:
+                ann = preannotate_page(ws, pid, labels, use_pixels=not args.no_pixels)
+            except (CorruptFile, ValueError, OSError) as exc:
+                errors += 1
+                console.print(f"[red]{pid}: {exc}[/]")
+                continue
+            if ann is None:
+                skipped += 1
+                continue
+            done += 1
+            regions += len(ann.regions)
+            rate = done / max(1e-9, time.perf_counter() - t0)
+            bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
+    console.print(
+        f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
+        f"{VERSION}"
+    )
+    return 1 if errors else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    raise ValueError("evaluate is not available in this version yet")
+    config, ws = load(args)
+    labels = label_set(config.labels)
+    out = Path(args.out) if args.out else ws.root / "evaluation"
+    if args.kreuzer:
+        evaluate_kreuzer(Path(args.kreuzer), out, labels, split=args.split, limit=args.limit,
+                         names=args.page, worst=args.worst)
+    else:
+        evaluate_workspace(ws, out, labels, worst=args.worst)
+    return 0

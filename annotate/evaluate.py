@@ -1,0 +1,272 @@
+"""Score pre-annotations against human ground truth, next to two baselines.
+
+Per page and averaged over pages (and over each split of the Kreuzer corpus): segment
+precision / recall / F1 at IoU >= 0.5, BCubed over pixels, IoU per class, the label
+accuracy of matched segments, and the milliseconds the pre-annotation took.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from catalog.records import Annotation
+from catalog.workspace import Workspace, read_json, write_json_atomic
+
+from .baselines import naive_split, whole_page
+from .boxes import PageBoxes, load_boxes
+from .geometry import clip
+from .kreuzer import capture_pages, list_pages, map_type, read_truths
+from .labelset import LabelSet
+from .metrics import Segment, bcubed, class_iou, match_segments
+from .overlay import contact_sheet, side_by_side
+from .preannotate import VERSION, load_gray, preannotate
+from .segment import SegmentParams
+
+EVAL_SCHEMA = 1
+METHODS = ("proposal", "whole_page", "naive_dom")
+
+
+@dataclass
+class PageScore:
+    name: str
+    page_id: str
+    split: str
+    n_true: int
+    n_pred: int
+    ms: float  # pre-annotation time (regions + masks)
+    capture_s: float  # the capture's own time, for comparison
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> figures
+    class_iou: dict[str, float] = field(default_factory=dict)
+    label_pairs: list[tuple[str, str]] = field(default_factory=list)  # (true, proposed)
+
+
+def score(pred: list[Segment], true: list[Segment], width: int, height: int) -> dict[str, float]:
+    m = match_segments(pred, true)
+    bp, br, bf = bcubed(pred, true, width, height)
+    return {"seg_p": m.precision, "seg_r": m.recall, "seg_f1": m.f1,
+            "bcubed_p": bp, "bcubed_r": br, "bcubed_f1": bf}
+
+
+def score_page(name: str, page_id: str, split: str, page: PageBoxes, true: list[Segment],
+               pred: list[Segment], ms: float, capture_s: float = 0.0) -> PageScore:
+    w, h = page.width, page.height
+    s = PageScore(name, page_id, split, len(true), len(pred), ms, capture_s)
+    s.scores["proposal"] = score(pred, true, w, h)
+    s.scores["whole_page"] = score([Segment("main", r) for r in whole_page(page)], true, w, h)
+    s.scores["naive_dom"] = score([Segment("segment", r) for r in naive_split(page)], true, w, h)
+    s.class_iou = class_iou(pred, true, w, h)
+    m = match_segments(pred, true)
+    s.label_pairs = [(true[j].label, pred[i].label) for i, j, _ in m.matches]
+    return s
+
+
+def summarise(scores: Iterable[PageScore]) -> dict[str, Any]:
+    """Averages over pages (each page counts once) and label accuracy over matched pairs."""
+    scores = list(scores)
+    if not scores:
+        return {"pages": 0}
+    out: dict[str, Any] = {"pages": len(scores)}
+    for method in METHODS:
+        keys = scores[0].scores[method].keys()
+        out[method] = {k: float(np.mean([s.scores[method][k] for s in scores])) for k in keys}
+    per_class: dict[str, list[float]] = defaultdict(list)
+    for s in scores:
+        for label, v in s.class_iou.items():
+            per_class[label].append(v)
+    out["class_iou"] = {k: float(np.mean(v)) for k, v in sorted(per_class.items())}
+    pairs = [p for s in scores for p in s.label_pairs]
+    by_class: dict[str, list[bool]] = defaultdict(list)
+    for t, p in pairs:
+        by_class[t].append(t == p)
+    out["label_accuracy"] = float(np.mean([t == p for t, p in pairs])) if pairs else 0.0
+    out["label_accuracy_per_class"] = {
+        k: {"accuracy": float(np.mean(v)), "matched": len(v)} for k, v in sorted(by_class.items())
+    }
+    out["label_accuracy_macro"] = (
+        float(np.mean([np.mean(v) for v in by_class.values()])) if by_class else 0.0
+    )
+    out["ms_per_page"] = float(np.mean([s.ms for s in scores]))
+    caps = [s.capture_s for s in scores if s.capture_s > 0]
+    out["capture_ms_per_page"] = float(np.mean(caps) * 1000) if caps else None
+    return out
+
+
+def print_report(scores: list[PageScore], summaries: dict[str, dict[str, Any]],
+                 console: Console) -> None:
+    table = Table(title="pre-annotation against ground truth (segment F1 @ IoU 0.5 / BCubed F1)")
+    for col in ("page", "split", "true", "prop.", "proposal", "whole page", "naive DOM", "ms"):
+        table.add_column(col, justify="left" if col in ("page", "split") else "right")
+    for s in scores:
+        cells = [f"{s.scores[m]['seg_f1']:.2f} / {s.scores[m]['bcubed_f1']:.2f}" for m in METHODS]
+        table.add_row(s.name[:44], s.split, str(s.n_true), str(s.n_pred), *cells, f"{s.ms:.0f}")
+    console.print(table)
+    avg = Table(title="averages over pages")
+    for col in ("set", "pages", "method", "seg P", "seg R", "seg F1", "BCubed P", "BCubed R",
+                "BCubed F1"):
+        avg.add_column(col, justify="left" if col in ("set", "method") else "right")
+    for name, summ in summaries.items():
+        if not summ.get("pages"):
+            continue
+        for m in METHODS:
+            f = summ[m]
+            avg.add_row(name, str(summ["pages"]), m, *(f"{f[k]:.3f}" for k in (
+                "seg_p", "seg_r", "seg_f1", "bcubed_p", "bcubed_r", "bcubed_f1")))
+    console.print(avg)
+    for name, summ in summaries.items():
+        if not summ.get("pages"):
+            continue
+        per = ", ".join(f"{k} {v['accuracy']:.2f} ({v['matched']})"
+                        for k, v in summ["label_accuracy_per_class"].items())
+        ious = ", ".join(f"{k} {v:.2f}" for k, v in summ["class_iou"].items())
+        cap = summ["capture_ms_per_page"]
+        console.print(
+            f"[bold]{name}[/]: label accuracy of matched segments {summ['label_accuracy']:.3f} "
+            f"(macro over classes {summ['label_accuracy_macro']:.3f}; {per})\n"
+            f"  IoU per class: {ious}\n"
+            f"  pre-annotation {summ['ms_per_page']:.1f} ms/page"
+            + (f" (capture {cap:.0f} ms/page)" if cap else "")
+        )
+
+
+def _pictures(out: Path, items: list[tuple[PageScore, Path, list[Segment], list[Segment]]],
+              labels: LabelSet, worst: int) -> None:
+    pics_dir = out / "overlays"
+    pics_dir.mkdir(parents=True, exist_ok=True)
+    rendered = []
+    for s, shot_path, true, pred in items:
+        with Image.open(shot_path) as shot:
+            f = s.scores["proposal"]
+            title = (f"{s.name} [{s.split}]  segment F1 {f['seg_f1']:.2f}  "
+                     f"BCubed F1 {f['bcubed_f1']:.2f}")
+            pic = side_by_side(shot, true, pred, labels, title)
+        path = pics_dir / f"{s.name.replace('/', '__')}.png"
+        pic.save(path)
+        rendered.append((s, path))
+    rendered.sort(key=lambda sp: sp[0].scores["proposal"]["seg_f1"]
+                  + sp[0].scores["proposal"]["bcubed_f1"])
+    sheet = [(Image.open(p), f"{s.name[:40]}  F1 {s.scores['proposal']['seg_f1']:.2f}/"
+              f"{s.scores['proposal']['bcubed_f1']:.2f}") for s, p in rendered[:worst]]
+    if sheet:
+        contact_sheet(sheet).save(out / "worst_pages.png")
+
+
+def write_outputs(out: Path, scores: list[PageScore], summaries: dict[str, Any],
+                  extra: dict[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": EVAL_SCHEMA, "version": VERSION, **extra, "summary": summaries,
+           "pages": [asdict(s) for s in scores]}
+    path = out / "evaluation.json"
+    write_json_atomic(path, doc)
+    return path
+
+
+def truth_segments(truth: dict[str, Any], width: int, height: int) -> list[Segment]:
+    segs = [Segment(map_type(b["type"]), clip(b["bbox"], width, height)) for b in truth["blocks"]]
+    return [s for s in segs if s.bbox[2] >= 1 and s.bbox[3] >= 1]
+
+
+def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "all",
+                     limit: int = 0, names: list[str] | None = None, worst: int = 9,
+                     params: SegmentParams | None = None,
+                     console: Console | None = None) -> dict[str, Any]:
+    """Capture the corpus' stripped pages, pre-annotate them and score them against the
+    rendered truth; write evaluation.json, overlays and the worst pages' sheet into `out`."""
+    console = console or Console()
+    pages = list_pages(corpus)
+    if split != "all":
+        pages = [p for p in pages if p.split == split]
+    if names:
+        pages = [p for p in pages if any(n in p.name for n in names)]
+    if limit:
+        pages = pages[:limit]
+    if not pages:
+        raise ValueError(f"no Kreuzer page of {corpus} matches the selection")
+    ws = Workspace(out / "workspace")
+    console.print(f"ground truth of {len(pages)} page(s): rendering index.blocks.html")
+    truths = read_truths(corpus, pages, out / "truth.json")
+    console.print(f"capturing the stripped copies into {ws.root} (cached)")
+    ids = capture_pages(corpus, pages, ws)
+    scores, pics = [], []
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("pre-annotating and scoring", total=len(pages))
+        for p in pages:
+            bar.advance(task)
+            pid = ids.get(p.name)
+            if pid is None or not ws.boxes_json(pid).exists():
+                console.print(f"[yellow]skipped {p.name}: not captured[/]")
+                continue
+            page = load_boxes(ws.boxes_json(pid))
+            true = truth_segments(truths[p.name], page.width, page.height)
+            if not true:
+                console.print(f"[yellow]skipped {p.name}: no visible top-level block[/]")
+                continue
+            gray = load_gray(ws.screenshot(pid), (page.width, page.height))
+            t0 = time.perf_counter()
+            ann, _ = preannotate(page, pid, labels, gray, params)
+            ms = (time.perf_counter() - t0) * 1000
+            pred = [Segment(r.label, tuple(r.bbox)) for r in ann.regions]
+            cap = float(read_json(ws.page_json(pid)).get("timings", {}).get("total", 0.0))
+            s = score_page(p.name, pid, p.split, page, true, pred, ms, cap)
+            scores.append(s)
+            pics.append((s, ws.screenshot(pid), true, pred))
+    if not scores:
+        raise ValueError("no page could be scored (see the messages above)")
+    summaries = {"all": summarise(scores)}
+    for name in ("dev", "heldout"):
+        summaries[name] = summarise(s for s in scores if s.split == name)
+    print_report(scores, summaries, console)
+    _pictures(out, pics, labels, worst)
+    path = write_outputs(out, scores, summaries, {"ground_truth": f"kreuzer:{corpus}"})
+    console.print(f"wrote {path}, {out / 'overlays'}/ and {out / 'worst_pages.png'}")
+    return summaries
+
+
+def evaluate_workspace(ws: Workspace, out: Path, labels: LabelSet, worst: int = 9,
+                       console: Console | None = None) -> dict[str, Any]:
+    """Score each page's preannotation.json against its annotation.json (pulled from
+    Label Studio)."""
+    console = console or Console()
+    scores, pics = [], []
+    for pid in ws.page_ids():
+        human, pre = ws.annotation_json(pid), ws.preannotation_json(pid)
+        if not human.exists() or not pre.exists() or not ws.boxes_json(pid).exists():
+            continue
+        truth = Annotation.from_dict(read_json(human))
+        proposal = Annotation.from_dict(read_json(pre))
+        page = load_boxes(ws.boxes_json(pid))
+        true = [Segment(r.label, tuple(r.bbox)) for r in truth.regions]
+        if not true:
+            continue
+        pred = [Segment(r.label, tuple(r.bbox)) for r in proposal.regions]
+        ms = float(proposal.meta.get("seconds", 0.0)) * 1000
+        cap = float(read_json(ws.page_json(pid)).get("timings", {}).get("total", 0.0))
+        s = score_page(pid, pid, "annotated", page, true, pred, ms, cap)
+        scores.append(s)
+        pics.append((s, ws.screenshot(pid), true, pred))
+    if not scores:
+        raise ValueError(
+            f"no page of {ws.root} has both annotation.json and preannotation.json: run "
+            "`python -m annotate preannotate` and `python -m annotate pull` first, or pass --kreuzer DIR"
+        )
+    summaries = {"all": summarise(scores)}
+    print_report(scores, summaries, console)
+    _pictures(out, pics, labels, worst)
+    path = write_outputs(out, scores, summaries, {"ground_truth": f"workspace:{ws.root}"})
+    console.print(f"wrote {path}, {out / 'overlays'}/ and {out / 'worst_pages.png'}")
+    return summaries
+
+
+def load_evaluation(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,69 @@
+"""Element masks: visible text runs, images and interactive elements, one mask per class.
+
+Masks are painted in stacking order, so that what lies under an opaque element that is
+stacked above it (a fixed bar, a dialog, a picture over text) is not labelled: a container
+with its own background, or an image, clears the masks of everything below it in z-order
+where it lies. Boxes the capture found hidden (covered, clipped, invisible) are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .boxes import Box, PageBoxes
+
+_TRANSPARENT = re.compile(r"rgba\([^)]*,\s*0(?:\.0+)?\)|transparent", re.I)
+
+
+def _slices(box: Box, width: int, height: int) -> tuple[slice, slice] | None:
+    x, y, w, h = box.bbox
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _opaque(box: Box, parent_bg: str) -> bool:
+    if box.kind == "image":
+        return True
+    if box.kind in ("block", "landmark"):
+        # The capture reports the effective background (inherited when transparent): a
+        # box paints its own only where it differs from its parent's.
+        return bool(box.background) and not _TRANSPARENT.search(box.background) and (
+            box.background != parent_bg
+        )
+    return False
+
+
+def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", "interactive"),
+                  scale: float = 1.0) -> dict[str, np.ndarray]:
+    """{class: uint8 array (height, width), 255 where the class is visible}.
+
+    `scale` maps box coordinates to mask pixels (1 when boxes are in screenshot pixels).
+    """
+    width, height = int(round(page.width * scale)), int(round(page.height * scale))
+    masks = {c: np.zeros((height, width), dtype=np.uint8) for c in classes}
+    # Painting order: z-order first, then document order (a later box paints over an
+    # earlier one of the same z).
+    index = page.by_id()
+    zmap = np.full((height, width), -(2**31), dtype=np.int64)
+    ordered = sorted((b for b in page.boxes if b.visible), key=lambda b: (b.z, b.id))
+    for b in ordered:
+        if scale != 1.0:
+            b = Box(**{**b.__dict__, "bbox": tuple(v * scale for v in b.bbox)})
+        sl = _slices(b, width, height)
+        if sl is None:
+            continue
+        parent = index.get(b.parent) if b.parent is not None else None
+        if b.z > 0 and _opaque(b, parent.background if parent else ""):
+            below = zmap[sl] < b.z
+            for m in masks.values():
+                m[sl][below] = 0
+            zmap[sl] = np.maximum(zmap[sl], b.z)
+        if b.kind in masks:
+            visible = zmap[sl] <= b.z
+            masks[b.kind][sl][visible] = 255
+    return masks

@@ -1,0 +1,69 @@
+"""Boxes to labelled regions: the block tree cut into top-level segments, each classified."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catalog.records import Region
+
+from .boxes import Box, PageBoxes
+from .classify import Context, classify
+from .geometry import area, clip, inter_area
+from .labelset import LabelSet
+from .pixels import unexplained_regions
+from .segment import Proposal, SegmentParams, segment_tree
+from .tree import Node, build_tree
+
+SOURCE_SCORE = {"landmark": 0.9, "tree": 0.75, "cluster": 0.5, "pixel": 0.35}
+
+
+def _hint_boxes(node: Node | None) -> list[Box]:
+    """The segment's own box and those of the wrappers it is made of (a lone-child chain)."""
+    out: list[Box] = []
+    while node is not None and len(out) < 4:
+        out.append(node.box)
+        node = node.children[0] if len(node.children) == 1 else None
+    return out
+
+
+def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal],
+                    min_area: float) -> list[Proposal]:
+    """Busy parts of the screenshot that neither a segment nor a text object explains."""
+    explained = np.zeros(gray.shape, dtype=bool)
+    rects = [q.rect for q in proposals] + [
+        b.bbox for b in page.boxes if b.visible and b.kind in ("text", "interactive")
+    ]
+    for x, y, w, h in rects:
+        explained[max(0, int(y)) : max(0, int(y + h)), max(0, int(x)) : max(0, int(x + w))] = True
+    out = []
+    for rect, text_score in unexplained_regions(gray, explained, min_area):
+        if all(inter_area(rect, q.rect) < 0.3 * area(rect) for q in proposals):
+            out.append(Proposal(rect, None, [], "pixel", text_score))
+    return out
+
+
+def propose_regions(page: PageBoxes, labels: LabelSet, params: SegmentParams | None = None,
+                    gray: np.ndarray | None = None) -> list[Region]:
+    """Labelled, scored regions of one page; `gray` (the screenshot as 8-bit grey, optional)
+    lets the pixel check add what the DOM does not explain."""
+    params = params or SegmentParams()
+    root = build_tree(page)
+    if root is None:
+        return []
+    proposals: list[Proposal] = segment_tree(root, params)
+    if gray is not None and gray.shape == (page.height, page.width):
+        proposals += pixel_proposals(gray, page, proposals, params.pixel_area * area(root.content))
+    ctx = Context(page.width, page.height, root.content)
+    biggest = max(proposals, key=lambda q: area(q.rect), default=None)
+    regions = []
+    for q in proposals:
+        if q.source == "pixel":
+            # Text-like pixels are most likely content the page drew as a picture.
+            label, conf = ("main", 0.5) if q.text_score >= 0.5 else ("segment", 0.5)
+        else:
+            label, conf = classify(q.rect, q.leaves, _hint_boxes(q.node), ctx, q is biggest)
+        rect = clip(q.rect, page.width, page.height)
+        score = round(SOURCE_SCORE.get(q.source, 0.5) * conf / 0.8, 3)
+        regions.append(Region(labels.region_label(label), [round(v, 1) for v in rect],
+                              min(1.0, score), q.source))
+    return regions

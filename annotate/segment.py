@@ -1,0 +1,127 @@
+"""Top-level segments of a page from its block tree and its visual objects.
+
+The page is taken apart from the outside in, as a person reads a layout: the outer
+wrappers that run from the top of the page (or to its bottom) are stacks of bands
+(header, content, footer) and are opened; a row of tall side-by-side children is a set of
+columns and is opened; anything else is one segment. Objects that sit loose in an opened
+container (no block of their own) are grouped by visual adjacency (cluster.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .boxes import Box
+from .cluster import Item, cluster
+from .geometry import Rect, area, inter_area, overlap_1d, union_rect
+from .tree import Node
+
+
+@dataclass
+class SegmentParams:
+    min_area: float = 0.004  # of the page's content area: smaller pieces are no segment
+    chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
+    edge_tol: float = 0.01  # of the content height (at least 10 px): "touches the top/bottom"
+    wrapper_height: float = 0.5  # of the content height: a wrapper is at least this tall
+    column_height: float = 0.5  # of the container's height: a column is at least this tall
+    columns: bool = False  # open rows of side-by-side columns
+    pixel_area: float = 0.016  # of the content area: the least busy area the pixels propose
+    loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
+
+
+@dataclass
+class Proposal:
+    rect: Rect
+    node: Node | None  # None for a group of loose objects
+    leaves: list[Box]
+    source: str  # tree | landmark | cluster | pixel
+    text_score: float = 0.0  # pixel proposals: how much they look like lines of text
+
+
+def _significant(n: Node, min_area: float) -> bool:
+    return area(n.content) >= min_area
+
+
+def _is_wrapper(node: Node, page: Rect, p: SegmentParams) -> bool:
+    top, height = page[1], page[3]
+    tol = max(10.0, p.edge_tol * height)
+    c = node.content
+    touches_top = c[1] <= top + tol
+    touches_bottom = c[1] + c[3] >= top + height - tol
+    return (touches_top or touches_bottom) and c[3] >= p.wrapper_height * height
+
+
+def _is_columns(node: Node, kids: list[Node], p: SegmentParams) -> bool:
+    tall = [k for k in kids if k.content[3] >= p.column_height * node.content[3]]
+    for i, a in enumerate(tall):
+        for b in tall[i + 1 :]:
+            ay = (a.content[1], a.content[1] + a.content[3])
+            by = (b.content[1], b.content[1] + b.content[3])
+            ax = (a.content[0], a.content[0] + a.content[2])
+            bx = (b.content[0], b.content[0] + b.content[2])
+            side_by_side = overlap_1d(*ax, *bx) < 0.1 * min(a.content[2], b.content[2])
+            if side_by_side and overlap_1d(*ay, *by) > 0.5 * min(a.content[3], b.content[3]):
+                return True
+    return False
+
+
+def _rect_of(node: Node) -> Rect:
+    # A container whose floats overflow it (height 0 with content below) is drawn by its
+    # content; otherwise by its own box, as a person would draw it.
+    r, c = node.rect, node.content
+    if area(r) < 0.5 * area(c):
+        return union_rect([r, c])
+    return r
+
+
+def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
+    p = p or SegmentParams()
+    page = root.content
+    min_area = p.min_area * area(page)
+    out: list[Proposal] = []
+
+    def emit(node: Node) -> None:
+        src = "landmark" if node.box.kind == "landmark" else "tree"
+        out.append(Proposal(_rect_of(node), node, node.all_leaves, src))
+
+    def loose(objects: list[Box]) -> None:
+        if not objects:
+            return
+        items = [Item(b.bbox, b.font_size, b.color, b.background, b.kind) for b in objects]
+        for group in cluster(items):
+            leaves = [objects[i] for i in group]
+            rect = union_rect(b.bbox for b in leaves)
+            if area(rect) >= min_area:
+                out.append(Proposal(rect, None, leaves, "cluster"))
+
+    def visit(node: Node, is_root: bool = False) -> None:
+        kids = [c for c in node.children if _significant(c, min_area)]
+        stray = list(node.leaves)
+        for c in node.children:
+            if c not in kids:
+                stray.extend(c.all_leaves)
+        if not kids:
+            if is_root or _is_wrapper(node, page, p):
+                loose(stray)
+            else:
+                emit(node)
+            return
+        if len(kids) == 1 and area(kids[0].content) >= p.chain_cover * area(node.content):
+            visit(kids[0], is_root)
+            loose(stray)
+            return
+        if is_root or _is_wrapper(node, page, p) or (p.columns and _is_columns(node, kids, p)):
+            for k in kids:
+                visit(k)
+            loose(stray)
+            return
+        emit(node)
+
+    visit(root, is_root=True)
+    segments = [q for q in out if q.source != "cluster"]
+    for q in out:
+        if q.source == "cluster" and all(
+            inter_area(q.rect, s.rect) <= p.loose_overlap * area(q.rect) for s in segments
+        ):
+            segments.append(q)
+    return segments
