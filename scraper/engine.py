@@ -169,6 +169,7 @@ class Engine:
         self.in_flight: dict[tuple[str, str], Job] = {}
         self.no_browser = 0
         self.fatal = ""
+        self.last_errors: dict[str, str] = {}  # kind -> last message, kept in meta
         self.catalog.set_meta("last_crawl", json.dumps(
             {"crawl_id": self.crawl_id, "started": self.snapshot.started, "state": "running"}))
         self.pool.start()
@@ -197,6 +198,7 @@ class Engine:
                 "ended": time.time(), "pages": self.snapshot.done_run,
                 "rate": round(self.snapshot.rate, 2), "browsers": self.pool.size,
                 "state": self.snapshot.state, "events": dict(self.snapshot.events),
+                "last_errors": self.last_errors,
             }))
             self.on_progress(self.snapshot)
         if self.fatal:
@@ -297,6 +299,8 @@ class Engine:
             kind = {"robots_later": "robots_5xx"}.get(out.kind, out.kind)
             ev[kind] += 1
             attempts = e.attempts + 1
+            if out.error:
+                self.last_errors[kind] = out.error
             if attempts > self.policy.retries:
                 self.frontier.set_state(e, "failed", attempts=attempts, error=kind)
             else:

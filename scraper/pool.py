@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.command import Command
 
 from catalog.config import CaptureConfig
 from catalog.workspace import Workspace
@@ -31,6 +33,10 @@ from .orphans import note_browser
 from .robots import Robots
 
 
+def _get_log(driver: Any, log_type: str) -> Any:
+    return driver.execute(Command.GET_LOG, {"type": log_type})["value"]
+
+
 def start_detached(opts: BrowserOptions) -> Any:
     """`start_browser`, with chromedriver (and so Chromium) in a session of its own.
 
@@ -38,7 +44,12 @@ def start_detached(opts: BrowserOptions) -> Any:
     die mid-page instead of finishing the pages in flight as the crawl promises.
     """
     if opts.grid:
-        return start_browser(opts)
+        driver = start_browser(opts)
+        if not hasattr(driver, "get_log"):
+            # webdriver.Remote has no get_log, which the capture reads the performance log
+            # with; chromedriver behind a Grid answers the same command.
+            driver.get_log = types.MethodType(_get_log, driver)
+        return driver
     profile = tempfile.mkdtemp(prefix="webseg-chromium-")
     try:
         driver = webdriver.Chrome(
