@@ -203,23 +203,29 @@ def component_instances(mask: np.ndarray) -> list[Instance]:
     their components, so the cost barely grows with the number of components.
     """
     height, width = mask.shape
-    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    if n <= 1:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
         return []
+    cols = np.flatnonzero(mask.any(axis=0))
+    # Work on the mask's bounding box only: element masks often cover a small part.
+    top, left = int(rows[0]), int(cols[0])
+    sub = mask[top : rows[-1] + 1, left : cols[-1] + 1]
+    sub_h, sub_w = sub.shape
+    _, labels = cv2.connectedComponents(sub.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     # Column-major with one background pixel after each column: runs never wrap columns.
-    col_major = np.zeros((width, height + 1), bool)
-    col_major[:, :height] = mask.T
-    flat = col_major.ravel()
-    starts = np.flatnonzero(~flat[:-1] & flat[1:]) + 1
-    if flat[0]:
+    col_major = np.zeros((sub_w, sub_h + 1), bool)
+    col_major[:, :sub_h] = sub.T
+    step = np.diff(col_major.ravel().view(np.int8))
+    starts = np.flatnonzero(step == 1) + 1
+    if col_major[0, 0]:
         starts = np.r_[0, starts]
-    ends = np.flatnonzero(flat[:-1] & ~flat[1:]) + 1
-    col = starts // (height + 1)
-    row0 = starts - col * (height + 1)
-    row1 = ends - col * (height + 1)
+    ends = np.flatnonzero(step == -1) + 1
+    col = starts // (sub_h + 1)
+    row0 = starts - col * (sub_h + 1)
+    row1 = ends - col * (sub_h + 1)
     lab = labels[row0, col]
     order = np.argsort(lab, kind="stable")  # by component, then position
-    lab, col, row0, row1 = lab[order], col[order], row0[order], row1[order]
+    lab, col, row0, row1 = lab[order], col[order] + left, row0[order] + top, row1[order] + top
     s = col * height + row0
     e = col * height + row1
     # Bounding boxes and areas per component.

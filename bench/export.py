@@ -1,0 +1,88 @@
+"""Export throughput: pages/s for a release with masks and 1024 px tiles of 1280x4000 pages.
+
+Builds a synthetic workspace (screenshots, regions, text/image/interactive masks written
+per the contracts), pins the process to one core and times `make_release`. Baseline, in
+the same run: the least any tiled export must do, decoding each screenshot once and
+encoding it again as PNG. Target: at least 20 pages/s, measured in CPU time of the one
+core (wall time is shown too; other work on the machine inflates it).
+
+    .venv/bin/python bench/export.py [--pages 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PIL import Image  # noqa: E402
+
+from catalog import Catalog, Config, Workspace  # noqa: E402
+from export.release import make_release  # noqa: E402
+from export.synthetic import add_page  # noqa: E402
+
+TARGET = 20.0  # pages/s
+
+
+def _timed(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=40)
+    ap.add_argument("--tile", type=int, default=1024)
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        ws.ensure()
+        with Catalog(ws.catalog_path) as cat:
+            for i in range(args.pages):
+                add_page(ws, cat, f"https://www.site{i % 10}.org/p{i}", seed=i, width=1280,
+                         height=4000)
+        shots = [ws.screenshot(p) for p in ws.page_ids()]
+
+        def baseline() -> None:
+            for s in shots:
+                buf = io.BytesIO()
+                Image.open(s).save(buf, "PNG", compress_level=1)
+
+        result = {}
+
+        def export(tile: int) -> None:
+            cfg = Config()
+            cfg.export.tile = tile
+            cfg.export.val_ratio = 0.2
+            result["r"] = make_release(ws, cfg, log=lambda _: None)
+
+        b_wall, b_cpu = _timed(baseline)
+        p_wall, p_cpu = _timed(lambda: export(0))
+        e_wall, e_cpu = _timed(lambda: export(args.tile))
+        r = result["r"]
+        n = r.pages
+        print(f"pages: {n} of 1280x4000, tiles: {r.tiles} of {args.tile} px, one core")
+        print(f"baseline (decode + encode each screenshot once):   "
+              f"{n / b_cpu:6.1f} pages/s CPU, {n / b_wall:6.1f} pages/s wall")
+        print(f"export without tiles (masks, COCO, manifest, card): "
+              f"{n / p_cpu:6.1f} pages/s CPU, {n / p_wall:6.1f} pages/s wall")
+        print(f"export with masks and tiles:                        "
+              f"{n / e_cpu:6.1f} pages/s CPU, {n / e_wall:6.1f} pages/s wall")
+        rate = n / e_cpu
+        verdict = "met" if rate >= TARGET else "MISSED"
+        print(f"export {rate:.1f} pages/s (CPU, one core; baseline {n / b_cpu:.1f}; "
+              f"wall {n / e_wall:.1f}); target {TARGET:.0f} pages/s {verdict}")
+        return 0 if rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
