@@ -57,6 +57,10 @@ report: setup
 export: setup
 	$(PY) -m export $(WS_FLAG)
 
+# RELEASE=datasets/<name>/releases/vNNNN; default: the workspace's latest release.
+verify: setup
+	$(PY) -m export verify $(WS_FLAG) $(RELEASE)
+
 labelstudio-install: $(LS_VENV)/.installed
 
 $(LS_VENV)/.installed:

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from catalog.cli import add_common_args, load, run_main
 
-from .release import make_release
+from .release import make_release, versions
 from .verify import verify_release
 
 
@@ -34,13 +34,22 @@ def _verify_parser() -> argparse.ArgumentParser:
         prog="python -m export verify",
         description="Check every checksum of a release and that its COCO files match its masks.",
     )
-    p.add_argument("release", help="a release directory, e.g. datasets/NAME/releases/v0001")
+    p.add_argument("release", nargs="?", default=None,
+                   help="a release directory (default: the workspace's latest release)")
+    add_common_args(p)
     return p
 
 
 def cmd_verify(argv: list[str]) -> int:
     args = _verify_parser().parse_args(argv)
-    rep = verify_release(args.release)
+    release = args.release
+    if release is None:
+        _, ws = load(args)
+        have = versions(ws.releases_dir)
+        if not have:
+            raise ValueError(f"{ws.releases_dir} holds no release yet: run `make export` first")
+        release = ws.releases_dir / have[-1]
+    rep = verify_release(release)
     for problem in rep.problems[1:]:
         print(f"  {problem}", file=sys.stderr)
     print(rep.verdict())
