@@ -67,30 +67,41 @@ def is_ad_shaped(rect: Rect) -> bool:
 
 
 def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
-             biggest: bool) -> tuple[str, float]:
-    """(label, confidence) for one segment."""
-    top, bottom = ctx.content[1], ctx.content[1] + ctx.content[3]
+             biggest: bool, lowest: bool = False) -> tuple[str, float]:
+    """(label, confidence) for one segment. `biggest`: the largest segment of the page;
+    `lowest`: the segment that reaches furthest down."""
+    top, height = ctx.content[1], ctx.content[3]
+    bottom = top + height
     x, y, w, h = rect
     images = [b for b in leaves if b.kind == "image"]
     texts = [b for b in leaves if b.kind == "text"]
     links = _link_share(leaves)
+    chars = sum(len(b.text) for b in texts)
     if images and not texts and is_ad_shaped(rect):
         return "advertisement", 0.7
     hint = hinted_label(hints)
-    near_top = y <= top + max(40.0, 0.04 * ctx.content[3])
-    near_bottom = y + h >= bottom - max(40.0, 0.04 * ctx.content[3])
-    short = h <= min(300.0, 0.35 * ctx.content[3])
-    if hint in ("header", "footer", "navigation", "advertisement"):
+    tol = max(40.0, 0.04 * height)
+    near_top = y <= top + tol
+    near_bottom = y + h >= bottom - tol
+    header_sized = h <= min(350.0, 0.3 * height)
+    footer_sized = h <= 0.4 * height and not biggest
+    if hint == "header" and header_sized and y <= top + 0.3 * height:
+        return "header", 0.8
+    if hint == "footer" and footer_sized and y >= top + 0.5 * height:
+        return "footer", 0.8
+    if hint in ("navigation", "advertisement"):
         return hint, 0.8
-    if near_top and short:
-        return ("navigation", 0.6) if h <= 60 and links > 0.8 and w > 0.5 * ctx.width else ("header", 0.7)
-    if near_bottom and short and not biggest:
+    if near_top and header_sized:
+        if h <= 60 and links > 0.8 and w > 0.5 * ctx.width:
+            return "navigation", 0.6
+        return "header", 0.7
+    if (near_bottom or lowest) and footer_sized and y >= top + 0.5 * height:
         return "footer", 0.7
-    if hint:
+    if hint in ("main", "sidebar"):
         return hint, 0.7
-    if w <= 0.3 * ctx.content[2] and h >= 0.3 * ctx.content[3]:
+    if w <= 0.3 * ctx.content[2] and h >= 0.3 * height:
         return ("navigation", 0.5) if links > 0.7 else ("sidebar", 0.5)
-    if h <= 60 and links > 0.8 and w > 0.5 * ctx.content[2]:
+    if links > 0.75 and chars >= 20 and area(rect) < 0.15 * area(ctx.content):
         return "navigation", 0.5
     if biggest or area(rect) >= 0.15 * area(ctx.content):
         return "main", 0.6

@@ -198,26 +198,35 @@ Promise.race([wait, new Promise(r => setTimeout(r, 3000))]).then(() => {
 });
 """
 
+# A marked element whose floated children overflow it has a collapsed rectangle (seen: 13 px
+# tall over a 950 px column), yet the person marked the column they saw: such an element
+# (own height under half of what its visible descendants span) is taken down to the bottom
+# of its descendants, within its own width and the document.
 _TRUTH_JS = """
 const sx = window.scrollX, sy = window.scrollY;
 const de = document.documentElement, b = document.body || de;
 const W = Math.max(de.scrollWidth, b.scrollWidth), H = Math.max(de.scrollHeight, b.scrollHeight);
 const out = [];
 document.querySelectorAll('[data-block="1"]').forEach(el => {
-  let r = el.getBoundingClientRect();
-  let x0 = r.left, y0 = r.top, x1 = r.right, y1 = r.bottom;
-  if (r.width * r.height < 1) {  // inline or floated-only content: use the children
-    x0 = y0 = Infinity; x1 = y1 = -Infinity;
-    el.querySelectorAll('*').forEach(c => {
-      const q = c.getBoundingClientRect();
-      if (q.width * q.height < 1) return;
-      x0 = Math.min(x0, q.left); y0 = Math.min(y0, q.top);
-      x1 = Math.max(x1, q.right); y1 = Math.max(y1, q.bottom);
-    });
-    if (!isFinite(x0)) return;
+  const r = el.getBoundingClientRect();
+  const left = Math.max(r.left, -sx), right = Math.min(r.right, W - sx);
+  let top = Infinity, bottom = -Infinity;
+  el.querySelectorAll('*').forEach(c => {
+    const q = c.getBoundingClientRect();
+    if (q.width * q.height < 1 || q.right <= left || q.left >= right) return;
+    if (q.bottom <= -sy || q.top >= H - sy || getComputedStyle(c).visibility === 'hidden') return;
+    top = Math.min(top, Math.max(q.top, -sy)); bottom = Math.max(bottom, Math.min(q.bottom, H - sy));
+  });
+  let box = [r.left, r.top, r.width, r.height];
+  // Floats overflow downwards: the box grows down, never up.
+  const y0 = r.width * r.height >= 1 ? r.top : top;
+  if (isFinite(top) && r.height < 0.5 * (Math.max(r.bottom, bottom) - y0)) {
+    const x0 = r.width >= 1 ? r.left : left;
+    box = [x0, y0, Math.max(r.width, right - x0), Math.max(r.bottom, bottom) - y0];
   }
+  if (box[2] * box[3] < 1) return;
   out.push({type: el.getAttribute('data-block-type') || '', tag: el.tagName.toLowerCase(),
-            bbox: [x0 + sx, y0 + sy, x1 - x0, y1 - y0]});
+            bbox: [box[0] + sx, box[1] + sy, box[2], box[3]]});
 });
 return {width: W, height: H, blocks: out};
 """

@@ -55,13 +55,15 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: SegmentParams | N
         proposals += pixel_proposals(gray, page, proposals, params.pixel_area * area(root.content))
     ctx = Context(page.width, page.height, root.content)
     biggest = max(proposals, key=lambda q: area(q.rect), default=None)
+    lowest = max(proposals, key=lambda q: q.rect[1] + q.rect[3], default=None)
     regions = []
     for q in proposals:
         if q.source == "pixel":
             # Text-like pixels are most likely content the page drew as a picture.
             label, conf = ("main", 0.5) if q.text_score >= 0.5 else ("segment", 0.5)
         else:
-            label, conf = classify(q.rect, q.leaves, _hint_boxes(q.node), ctx, q is biggest)
+            label, conf = classify(q.rect, q.leaves, _hint_boxes(q.node), ctx, q is biggest,
+                                   q is lowest)
         rect = clip(q.rect, page.width, page.height)
         score = round(SOURCE_SCORE.get(q.source, 0.5) * conf / 0.8, 3)
         regions.append(Region(labels.region_label(label), [round(v, 1) for v in rect],

@@ -42,13 +42,28 @@ def _significant(n: Node, min_area: float) -> bool:
     return area(n.content) >= min_area
 
 
-def _is_wrapper(node: Node, page: Rect, p: SegmentParams) -> bool:
+def _is_band(kid: Node, node: Node) -> bool:
+    wide = max(kid.rect[2], kid.content[2]) >= 0.8 * max(node.rect[2], node.content[2])
+    return wide and kid.content[3] <= 0.35 * node.content[3]
+
+
+def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: SegmentParams) -> bool:
+    """A stack of page parts: it runs from the top of the page to its bottom, or from one
+    end and holds a band."""
     top, height = page[1], page[3]
     tol = max(10.0, p.edge_tol * height)
     c = node.content
+    if c[3] < p.wrapper_height * height:
+        return False
     touches_top = c[1] <= top + tol
     touches_bottom = c[1] + c[3] >= top + height - tol
-    return (touches_top or touches_bottom) and c[3] >= p.wrapper_height * height
+    if touches_top and touches_bottom:
+        return True
+    if not kids:
+        return touches_top or touches_bottom
+    # From one end only: a stack if it holds a band (a full-width part, such as a header,
+    # a menu bar or a footer); a row of columns is one part of the page.
+    return (touches_top or touches_bottom) and any(_is_band(k, node) for k in kids)
 
 
 def _is_columns(node: Node, kids: list[Node], p: SegmentParams) -> bool:
@@ -101,7 +116,7 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             if c not in kids:
                 stray.extend(c.all_leaves)
         if not kids:
-            if is_root or _is_wrapper(node, page, p):
+            if is_root or _is_wrapper(node, [], page, p):
                 loose(stray)
             else:
                 emit(node)
@@ -110,7 +125,7 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             visit(kids[0], is_root)
             loose(stray)
             return
-        if is_root or _is_wrapper(node, page, p) or (p.columns and _is_columns(node, kids, p)):
+        if is_root or _is_wrapper(node, kids, page, p) or (p.columns and _is_columns(node, kids, p)):
             for k in kids:
                 visit(k)
             loose(stray)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from .boxes import CONTAINER_KINDS, LEAF_KINDS, Box, PageBoxes
 from .geometry import Rect, area, clip, union_rect
 
-
 BACKDROP = 0.5
 
 
