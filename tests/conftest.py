@@ -69,3 +69,5 @@ def static_site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server, url = serve_directory(site)
     yield site, url
     server.shutdown()
+
+from tests.labelstudio_fixture import labelstudio  # noqa: E402, F401  (session Label Studio server)

@@ -1,0 +1,195 @@
+"""What annotators changed: the figure that says whether pre-annotation pays.
+
+For every page with both a pre-annotation and a pulled annotation, proposed regions are
+matched one-to-one to final regions of the same label (Hungarian on box IoU). A proposed
+region is kept when its match is the same box (IoU >= KEPT_IOU), moved when it overlaps
+(IoU >= MATCH_IOU), deleted when unmatched; a final region with no proposal is added. A
+relabelled region counts as one deletion and one addition. Per class, the pixel IoU between
+prediction and annotation (regions rasterised, masks as drawn) is averaged over pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean, median
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from scipy.optimize import linear_sum_assignment
+
+from catalog.workspace import CorruptFile, Workspace, read_json
+
+KEPT_IOU = 0.98  # a box nudged by a pixel or two on a large region still counts as kept
+MATCH_IOU = 0.3
+
+
+@dataclass
+class ClassChanges:
+    proposed: int = 0
+    kept: int = 0
+    moved: int = 0
+    deleted: int = 0
+    added: int = 0
+    ious: list[float] = field(default_factory=list)
+
+    def share(self, n: int) -> float:
+        return n / self.proposed if self.proposed else 0.0
+
+
+def match_regions(
+    proposed: list[dict[str, Any]], final: list[dict[str, Any]]
+) -> dict[str, ClassChanges]:
+    """Per label: how many proposed regions were kept, moved, deleted, and how many added."""
+    out: dict[str, ClassChanges] = {}
+    labels = {r["label"] for r in proposed} | {r["label"] for r in final}
+    for label in sorted(labels):
+        p = [r["bbox"] for r in proposed if r["label"] == label]
+        f = [r["bbox"] for r in final if r["label"] == label]
+        c = out.setdefault(label, ClassChanges())
+        c.proposed += len(p)
+        if not p or not f:
+            c.deleted += len(p)
+            c.added += len(f)
+            continue
+        iou = np.asarray(mask_utils.iou(p, f, [0] * len(f)), dtype=float).reshape(len(p), len(f))
+        rows, cols = linear_sum_assignment(-iou)
+        matched = 0
+        for r, col in zip(rows, cols, strict=True):
+            if iou[r, col] >= KEPT_IOU:
+                c.kept += 1
+            elif iou[r, col] >= MATCH_IOU:
+                c.moved += 1
+            else:
+                continue
+            matched += 1
+        c.deleted += len(p) - matched
+        c.added += len(f) - matched
+    return out
+
+
+def raster(regions: list[dict[str, Any]], label: str, width: int, height: int) -> np.ndarray:
+    out = np.zeros((height, width), dtype=bool)
+    for r in regions:
+        if r["label"] != label:
+            continue
+        x, y, w, h = r["bbox"]
+        x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+        x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+        out[y0:y1, x0:x1] = True
+    return out
+
+
+def pixel_iou(a: np.ndarray, b: np.ndarray) -> float | None:
+    union = np.logical_or(a, b).sum()
+    if union == 0:
+        return None  # the class is on neither: no evidence either way
+    return float(np.logical_and(a, b).sum() / union)
+
+
+def _mask(folder: Path, doc: dict, cls: str) -> np.ndarray | None:
+    name = (doc.get("masks") or {}).get(cls)
+    if not name:
+        return None
+    try:
+        with Image.open(folder / name) as im:
+            return np.asarray(im.convert("L")) > 0
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class Report:
+    pages: int
+    classes: dict[str, ClassChanges]
+    seconds: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        classes = {}
+        for name, c in sorted(self.classes.items()):
+            classes[name] = {
+                "proposed": c.proposed, "kept": c.kept, "moved": c.moved,
+                "deleted": c.deleted, "added": c.added,
+                "kept_share": round(c.share(c.kept), 4),
+                "moved_share": round(c.share(c.moved), 4),
+                "deleted_share": round(c.share(c.deleted), 4),
+                "added_share": round(c.share(c.added), 4),
+                "mean_iou": round(mean(c.ious), 4) if c.ious else None,
+            }
+        all_ious = [v for c in self.classes.values() for v in c.ious]
+        return {
+            "pages": self.pages,
+            "classes": classes,
+            "mean_iou": round(mean(all_ious), 4) if all_ious else None,
+            "seconds_per_page": round(mean(self.seconds), 2) if self.seconds else None,
+            "median_seconds_per_page": round(median(self.seconds), 2) if self.seconds else None,
+        }
+
+
+def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]) -> Report:
+    classes: dict[str, ClassChanges] = {}
+    seconds: list[float] = []
+    pages = 0
+    for page_id in ws.page_ids():
+        folder = ws.page_dir(page_id)
+        ann_path, pre_path = ws.annotation_json(page_id), ws.preannotation_json(page_id)
+        if not ann_path.exists() or not pre_path.exists():
+            continue
+        try:
+            ann, pre = read_json(ann_path), read_json(pre_path)
+        except CorruptFile:
+            continue
+        pages += 1
+        width, height = int(ann["width"]), int(ann["height"])
+        lead = (ann.get("meta") or {}).get("lead_time")
+        if isinstance(lead, (int, float)):
+            seconds.append(float(lead))
+        for label, c in match_regions(pre.get("regions", []), ann.get("regions", [])).items():
+            total = classes.setdefault(label, ClassChanges())
+            for attr in ("proposed", "kept", "moved", "deleted", "added"):
+                setattr(total, attr, getattr(total, attr) + getattr(c, attr))
+        for label in region_labels:
+            iou = pixel_iou(
+                raster(pre.get("regions", []), label, width, height),
+                raster(ann.get("regions", []), label, width, height),
+            )
+            if iou is not None:
+                classes.setdefault(label, ClassChanges()).ious.append(iou)
+        for cls in mask_labels:
+            a, b = _mask(folder, pre, cls), _mask(folder, ann, cls)
+            if a is None and b is None:
+                continue
+            a = a if a is not None else np.zeros((height, width), dtype=bool)
+            b = b if b is not None else np.zeros((height, width), dtype=bool)
+            iou = pixel_iou(a, b) if a.shape == b.shape else 0.0
+            if iou is not None:
+                classes.setdefault(cls, ClassChanges()).ious.append(iou)
+    return Report(pages, classes, seconds)
+
+
+def render(report: Report) -> str:
+    d = report.to_dict()
+    if not d["pages"]:
+        return "no page has both a pre-annotation and a pulled annotation yet: run `python -m annotate pull`"
+    lines = [
+        f"{d['pages']} annotated pages",
+        f"{'class':<14}{'proposed':>9}{'kept':>8}{'moved':>8}{'deleted':>9}{'added':>7}{'IoU':>7}",
+    ]
+    for name, c in d["classes"].items():
+        iou = f"{c['mean_iou']:.2f}" if c["mean_iou"] is not None else "-"
+        kept, moved, deleted = (
+            f"{100 * c[k]:.0f}%" if c["proposed"] else "-"
+            for k in ("kept_share", "moved_share", "deleted_share")
+        )
+        lines.append(
+            f"{name:<14}{c['proposed']:>9}{kept:>8}{moved:>8}{deleted:>9}{c['added']:>7}{iou:>7}"
+        )
+    spp = d["seconds_per_page"]
+    lines.append(
+        f"mean IoU prediction vs annotation: {d['mean_iou'] if d['mean_iou'] is not None else '-'}; "
+        f"seconds per page: {spp if spp is not None else '-'} (median "
+        f"{d['median_seconds_per_page'] if spp is not None else '-'})"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""Pure pieces of the Label Studio round trip: RLE, labelling config, result parsing, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from label_studio_sdk.converter import brush
+
+from annotate.studio_config import config_labels, config_mismatch, labelling_config
+from annotate.studio_env import read_env_file, update_env_file
+from annotate.studio_report import match_regions, pixel_iou, raster
+from annotate.studio_rle import decode_rle, encode_rle, mask_to_rle, rle_to_mask
+from annotate.studio_tasks import brush_result, parse_results, rect_result
+from catalog.config import LabelsConfig
+
+runs = st.lists(
+    st.tuples(st.integers(0, 255), st.integers(1, 70000)), min_size=1, max_size=40
+)
+
+
+def _expand(pairs: list[tuple[int, int]]) -> np.ndarray:
+    return np.repeat(
+        np.array([v for v, _ in pairs], np.uint8), [n for _, n in pairs]
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs)
+def test_encoder_writes_the_sdk_bytes_and_decodes_back(pairs):
+    flat = _expand(pairs)
+    ours = encode_rle(flat)
+    assert ours == brush.encode_rle(flat)
+    assert np.array_equal(decode_rle(ours), flat)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 255), min_size=1, max_size=300))
+def test_decoder_reads_literal_records(values):
+    # The SDK encodes single values as literal records (flag 0); the labelling UI's encoder
+    # packs several literals into one record, which the SDK's decoder also reads.
+    flat = np.array(values, np.uint8)
+    rle = brush.encode_rle(flat)
+    assert np.array_equal(decode_rle(rle), flat)
+    assert np.array_equal(decode_rle(rle), brush.decode_rle(bytes(rle)))
+
+
+def _literal_rle(values: list[int]) -> list[int]:
+    """One literal record holding several words, as thi-ng rle-pack writes them."""
+    bits = f"{len(values):032b}" + f"{7:05b}" + "".join(f"{s - 1:04b}" for s in (3, 4, 8, 16))
+    bits += "0" + "10" + f"{len(values) - 1:08b}" + "".join(f"{v:08b}" for v in values)
+    bits += "0" * (-len(bits) % 8)
+    return [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
+
+
+def test_decoder_reads_multi_word_literals_like_the_sdk():
+    values = [3, 200, 200, 7, 0, 255, 1, 9, 9, 9, 4]
+    rle = _literal_rle(values)
+    assert brush.decode_rle(bytes(rle)).tolist() == values
+    assert decode_rle(rle).tolist() == values
+
+
+def test_mask_round_trip_on_a_tall_page():
+    rng = np.random.default_rng(1)
+    mask = np.zeros((3000, 1280), np.uint8)
+    mask[rng.integers(0, 3000, 5000), rng.integers(0, 1280, 5000)] = 255
+    mask[100:400, 50:900] = 255
+    rle = mask_to_rle(mask)
+    assert rle == brush.mask2rle(mask)
+    assert np.array_equal(rle_to_mask(rle, 1280, 3000), mask)
+
+
+def test_rle_of_the_wrong_size_is_refused():
+    rle = mask_to_rle(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="not 20x10x4"):
+        rle_to_mask(rle, 20, 10)
+    with pytest.raises(ValueError, match="truncated"):
+        decode_rle(rle[:5])
+
+
+def test_labelling_config_holds_the_label_set_and_keeps_tall_pages_unsqueezed():
+    labels = LabelsConfig()
+    xml = labelling_config(labels)
+    parsed = config_labels(xml)
+    assert parsed.regions == tuple(labels.regions)
+    assert parsed.masks == tuple(labels.masks)
+    assert 'maxHeight="65536px"' in xml
+    assert 'background="#e6194b"' in xml
+    assert config_mismatch(xml, labels) == ""
+    changed = LabelsConfig(regions=[*labels.regions[:-1], "banner"])
+    problem = config_mismatch(xml, changed)
+    assert "banner" in problem and "segment" in problem
+
+
+def test_results_convert_to_pixels_and_masks():
+    mask = np.zeros((300, 200), np.uint8)
+    mask[10:20, 30:60] = 255
+    results = [rect_result("header", [20, 30, 100, 60], 200, 300, "r0"),
+               brush_result("text", mask, "m0")]
+    parsed = parse_results(results, 200, 300)
+    assert parsed.regions == [
+        {"label": "header", "bbox": [20.0, 30.0, 100.0, 60.0], "score": 1.0, "source": "human"}
+    ]
+    assert np.array_equal(parsed.masks["text"], mask)
+
+
+def test_region_changes_are_counted_per_class():
+    proposed = [
+        {"label": "header", "bbox": [0, 0, 1000, 100]},
+        {"label": "main", "bbox": [0, 100, 1000, 800]},
+        {"label": "footer", "bbox": [0, 900, 1000, 100]},
+    ]
+    final = [
+        {"label": "header", "bbox": [0, 0, 1000, 100]},  # kept
+        {"label": "main", "bbox": [0, 150, 1000, 700]},  # moved (IoU 0.875)
+        {"label": "sidebar", "bbox": [1000, 100, 200, 800]},  # added; footer deleted
+    ]
+    c = match_regions(proposed, final)
+    assert (c["header"].kept, c["header"].moved) == (1, 0)
+    assert (c["main"].kept, c["main"].moved) == (0, 1)
+    assert (c["footer"].deleted, c["footer"].proposed) == (1, 1)
+    assert (c["sidebar"].added, c["sidebar"].proposed) == (1, 0)
+
+
+def test_pixel_iou_of_rasterised_regions():
+    a = raster([{"label": "main", "bbox": [0, 0, 10, 10]}], "main", 20, 20)
+    b = raster([{"label": "main", "bbox": [5, 0, 10, 10]}], "main", 20, 20)
+    assert pixel_iou(a, b) == pytest.approx(50 / 150)
+    assert pixel_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) is None
+
+
+def test_env_file_is_private_and_keeps_other_lines(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# mine\nOTHER=1\nLABEL_STUDIO_URL=old\n")
+    update_env_file(env, {"LABEL_STUDIO_URL": "http://127.0.0.1:1", "LABEL_STUDIO_API_KEY": "k"})
+    assert env.stat().st_mode & 0o777 == 0o600
+    values = read_env_file(env)
+    assert values == {"OTHER": "1", "LABEL_STUDIO_URL": "http://127.0.0.1:1",
+                      "LABEL_STUDIO_API_KEY": "k"}
+    assert env.read_text().startswith("# mine\n")
