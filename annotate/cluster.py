@@ -48,7 +48,7 @@ def link_weights(items: Sequence[Item]) -> np.ndarray:
     font = np.array([it.font_size for it in items])
     style = (np.abs(font[:, None] - font[None, :]) / np.maximum(ref, 1) > 0.25).astype(float)
     bg = np.array([hash(it.background) for it in items])
-    style += (bg[:, None] != bg[None, :]).astype(float) * 2.0
+    style += (bg[:, None] != bg[None, :]).astype(float) * 3.0
     col = np.array([hash(it.color) for it in items])
     style += (col[:, None] != col[None, :]).astype(float) * 0.5
     return dist + style

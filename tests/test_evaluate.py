@@ -1,0 +1,187 @@
+"""Evaluation: metrics on hand-made segmentations, baselines, the Kreuzer split and truth
+handling, and a run of `python -m annotate evaluate --kreuzer` on real corpus pages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from annotate.baselines import naive_split, whole_page
+from annotate.boxes import parse_boxes
+from annotate.evaluate import PageScore, summarise
+from annotate.kreuzer import list_pages, map_type, split_of, strip_blocks
+from annotate.labelset import label_set
+from annotate.metrics import Segment, bcubed, class_iou, match_segments
+from annotate.overlay import contact_sheet, side_by_side
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def S(label, x, y, w, h):
+    return Segment(label, (x, y, w, h))
+
+
+def test_segment_matching_is_one_to_one():
+    true = [S("main", 0, 0, 100, 100)]
+    # Two near-copies of the one true segment: only one of them can be kept.
+    pred = [S("main", 0, 0, 100, 95), S("main", 0, 0, 100, 90)]
+    m = match_segments(pred, true)
+    assert len(m.matches) == 1
+    assert (m.precision, m.recall) == (0.5, 1.0)
+    assert m.f1 == pytest.approx(2 / 3)
+
+
+def test_segment_matching_threshold_and_empty_sides():
+    true = [S("main", 0, 0, 100, 100), S("footer", 0, 100, 100, 20)]
+    pred = [S("main", 0, 0, 100, 40)]  # IoU 0.4: below 0.5
+    assert match_segments(pred, true).f1 == 0.0
+    assert match_segments([], true).f1 == 0.0
+    assert match_segments(pred, []).f1 == 0.0
+    exact = match_segments(true, true)
+    assert exact.f1 == 1.0 and len(exact.matches) == 2
+
+
+def test_bcubed_of_identical_and_of_whole_page():
+    true = [S("a", 0, 0, 100, 50), S("b", 0, 50, 100, 50)]
+    assert bcubed(true, true, 100, 100, step=1) == pytest.approx((1.0, 1.0, 1.0))
+    p, r, f = bcubed([S("a", 0, 0, 100, 100)], true, 100, 100, step=1)
+    # One cluster over two equal halves: each pixel's cluster is half right.
+    assert (p, r) == pytest.approx((0.5, 1.0))
+    assert f == pytest.approx(2 / 3)
+
+
+def test_bcubed_counts_unsegmented_pixels_as_one_cluster():
+    true = [S("a", 0, 0, 100, 50), S("b", 0, 50, 100, 50)]
+    p, r, _ = bcubed([], true, 100, 100, step=1)
+    assert (p, r) == pytest.approx((0.5, 1.0))
+    # Sampling every 4th pixel changes little.
+    assert bcubed([S("x", 0, 0, 60, 100)], true, 100, 100, step=4) == pytest.approx(
+        bcubed([S("x", 0, 0, 60, 100)], true, 100, 100, step=1), abs=0.03)
+
+
+def test_class_iou():
+    true = [S("header", 0, 0, 100, 20), S("main", 0, 20, 100, 80)]
+    pred = [S("header", 0, 0, 100, 40), S("main", 0, 40, 100, 60)]
+    iou = class_iou(pred, true, 100, 100, step=1)
+    assert iou["header"] == pytest.approx(0.5)
+    assert iou["main"] == pytest.approx(0.75)
+
+
+def _tree_page():
+    def box(i, bbox, parent, kind="block"):
+        return {"id": i, "kind": kind, "bbox": bbox, "parent": parent, "depth": 0,
+                "visible": True, "text": "t"}
+    boxes = [
+        box(0, [0, 0, 1000, 1000], None),
+        box(1, [0, 0, 1000, 1000], 0),  # a wrapper: the one large child of body
+        box(2, [0, 0, 1000, 100], 1), box(3, [0, 100, 1000, 800], 1),
+        box(4, [0, 900, 1000, 100], 1), box(5, [0, 0, 5, 5], 1),  # too small to count
+    ]
+    for i, b in enumerate(list(boxes)[2:5]):
+        boxes.append(box(10 + i, [b["bbox"][0] + 5, b["bbox"][1] + 5, 50, 10], b["id"], "text"))
+    return parse_boxes({"schema": 1, "width": 1000, "height": 1000, "boxes": boxes})
+
+
+def test_naive_split_descends_through_the_single_wrapper():
+    page = _tree_page()
+    assert naive_split(page) == [(0, 0, 1000, 100), (0, 100, 1000, 800), (0, 900, 1000, 100)]
+    assert whole_page(page) == [(0, 0, 1000, 1000)]
+
+
+def test_summary_averages_pages_and_label_accuracy():
+    def ps(name, f1, pairs):
+        s = PageScore(name, name, "dev", 2, 2, 5.0, 0.5)
+        for m in ("proposal", "whole_page", "naive_dom"):
+            s.scores[m] = {"seg_f1": f1, "bcubed_f1": f1}
+        s.label_pairs = pairs
+        return s
+    summ = summarise([ps("a", 1.0, [("main", "main"), ("footer", "main")]),
+                      ps("b", 0.5, [("main", "main")])])
+    assert summ["pages"] == 2
+    assert summ["proposal"]["seg_f1"] == pytest.approx(0.75)
+    assert summ["label_accuracy"] == pytest.approx(2 / 3)
+    assert summ["label_accuracy_per_class"]["footer"]["accuracy"] == 0.0
+    assert summ["label_accuracy_macro"] == pytest.approx(0.5)
+    assert summ["capture_ms_per_page"] == pytest.approx(500.0)
+
+
+def test_strip_blocks_removes_truth_and_scripts_only():
+    html = ('<div class="a" data-block="1" data-block-type="Header">x</div>'
+            "<script>var s = '<b>';</script><p data-block=2 id=k>y</p>")
+    out = strip_blocks(html)
+    assert "data-block" not in out and "<script" not in out
+    assert '<div class="a">x</div>' in out and "<p id=k>y</p>" in out
+
+
+def test_kreuzer_types_map_to_the_label_set():
+    assert map_type("Logo") == "header" and map_type("LinkList") == "navigation"
+    assert map_type("Article") == "main" and map_type("Ad") == "advertisement"
+    assert map_type("Searchbar") == "segment" and map_type("unknown") == "segment"
+    assert set(map(map_type, ["Header", "Menu", "Content", "Sidebar", "Footer"])) <= set(
+        label_set().regions)
+
+
+def test_split_is_stable_and_about_half(kreuzer_dir):
+    pages = list_pages(kreuzer_dir)
+    assert len(pages) == 66
+    splits = [p.split for p in pages]
+    assert 0.35 < splits.count("dev") / len(splits) < 0.65
+    assert all(split_of(p.name) == p.split for p in pages)
+    assert split_of("www.w3.org/www.w3.org") == "dev"  # fixed: never moves
+
+
+def test_bad_corpus_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        list_pages(tmp_path / "nope")
+    with pytest.raises(ValueError, match="index.blocks.html"):
+        list_pages(tmp_path)
+
+
+def test_overlay_and_contact_sheet_pictures():
+    shot = Image.new("RGB", (1280, 3000), "white")
+    truth = [S("header", 0, 0, 1280, 100), S("main", 0, 100, 1280, 2900)]
+    pic = side_by_side(shot, truth, truth[:1], label_set(), "page")
+    assert pic.width > 1000 and pic.height > 1000
+    # The header's colour is drawn on both sides.
+    px = pic.convert("RGB").getpixel((10, 50))
+    assert px != (255, 255, 255)
+    sheet = contact_sheet([(pic, "a"), (pic, "b")], columns=2)
+    assert sheet.width == 1200
+    with pytest.raises(ValueError):
+        contact_sheet([])
+
+
+@pytest.mark.browser
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_evaluate_on_corpus_pages_beats_the_whole_page(kreuzer_dir, chromium, tmp_path):
+    out = tmp_path / "eval"
+    pages = ["eu.real.com", "www.wto.org", "www.noaa.gov"]
+    cmd = [sys.executable, "-m", "annotate", "evaluate", "--kreuzer", str(kreuzer_dir),
+           "--workspace", str(tmp_path / "ws"), "--out", str(out)]
+    for p in pages:
+        cmd += ["--page", p]
+    env = {**os.environ, "COLUMNS": "160"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    assert "ms/page" in proc.stdout and "naive_dom" in proc.stdout
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["schema"] == 1 and len(doc["pages"]) == 3
+    for page in doc["pages"]:
+        for method, figures in page["scores"].items():
+            for k, v in figures.items():
+                assert 0.0 <= v <= 1.0, (page["name"], method, k, v)
+        assert page["ms"] > 0
+        assert (out / "overlays" / (page["name"].replace("/", "__") + ".png")).is_file()
+    assert (out / "worst_pages.png").is_file()
+    summ = doc["summary"]["all"]
+    assert summ["proposal"]["seg_f1"] > summ["whole_page"]["seg_f1"]
+    # The pipeline's captures never carry the truth.
+    for boxes in (out / "workspace" / "pages").glob("*/boxes.json"):
+        assert "data-block" not in boxes.read_text()

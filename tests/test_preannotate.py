@@ -1,0 +1,361 @@
+"""Pre-annotation on small hand-made pages: geometry, clustering, segments, labels, masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from annotate import geometry as g
+from annotate.boxes import Box, PageBoxes, parse_boxes
+from annotate.cluster import Item, cluster
+from annotate.labelset import label_set
+from annotate.masks import element_masks
+from annotate.pixels import text_line_score, unexplained_regions
+from annotate.preannotate import VERSION, preannotate_page
+from annotate.regions import propose_regions
+from catalog.config import LabelsConfig
+from catalog.records import Annotation
+from catalog.workspace import CorruptFile, Workspace
+
+# --- geometry ---------------------------------------------------------------------------
+
+
+def test_iou_of_known_rectangles():
+    assert g.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert g.iou((0, 0, 10, 10), (20, 0, 10, 10)) == 0.0
+    # Half overlap: intersection 50, union 150.
+    assert g.iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_union_contains_coverage_and_gap():
+    u = g.union_rect([(0, 0, 10, 10), (20, 5, 10, 20)])
+    assert u == (0, 0, 30, 25)
+    assert g.contains(u, (20, 5, 10, 20))
+    assert not g.contains((0, 0, 10, 10), (5, 5, 10, 10))
+    assert g.contains((0, 0, 10, 10), (5, 5, 6, 6), tol=1)
+    assert g.coverage((0, 0, 10, 10), (5, 0, 10, 10)) == 0.5
+    assert g.gap((0, 0, 10, 10), (15, 30, 5, 5)) == (5, 20)
+    assert g.clip((-5, -5, 20, 20), 10, 8) == (0, 0, 10, 8)
+    with pytest.raises(ValueError):
+        g.union_rect([])
+
+
+rects = st.tuples(
+    st.integers(0, 500), st.integers(0, 500), st.integers(1, 300), st.integers(1, 300)
+)
+
+
+@given(rects, rects)
+def test_iou_is_symmetric_and_bounded(a, b):
+    v = g.iou(a, b)
+    assert 0.0 <= v <= 1.0
+    assert v == pytest.approx(g.iou(b, a))
+    assert g.inter_area(a, b) <= min(g.area(a), g.area(b))
+
+
+# --- clustering -------------------------------------------------------------------------
+
+
+def _lines(x, y0, n, pitch=18, w=300, font=14.0, bg="rgb(255, 255, 255)"):
+    return [Item((x, y0 + i * pitch, w, 16), font, "rgb(0, 0, 0)", bg) for i in range(n)]
+
+
+def test_cluster_keeps_a_paragraph_together_and_splits_distant_blocks():
+    items = _lines(10, 10, 6) + _lines(10, 400, 5)
+    groups = cluster(items)
+    assert sorted(sorted(gr) for gr in groups) == [list(range(6)), list(range(6, 11))]
+
+
+def test_cluster_splits_side_by_side_columns_by_gap():
+    items = _lines(10, 10, 8) + _lines(700, 10, 8)
+    groups = cluster(items)
+    assert len(groups) == 2
+    assert {frozenset(gr) for gr in groups} == {frozenset(range(8)), frozenset(range(8, 16))}
+
+
+def test_cluster_separates_touching_blocks_of_different_background():
+    items = _lines(10, 10, 5) + _lines(10, 100, 5, bg="rgb(20, 20, 80)")
+    groups = cluster(items)
+    assert len(groups) == 2
+
+
+def test_cluster_of_nothing_and_of_one():
+    assert cluster([]) == []
+    assert cluster([Item((0, 0, 5, 5))]) == [[0]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(rects, min_size=1, max_size=25))
+def test_cluster_is_a_partition(rs):
+    groups = cluster([Item(r, 12.0) for r in rs])
+    flat = sorted(i for gr in groups for i in gr)
+    assert flat == list(range(len(rs)))
+
+
+# --- a hand-made page -------------------------------------------------------------------
+
+
+def _box(i, kind, bbox, parent=None, **kw):
+    base = {"id": i, "kind": kind, "bbox": list(bbox), "tag": kw.pop("tag", "div"),
+            "parent": parent, "depth": kw.pop("depth", 1), "visible": kw.pop("visible", True),
+            "background": kw.pop("background", "rgb(255, 255, 255)"), "z": kw.pop("z", 0),
+            "font_size": 14, "text": kw.pop("text", "")}
+    base.update(kw)
+    return base
+
+
+def classic_page(landmarks: bool = False) -> dict:
+    """1000 x 1400: header band, a main column beside a sidebar, footer band; no names."""
+    boxes = [_box(0, "block", (0, 0, 1000, 1400), tag="body", depth=0)]
+    nid = 1
+
+    def add(kind, bbox, parent, **kw):
+        nonlocal nid
+        boxes.append(_box(nid, kind, bbox, parent, **kw))
+        nid += 1
+        return nid - 1
+
+    wrap = add("block", (0, 0, 1000, 1400), 0)
+    kind = "landmark" if landmarks else "block"
+    header = add(kind, (0, 0, 1000, 120), wrap, tag="header" if landmarks else "div",
+                 landmark="header" if landmarks else "", background="rgb(30, 30, 90)")
+    add("image", (20, 20, 200, 80), header)
+    add("text", (300, 50, 200, 20), header, text="Site name")
+    body = add("block", (0, 120, 1000, 1100), wrap)
+    main = add(kind, (0, 120, 700, 1100), body, tag="main" if landmarks else "div",
+               landmark="main" if landmarks else "")
+    for i in range(30):
+        add("text", (20, 140 + i * 34, 640, 18), main, text="Some running text of the story. " * 3)
+    side = add("block", (720, 120, 280, 1100), body)
+    for i in range(15):
+        add("interactive", (730, 140 + i * 60, 200, 18), side, text=f"Related link {i}")
+        add("text", (730, 140 + i * 60, 200, 18), side, text=f"Related link {i}")
+    footer = add(kind, (0, 1220, 1000, 180), wrap, tag="footer" if landmarks else "div",
+                 landmark="footer" if landmarks else "", background="rgb(40, 40, 40)")
+    for i in range(3):
+        add("text", (40, 1250 + i * 30, 400, 16), footer, text="Copyright and contact")
+    return {"schema": 1, "page_id": "p", "width": 1000, "height": 1400, "dpr": 1, "boxes": boxes}
+
+
+def _by_label(regions):
+    return {r.label: [round(v) for v in r.bbox] for r in regions}
+
+
+def test_classic_layout_without_landmarks_gives_header_main_sidebar_footer():
+    page = parse_boxes(classic_page())
+    regions = propose_regions(page, label_set())
+    got = _by_label(regions)
+    assert got["header"] == [0, 0, 1000, 120]
+    assert got["footer"] == [0, 1220, 1000, 180]
+    # The content row is one part of the page (a row of columns is not opened).
+    assert "main" in got and g.iou(got["main"], (0, 120, 1000, 1100)) > 0.9
+    assert all(0 < r.score <= 1 for r in regions)
+    assert len(regions) == 3
+
+
+def test_landmarks_name_the_regions():
+    page = parse_boxes(classic_page(landmarks=True))
+    regions = propose_regions(page, label_set())
+    labels = sorted(r.label for r in regions)
+    assert labels == ["footer", "header", "main"]
+    assert {r.source for r in regions} <= {"landmark", "tree"}
+
+
+def test_a_stack_from_top_to_bottom_is_opened_and_loose_objects_are_grouped():
+    boxes = [_box(0, "block", (0, 0, 800, 1000), tag="body", depth=0)]
+    # Two paragraphs straight in body, far apart: no block of their own.
+    for i in range(5):
+        boxes.append(_box(1 + i, "text", (20, 20 + 20 * i, 500, 16), 0, text="x" * 50))
+    for i in range(5):
+        boxes.append(_box(6 + i, "text", (20, 700 + 20 * i, 500, 16), 0, text="y" * 50))
+    page = parse_boxes({"schema": 1, "width": 800, "height": 1000, "boxes": boxes})
+    regions = propose_regions(page, label_set())
+    assert len(regions) == 2
+    assert all(r.source == "cluster" for r in regions)
+    tops = sorted(r.bbox[1] for r in regions)
+    assert tops == [20, 700]
+
+
+def test_hidden_and_offpage_objects_do_not_make_regions():
+    doc = classic_page()
+    doc["boxes"].append(_box(999, "text", (0, 5000, 100, 20), 0, text="far below"))
+    doc["boxes"].append(_box(1000, "image", (300, 600, 300, 300), 0, visible=False))
+    regions = propose_regions(parse_boxes(doc), label_set())
+    assert all(r.bbox[1] + r.bbox[3] <= 1400 for r in regions)
+    assert len(regions) == 3
+
+
+def test_empty_page_has_no_regions():
+    page = parse_boxes({"schema": 1, "width": 100, "height": 100, "boxes": []})
+    assert propose_regions(page, label_set()) == []
+
+
+def test_boxes_of_another_schema_are_refused():
+    with pytest.raises(CorruptFile, match="schema"):
+        parse_boxes({"schema": 99, "width": 1, "height": 1, "boxes": []})
+    with pytest.raises(CorruptFile, match="malformed"):
+        parse_boxes({"schema": 1, "width": 1, "height": 1, "boxes": [{"id": 1}]})
+
+
+# --- masks ------------------------------------------------------------------------------
+
+
+def test_masks_paint_visible_objects_per_class():
+    page = parse_boxes(classic_page())
+    masks = element_masks(page)
+    assert set(masks) == {"text", "image", "interactive"}
+    assert masks["text"].shape == (1400, 1000) and masks["text"].dtype == np.uint8
+    assert masks["image"][60, 100] == 255 and masks["image"][60, 600] == 0
+    assert masks["text"][150, 100] == 255
+    assert masks["interactive"][150, 800] == 255 and masks["interactive"][150, 100] == 0
+    assert set(np.unique(masks["text"])) <= {0, 255}
+
+
+def test_masks_leave_out_what_an_opaque_overlay_covers_and_hidden_boxes():
+    boxes = [
+        _box(0, "block", (0, 0, 400, 400), tag="body", depth=0),
+        _box(1, "text", (0, 0, 400, 20), 0, text="under the bar"),
+        _box(2, "text", (0, 100, 400, 20), 0, text="free"),
+        # A fixed bar stacked above, with its own background, over the first line's left half.
+        _box(3, "block", (0, 0, 200, 40), 0, z=10, background="rgb(0, 0, 0)"),
+        _box(4, "text", (10, 10, 50, 10), 3, z=10, text="bar label"),
+        _box(5, "image", (0, 300, 50, 50), 0, visible=False, hidden_reason="covered"),
+    ]
+    page = parse_boxes({"schema": 1, "width": 400, "height": 400, "boxes": boxes})
+    masks = element_masks(page)
+    text = masks["text"]
+    assert text[5, 300] == 255  # the uncovered half of the first line
+    assert text[5, 100] == 0  # covered by the bar
+    assert text[15, 20] == 255  # the bar's own label is on top
+    assert text[110, 100] == 255
+    assert masks["image"].max() == 0
+
+
+# --- pixels -----------------------------------------------------------------------------
+
+
+def _text_picture(h=240, w=400, pitch=20):
+    img = np.full((h, w), 255, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for y in range(10, h - 14, pitch):
+        for x in range(10, w - 10, 9):
+            if rng.random() < 0.8:
+                img[y : y + 10, x : x + 5] = 0  # a glyph
+    return img
+
+
+def test_text_lines_score_high_and_a_smooth_picture_low():
+    assert text_line_score(_text_picture()) > 0.5
+    gradient = np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (240, 1))
+    assert text_line_score(gradient) < 0.2
+    noise = np.random.default_rng(1).integers(0, 255, (240, 400), dtype=np.uint8)
+    assert text_line_score(noise) < 0.5
+
+
+def test_pixel_check_finds_text_drawn_where_the_dom_has_nothing():
+    shot = np.full((800, 1000), 255, dtype=np.uint8)
+    shot[400:640, 500:900] = _text_picture()  # e.g. a canvas with text on it
+    explained = np.zeros(shot.shape, dtype=bool)
+    explained[0:200, :] = True  # the DOM explains the top
+    found = unexplained_regions(shot, explained, min_area=10_000)
+    assert len(found) == 1
+    (x, y, w, h), score = found[0]
+    assert g.iou((x, y, w, h), (500, 400, 400, 240)) > 0.7
+    assert score > 0.5
+
+
+def test_pixel_regions_join_the_proposal_as_segments():
+    doc = classic_page()
+    # Move the sidebar's content out: a picture of text sits there, unknown to the DOM.
+    doc["boxes"] = [b for b in doc["boxes"] if not (b["kind"] != "block" and b["bbox"][0] == 730)]
+    doc["boxes"] = [b for b in doc["boxes"] if b["bbox"] != [720, 120, 280, 1100]]
+    page = parse_boxes(doc)
+    shot = np.full((1400, 1000), 255, dtype=np.uint8)
+    shot[300:540, 720:1000] = _text_picture(240, 280)
+    regions = propose_regions(page, label_set(), gray=shot)
+    pixel = [r for r in regions if r.source == "pixel"]
+    assert len(pixel) == 1 and pixel[0].label == "main"
+    assert g.coverage((730, 310, 260, 220), pixel[0].bbox) > 0.9
+
+
+# --- label set --------------------------------------------------------------------------
+
+
+def test_label_set_defaults_and_errors():
+    ls = label_set()
+    assert ls.regions[0] == "header" and "segment" in ls.regions
+    assert ls.color("header") == (0xE6, 0x19, 0x4B)
+    assert ls.region_label("nonsense") == "segment"
+    with pytest.raises(ValueError, match="#rrggbb"):
+        label_set(LabelsConfig(colors={"header": "red"}))
+    with pytest.raises(ValueError, match="mask classes"):
+        label_set(LabelsConfig(masks=["text", "table"]))
+    with pytest.raises(ValueError, match="twice"):
+        label_set(LabelsConfig(regions=["main", "main"]))
+
+
+def test_a_smaller_label_set_maps_unknown_labels_to_segment():
+    ls = label_set(LabelsConfig(regions=["main", "segment"]))
+    regions = propose_regions(parse_boxes(classic_page()), ls)
+    assert {r.label for r in regions} <= {"main", "segment"}
+
+
+# --- on disk ----------------------------------------------------------------------------
+
+
+def _workspace_with_page(tmp_path: Path, doc: dict) -> tuple[Workspace, str]:
+    ws = Workspace(tmp_path / "ws").ensure()
+    pid = "abc123"
+    d = ws.page_dir(pid)
+    d.mkdir(parents=True)
+    (d / "page.json").write_text(json.dumps({
+        "page_id": pid, "url": "http://127.0.0.1/", "final_url": "http://127.0.0.1/",
+        "status": "ok", "viewport": [1000, 800], "device_pixel_ratio": 1.0,
+        "width": doc["width"], "height": doc["height"]}))
+    (d / "boxes.json").write_text(json.dumps(doc))
+    Image.new("RGB", (doc["width"], doc["height"]), "white").save(d / "screenshot.png")
+    return ws, pid
+
+
+def test_preannotate_page_writes_the_contract(tmp_path):
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    ann = preannotate_page(ws, pid, label_set())
+    assert ann is not None
+    data = json.loads(ws.preannotation_json(pid).read_text())
+    again = Annotation.from_dict(data)
+    assert again.meta["version"] == VERSION
+    assert (again.width, again.height) == (1000, 1400)
+    assert {r.label for r in again.regions} == {"header", "main", "footer"}
+    assert set(again.masks) == {"text", "image", "interactive"}
+    for cls, name in again.masks.items():
+        assert name == f"mask_{cls}.png"
+        with Image.open(ws.page_dir(pid) / name) as im:
+            assert im.mode == "L" and im.size == (1000, 1400)
+            assert set(np.unique(np.asarray(im))) <= {0, 255}
+
+
+def test_preannotate_skips_pages_without_html(tmp_path):
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    meta = json.loads(ws.page_json(pid).read_text())
+    meta["status"] = "not_html"
+    ws.page_json(pid).write_text(json.dumps(meta))
+    assert preannotate_page(ws, pid, label_set()) is None
+    assert not ws.preannotation_json(pid).exists()
+
+
+def test_corrupt_boxes_name_the_file(tmp_path):
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    ws.boxes_json(pid).write_text("{not json")
+    with pytest.raises(CorruptFile, match="boxes.json"):
+        preannotate_page(ws, pid, label_set())
+
+
+def test_box_dataclass_area():
+    assert Box(0, "text", (0, 0, 3, 4)).area == 12
+    assert PageBoxes(1, 1, []).by_id() == {}
