@@ -49,21 +49,31 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     # Painting order: z-order first, then document order (a later box paints over an
     # earlier one of the same z).
     index = page.by_id()
-    zmap = np.full((height, width), -(2**31), dtype=np.int64)
     ordered = sorted((b for b in page.boxes if b.visible), key=lambda b: (b.z, b.id))
+    if scale != 1.0:
+        ordered = [Box(**{**b.__dict__, "bbox": tuple(v * scale for v in b.bbox)}) for b in ordered]
+
+    def occludes(b: Box) -> bool:
+        parent = index.get(b.parent) if b.parent is not None else None
+        return b.z > 0 and _opaque(b, parent.background if parent else "")
+
+    # Most pages stack nothing opaque above the flow: paint without the z-buffer then.
+    zmap = None
+    if any(occludes(b) for b in ordered):
+        zmap = np.full((height, width), np.iinfo(np.int32).min, dtype=np.int32)
     for b in ordered:
-        if scale != 1.0:
-            b = Box(**{**b.__dict__, "bbox": tuple(v * scale for v in b.bbox)})
         sl = _slices(b, width, height)
         if sl is None:
             continue
-        parent = index.get(b.parent) if b.parent is not None else None
-        if b.z > 0 and _opaque(b, parent.background if parent else ""):
+        if zmap is None:
+            if b.kind in masks:
+                masks[b.kind][sl] = 255
+            continue
+        if occludes(b):
             below = zmap[sl] < b.z
             for m in masks.values():
                 m[sl][below] = 0
             zmap[sl] = np.maximum(zmap[sl], b.z)
         if b.kind in masks:
-            visible = zmap[sl] <= b.z
-            masks[b.kind][sl][visible] = 255
+            masks[b.kind][sl][zmap[sl] <= b.z] = 255
     return masks

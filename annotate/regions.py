@@ -29,12 +29,9 @@ def _hint_boxes(node: Node | None) -> list[Box]:
 def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal],
                     min_area: float) -> list[Proposal]:
     """Busy parts of the screenshot that neither a segment nor a text object explains."""
-    explained = np.zeros(gray.shape, dtype=bool)
-    rects = [q.rect for q in proposals] + [
+    explained = [q.rect for q in proposals] + [
         b.bbox for b in page.boxes if b.visible and b.kind in ("text", "interactive")
     ]
-    for x, y, w, h in rects:
-        explained[max(0, int(y)) : max(0, int(y + h)), max(0, int(x)) : max(0, int(x + w))] = True
     out = []
     for rect, text_score in unexplained_regions(gray, explained, min_area):
         if all(inter_area(rect, q.rect) < 0.3 * area(rect) for q in proposals):
