@@ -81,8 +81,11 @@ def cmd_release(argv: list[str]) -> int:
             done = bar.tasks[0].completed + 1
             bar.update(task, advance=1, rate=done / elapsed, errors=errors)
 
-        result = make_release(ws, config, progress=progress,
-                              log=lambda line: bar.console.print(line, markup=False))
+        result = make_release(
+            ws, config, progress=progress,
+            log=lambda line: bar.console.print(line, markup=False),
+            start=lambda n: bar.update(task, total=n),
+        )
     splits = ", ".join(f"{n} {s}" for s, n in result.per_split.items())
     print(
         f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tiles, "

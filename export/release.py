@@ -122,8 +122,13 @@ def make_release(
     *,
     progress: Callable[[str, bool], None] | None = None,
     log: Callable[[str], None] = print,
+    start: Callable[[int], None] | None = None,
 ) -> ReleaseResult:
-    """Write the next release; ValueError (no release, nothing left behind) when empty."""
+    """Write the next release; ValueError (no release, nothing left behind) when empty.
+
+    start(n) is called once the n pages to export are known, progress(page_id, ok) after
+    each page, log(line) for each page left out.
+    """
     ex = config.export
     check_ratios(ex.val_ratio, ex.test_ratio)
     if ex.tile < 0 or ex.resize_width < 0:
@@ -143,6 +148,8 @@ def make_release(
             "run `make pull` first, or pass --include-preannotations"
         )
     assignment = assign_splits(sel.links, ex.split_salt, ex.val_ratio, ex.test_ratio)
+    if start:
+        start(len(sel.pages))
 
     releases = ws.releases_dir
     releases.mkdir(parents=True, exist_ok=True)

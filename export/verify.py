@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from PIL import Image
 from pycocotools.coco import COCO
 
 from .coco import semantic_from_coco
-from .manifest import read_manifest
+from .manifest import SCHEMA
 from .masks import IGNORE, ClassSet
 from .release import SUMS, sha256_file
 
@@ -160,16 +161,28 @@ def verify_release(release: str | Path) -> Report:
         return rep
     for split in SPLIT_DIRS:
         if (rel / split / "annotations.json").is_file():
-            _check_split(rel, split, classes, rep)
+            try:
+                _check_split(rel, split, classes, rep)
+            except Exception as exc:  # malformed content anywhere is a finding, not a crash
+                rep.problems.append(f"{split} cannot be checked ({type(exc).__name__}: {exc})")
+    _check_manifest(rel, rep)
+    return rep
+
+
+def _check_manifest(rel: Path, rep: Report) -> None:
     try:
-        rows = read_manifest(rel / "manifest.parquet")
+        table = pq.read_table(rel / "manifest.parquet")
+        if table.schema.names != SCHEMA.names:
+            raise ValueError(f"columns {table.schema.names} are not {SCHEMA.names}")
+        rows = table.to_pylist()
     except Exception as exc:  # any failure to read is the finding
         rep.problems.append(f"manifest.parquet is unreadable ({exc})")
-        return rep
+        return
     if len(rows) != rep.pages:
         rep.problems.append(f"manifest.parquet lists {len(rows)} pages, COCO files {rep.pages}")
     for row in rows:
-        path = rel / row["image"]
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != row["image_sha256"]:
+        path = rel / str(row["image"])
+        if not path.is_file():
+            rep.problems.append(f"manifest.parquet names {row['image']}, which is missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != row["image_sha256"]:
             rep.problems.append(f"{row['image']} does not match its manifest checksum")
-    return rep

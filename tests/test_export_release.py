@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pycocotools.coco import COCO
 
@@ -318,3 +321,44 @@ def test_a_test_split_when_the_config_asks(tmp_path):
     assert {r["split"] for r in _manifest(rel)} == {"train", "val", "test"}
     assert (rel / "test" / "annotations.json").is_file()
     assert verify_release(rel).ok
+
+
+def test_make_verify_default_is_the_latest_release(tmp_path):
+    ws, pids = _workspace(tmp_path / "ws", n=4)
+    make_release(ws, _config(tile=0), log=lambda _: None)
+    v2 = make_release(ws, _config(tile=0), log=lambda _: None).path
+    out = _run("verify", "--workspace", str(ws.root))
+    assert out.returncode == 0 and out.stdout.startswith("OK v0002"), out.stdout + out.stderr
+    # A page's pull time changing is no relabelling; its regions changing is.
+    card = (v2 / "README.md").read_text()
+    assert "- pages relabelled: none" in card and "- pages added: none" in card
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_verify_catches_any_flipped_byte_in_any_file(release_copy, data):
+    files = sorted(p for p in release_copy.rglob("*") if p.is_file())
+    path = data.draw(st.sampled_from(files))
+    original = path.read_bytes()
+    at = data.draw(st.integers(0, len(original) - 1))
+    bit = data.draw(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128]))
+    flipped = bytearray(original)
+    flipped[at] ^= bit
+    path.write_bytes(bytes(flipped))
+    try:
+        rep = verify_release(release_copy)
+        assert not rep.ok
+        assert rep.verdict().startswith("FAILED ")
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def release_copy(release, tmp_path_factory) -> Path:
+    """A writable copy of the module's release, for tests that damage it."""
+    dest = tmp_path_factory.mktemp("copy") / release.name
+    shutil.copytree(release, dest)
+    for p in dest.rglob("*"):
+        if p.is_file():
+            p.chmod(0o644)
+    return dest
