@@ -54,14 +54,18 @@ def text_line_score(gray: np.ndarray) -> float:
 
 
 def unexplained_regions(gray: np.ndarray, explained: Sequence[Rect], min_area: float,
-                        density: float = 0.08) -> list[tuple[Rect, float]]:
+                        density: float = 0.08, busy_share: float = 0.2,
+                        text_like: float = 0.4) -> list[tuple[Rect, float]]:
     """Rectangles of busy pixels that no DOM object accounts for, each with its text-line
-    score. `explained`: rectangles (screenshot pixels) the DOM accounts for.
+    score. `explained`: rectangles (screenshot pixels) the DOM accounts for. A region
+    must read as text lines (score >= `text_like`) or be busy throughout like a picture
+    (edge share >= `busy_share`): shadows, gradients and page decorations are neither.
 
     Edges are looked for at half resolution: text and pictures keep their edges there, and
     a 16,000 px page costs a quarter as much."""
     half = gray[::2, ::2]
-    busy = cell_density(edge_map(half), CELL // 2) >= density
+    dens = cell_density(edge_map(half), CELL // 2)
+    busy = dens >= density
     covered = np.zeros(busy.shape, dtype=np.float64)
     for x, y, w, h in explained:
         # Cells at least half inside a rectangle count as explained.
@@ -78,7 +82,10 @@ def unexplained_regions(gray: np.ndarray, explained: Sequence[Rect], min_area: f
         y0, y1 = sl[0].start * CELL, min(gray.shape[0], sl[0].stop * CELL)
         x0, x1 = sl[1].start * CELL, min(gray.shape[1], sl[1].stop * CELL)
         rect = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-        # Lines and borders are no content: a region is at least three cells each way.
-        if rect[2] >= 3 * CELL and rect[3] >= 3 * CELL and rect[2] * rect[3] >= min_area:
-            out.append((rect, text_line_score(gray[y0:y1, x0:x1])))
+        # Lines, borders and shadows are no content: a region is four cells each way.
+        if rect[2] < 4 * CELL or rect[3] < 4 * CELL or rect[2] * rect[3] < min_area:
+            continue
+        score = text_line_score(gray[y0:y1, x0:x1])
+        if score >= text_like or float(dens[sl].mean()) >= busy_share:
+            out.append((rect, score))
     return out

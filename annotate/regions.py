@@ -12,7 +12,7 @@ from .geometry import area, clip, inter_area
 from .labelset import LabelSet
 from .pixels import unexplained_regions
 from .segment import Proposal, SegmentParams, segment_tree
-from .tree import Node, build_tree
+from .tree import BACKDROP, Node, build_tree
 
 SOURCE_SCORE = {"landmark": 0.9, "tree": 0.75, "cluster": 0.5, "pixel": 0.35}
 
@@ -29,8 +29,12 @@ def _hint_boxes(node: Node | None) -> list[Box]:
 def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal],
                     min_area: float) -> list[Proposal]:
     """Busy parts of the screenshot that neither a segment nor a text object explains."""
+    # Text and controls are explained by the DOM, and so is a page's backdrop picture;
+    # pictures elsewhere (canvas, images of text) are what this looks into.
+    backdrop = BACKDROP * page.width * page.height
     explained = [q.rect for q in proposals] + [
-        b.bbox for b in page.boxes if b.visible and b.kind in ("text", "interactive")
+        b.bbox for b in page.boxes if b.visible and (
+            b.kind in ("text", "interactive") or (b.kind == "image" and b.area > backdrop))
     ]
     out = []
     for rect, text_score in unexplained_regions(gray, explained, min_area):
