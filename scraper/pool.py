@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.command import Command
 
 from catalog.config import CaptureConfig
+from catalog.urls import BadURL, normalise_url
 from catalog.workspace import Workspace
 
 from .browser import CHROMEDRIVER, BrowserOptions, chrome_options, start_browser, stop_browser
-from .capture import BrowserDied, CaptureResult, capture_page, is_dead
+from .capture import BrowserDied, CaptureResult, capture_page
 from .frontier import Entry
 from .orphans import note_browser
 from .robots import Robots
@@ -61,6 +61,49 @@ def start_detached(opts: BrowserOptions) -> Any:
         raise
     driver._webseg_profile = profile  # stop_browser removes it
     return driver
+
+
+class Tab:
+    """A driver whose `current_url` never reports the previous page as the new one.
+
+    A navigation that does not commit (a server that never answers, a download) leaves
+    Chromium on the page before, and the capture would file its result under that page's
+    URL, over that page. Here the browser still showing the URL it showed before `get`,
+    when another URL was asked for, reads as "nowhere" (about:blank): the capture then
+    files the attempt under the URL requested. Costs no extra round trip.
+    """
+
+    def __init__(self, driver: Any):
+        object.__setattr__(self, "_driver", driver)
+        object.__setattr__(self, "_shown", None)  # what current_url said last time
+        object.__setattr__(self, "_before", None)
+        object.__setattr__(self, "_asked", None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._driver, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def get(self, url: str) -> None:
+        object.__setattr__(self, "_before", self._shown)
+        object.__setattr__(self, "_asked", url)
+        self._driver.get(url)
+
+    @property
+    def current_url(self) -> str:
+        real = self._driver.current_url
+        object.__setattr__(self, "_shown", real)
+        if self._asked and real == self._before and _same(real, self._asked) is False:
+            return "about:blank"
+        return real
+
+
+def _same(a: str, b: str) -> bool | None:
+    try:
+        return normalise_url(a) == normalise_url(b)
+    except BadURL:
+        return None
 
 
 @dataclass
@@ -115,9 +158,9 @@ class Worker(threading.Thread):
 
     def _stop_driver(self) -> None:
         with self.driver_lock:
-            driver, self.driver = self.driver, None
-        if driver is not None:
-            stop_browser(driver)
+            tab, self.driver = self.driver, None
+        if tab is not None:
+            stop_browser(tab._driver)
 
     def _ensure_driver(self) -> None:
         if self.driver is not None and self.pages_on_driver >= self.recycle_after > 0:
@@ -126,21 +169,8 @@ class Worker(threading.Thread):
             driver = self.starter(self.browser_opts)
             note_browser(self.ws, driver)
             with self.driver_lock:
-                self.driver = driver
+                self.driver = Tab(driver)
             self.pages_on_driver = 0
-
-    def _blank(self) -> None:
-        """Leave the previous page first.
-
-        A load that never commits (a hung server, an aborted navigation) leaves the browser
-        on the page before; from about:blank, its URL cannot be mistaken for the new one.
-        """
-        try:
-            self.driver.get("about:blank")
-        except WebDriverException as exc:
-            if is_dead(exc):
-                raise BrowserDied(str(exc).splitlines()[0][:200]) from exc
-            raise
 
     def _do(self, job: Job) -> Outcome:
         crawl_delay = None
@@ -156,7 +186,6 @@ class Worker(threading.Thread):
             msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             return Outcome(job, "no_browser", error=msg)
         try:
-            self._blank()
             result = capture_page(
                 self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
                 crawl_id=self.crawl_id, depth=job.entry.depth,

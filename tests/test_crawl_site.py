@@ -121,7 +121,7 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     s.routes["/robots.txt"] = lambda n: (200, {"Content-Type": "text/plain"},
                                           b"User-agent: *\nDisallow: /private/\n")
     s.page("/", "a.html", "b.html", "redirect-me", "chain", "busy", "flaky", "hang.html",
-           "data.json", "gone.html", "private/secret.html", "mailto:someone@example.com",
+           "data.json", "doc.pdf", "gone.html", "private/secret.html", "mailto:someone@example.com",
            "javascript:alert(1)", "data:text/html,<p>x</p>", "file:///etc/passwd",
            f"http://localhost:{s.port}/loop.html", "http://10.255.255.1/internal.html",
            "http://169.254.169.254/latest/meta-data/")
@@ -145,6 +145,9 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     s.routes["/hang.html"] = hang
     s.routes["/data.json"] = lambda n: (200, {"Content-Type": "application/json"}, b'{"a": 1}')
     s.routes["/gone.html"] = lambda n: (404, {}, html("gone"))
+    pdf = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]"
+           b"/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+    s.routes["/doc.pdf"] = lambda n: (200, {"Content-Type": "application/pdf"}, pdf)
 
     ws = tmp_path / "ws"
     proc = run_crawl(ws, s.url + "/", "--include", "^http")
@@ -158,12 +161,16 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     assert {k for k, r in by_final.items() if r["status"] == "ok"} == {
         "/", "/a.html", "/b.html", "/final.html", "/busy", "/flaky", "/hang.html"}
     assert by_final["/data.json"]["status"] == "not_html"
+    assert by_final["/doc.pdf"]["status"] == "not_html"
     assert by_final["/gone.html"]["status"] == "http_error"
     pages = Workspace(ws)
     assert sorted(pages.page_ids()) == sorted(r["page_id"] for r in rows)
     assert not (pages.page_dir(by_final["/data.json"]["page_id"]) / "screenshot.png").exists()
     assert (pages.page_dir(by_final["/a.html"]["page_id"]) / "screenshot.png").exists()
     assert not list(pages.pages_dir.glob(".tmp-*"))
+    for r in rows:  # each directory holds the page its row names, never a neighbour's
+        doc = json.loads(pages.page_json(r["page_id"]).read_text())
+        assert (doc["final_url"], doc["status"]) == (r["final_url"], r["status"])
 
     final = json.loads(pages.page_json(by_final["/final.html"]["page_id"]).read_text())
     assert final["final_url"] == s.url + "/final.html"
