@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from catalog.cli import add_common_args, load, run_main
@@ -70,7 +71,8 @@ def cmd_release(argv: list[str]) -> int:
     with Progress(
         TextColumn("export"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:.1f} pages/s, {task.fields[errors]} errors"),
-        TimeElapsedColumn(), transient=False, disable=not sys.stderr.isatty(),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        disable=not sys.stderr.isatty(),
     ) as bar:
         task = bar.add_task("export", total=None, rate=0.0, errors=0)
 
@@ -83,7 +85,8 @@ def cmd_release(argv: list[str]) -> int:
 
         result = make_release(
             ws, config, progress=progress,
-            log=lambda line: bar.console.print(line, markup=False),
+            log=lambda line: bar.console.print(line, markup=False, highlight=False,
+                                               soft_wrap=True),
             start=lambda n: bar.update(task, total=n),
         )
     splits = ", ".join(f"{n} {s}" for s, n in result.per_split.items())
