@@ -72,9 +72,15 @@ class CrawlConfig:
 
 @dataclass
 class DedupeConfig:
-    band_height: int = 800  # CSS px of a perceptual-hash band
-    max_bands: int = 8
-    phash_threshold: int = 8  # Hamming distance (of 64 bits) for a near duplicate
+    band_height: int = 800  # CSS px of a perceptual-hash band (below the first viewport)
+    max_bands: int = 8  # the first viewport counts as one
+    # Thresholds measured by bench/dedupe.py on real pages and their real-world variants.
+    phash_threshold: int = 6  # pages with little text: pHash bits (of 64) for a near duplicate
+    text_threshold: int = 12  # pages with text: text SimHash bits (of 64), then ...
+    text_phash_threshold: int = 64  # ... pHash bits too; 64: no pixel check (it only lost recall)
+    band_rule: str = "mean"  # mean | max: how band distances make a page distance
+    height_tolerance: float = 0.1  # near duplicates differ in height by at most this share
+    min_text_chars: int = 200  # less visible text than this: judged on pixels alone
     layout_grid: list[int] = field(default_factory=lambda: [8, 24])  # columns, rows
     layout_threshold: float = 0.9  # cosine similarity for "same template"
 

@@ -1,0 +1,212 @@
+"""Which pages are duplicates of which: page-level rules over the hashes, and the search.
+
+Relations, strongest first:
+- exact_pixels: the same decoded screenshot;
+- exact_text: the same normalised visible text (enough of it to mean something);
+- near_text: visible text nearly the same (SimHash), optionally with the screenshots alike
+  (a looser pHash check); the rule for pages with text: it catches a cookie banner or an
+  edited sentence, and it keeps apart two pages of one site that look alike but say
+  different things (short reference pages of one site are within 6 pHash bits);
+- near: for pages with too little text to tell, the screenshots alone (a strict pHash check);
+- template: layout grids alike (cosine); a weaker relation that never drops a page.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .index import MultiIndex
+from .layout import cosine_matrix
+
+UNRELATED = 64.0  # the distance of pages that cannot be near duplicates
+
+
+@dataclass
+class PageHashes:
+    """Everything dedupe knows about one page (one row of dedupe_hashes)."""
+
+    page_id: str
+    pixel_sha: str
+    bands: list[int | None]  # pHash of the first viewport, then of each band; None: blank
+    height: int  # image pixels
+    text_sha: str | None = None
+    text_simhash: int | None = None  # None: too little text
+    whole: int | None = None  # pHash of the whole squeezed screenshot (baseline only)
+    layout: np.ndarray | None = None
+    n_boxes: int = 0
+    n_errors: int = 0
+    site: str = ""
+    captured_at: float = 0.0
+    algo: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Edge:
+    a: str
+    b: str
+    relation: str  # exact_pixels | exact_text | near | template
+    distance: float
+
+
+def band_distance(
+    a: Sequence[int | None], b: Sequence[int | None], rule: str = "max"
+) -> float:
+    """Distance of two band lists: the worst (max) or mean band over the bands both have.
+
+    Two blank bands are equal; a blank band against a drawn one is as far as can be.
+    """
+    n = min(len(a), len(b))
+    if n == 0:
+        return UNRELATED
+    d = []
+    for x, y in zip(a[:n], b[:n], strict=True):
+        if x is None or y is None:
+            d.append(0.0 if x is y else UNRELATED)
+        else:
+            d.append(float((x ^ y).bit_count()))
+    if rule == "max":
+        return max(d)
+    if rule == "mean":
+        return sum(d) / n
+    raise ValueError(f"unknown band rule {rule!r} (max or mean)")
+
+
+def heights_close(ha: int, hb: int, tolerance: float) -> bool:
+    return abs(ha - hb) <= tolerance * max(ha, hb, 1)
+
+
+@dataclass(frozen=True)
+class NearRule:
+    phash_threshold: int = 6  # pages without text: band distance for a near duplicate
+    text_threshold: int = 12  # pages with text: SimHash bits
+    text_phash_threshold: int = 64  # ... and band distance (64: not checked)
+    band_rule: str = "mean"
+    height_tolerance: float = 0.1
+
+    @classmethod
+    def from_config(cls, cfg: object) -> NearRule:
+        return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
+
+
+def visual_distance(a: PageHashes, b: PageHashes, rule: NearRule) -> float:
+    if not heights_close(a.height, b.height, rule.height_tolerance):
+        return UNRELATED
+    return band_distance(a.bands, b.bands, rule.band_rule)
+
+
+def judge(a: PageHashes, b: PageHashes, rule: NearRule) -> Edge | None:
+    """The near-duplicate edge between two pages, or None."""
+    if a.text_simhash is not None and b.text_simhash is not None:
+        bits = (a.text_simhash ^ b.text_simhash).bit_count()
+        if bits > rule.text_threshold:
+            return None  # they say different things, however alike they look
+        if rule.text_phash_threshold >= UNRELATED or (
+            visual_distance(a, b, rule) <= rule.text_phash_threshold
+        ):
+            return Edge(a.page_id, b.page_id, "near_text", float(bits))
+        return None
+    d = visual_distance(a, b, rule)
+    return Edge(a.page_id, b.page_id, "near", d) if d <= rule.phash_threshold else None
+
+
+def exact_edges(pages: Sequence[PageHashes], new: set[str]) -> list[Edge]:
+    """Pages sharing a pixel digest or a text digest, each linked to the first of its kind.
+
+    Only links that involve a new page are returned (the others were found before).
+    """
+    edges = []
+    for relation, attr in (("exact_pixels", "pixel_sha"), ("exact_text", "text_sha")):
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for p in pages:
+            key = getattr(p, attr)
+            if key:
+                by_key[key].append(p.page_id)
+        for ids in by_key.values():
+            head = ids[0]
+            for other in ids[1:]:
+                if other in new or head in new:
+                    edges.append(Edge(head, other, relation, 0.0))
+    return edges
+
+
+def _search(
+    hashes: list[int | None], query: set[int], radius: int, out: set[tuple[int, int]]
+) -> None:
+    """Add (i, j) pairs, i or j in query, whose hashes are within radius (None: skipped)."""
+    owners = [i for i, h in enumerate(hashes) if h is not None]
+    q_owners = [k for k, i in enumerate(owners) if i in query]
+    if not q_owners:
+        return
+    values = np.array([hashes[i] for i in owners], dtype=np.uint64)
+    for qk, hk in MultiIndex(values, radius).search(values[q_owners], radius):
+        a, b = owners[q_owners[int(qk)]], owners[int(hk)]
+        if a != b:
+            out.add((min(a, b), max(a, b)))
+
+
+def near_candidates(
+    pages: Sequence[PageHashes], query: Sequence[int], rule: NearRule
+) -> set[tuple[int, int]]:
+    """Index pairs (query page, any page) that the rule may accept, found sub-quadratically.
+
+    A text pair needs its SimHashes within text_threshold: the SimHash index finds all
+    of those. A pair judged on pixels needs a band mean (or max) within phash_threshold,
+    so at least one band at the same position within it: the per-position band indexes
+    find those. Blank bands are not indexed (every page with white space would match).
+    """
+    out: set[tuple[int, int]] = set()
+    qset = set(query)
+    if not qset:
+        return out
+    _search([p.text_simhash for p in pages], qset, rule.text_threshold, out)
+    positions = max((len(p.bands) for p in pages), default=0)
+    for pos in range(positions):
+        _search([p.bands[pos] if len(p.bands) > pos else None for p in pages], qset,
+                rule.phash_threshold, out)
+    return out
+
+
+def near_edges(pages: Sequence[PageHashes], new: set[str], rule: NearRule) -> list[Edge]:
+    query = [i for i, p in enumerate(pages) if p.page_id in new]
+    edges = []
+    for a, b in sorted(near_candidates(pages, query, rule)):
+        edge = judge(pages[a], pages[b], rule)
+        if edge is not None:
+            edges.append(edge)
+    return edges
+
+
+def template_edges(
+    pages: Sequence[PageHashes], new: set[str], threshold: float, block: int = 4096
+) -> list[Edge]:
+    """Same-template links of new pages to pages of their own site (cosine of layouts).
+
+    Templates belong to a site, so only pages of one site are compared; a site's pages
+    are compared block by block as one matrix product.
+    """
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(pages):
+        if p.layout is not None and np.any(p.layout):
+            by_site[p.site].append(i)
+    edges = []
+    for members in by_site.values():
+        q = [i for i in members if pages[i].page_id in new]
+        if not q:
+            continue
+        allv = np.stack([pages[i].layout for i in members])
+        for start in range(0, len(q), block):
+            chunk = q[start : start + block]
+            sims = cosine_matrix(np.stack([pages[i].layout for i in chunk]), allv)
+            for r, c in zip(*np.nonzero(sims >= threshold), strict=True):
+                a, b = chunk[int(r)], members[int(c)]
+                if a == b or (b < a and pages[b].page_id in new):
+                    continue  # itself, or a pair of new pages met from the other side
+                edges.append(
+                    Edge(pages[a].page_id, pages[b].page_id, "template", float(sims[r, c]))
+                )
+    return edges

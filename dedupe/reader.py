@@ -1,0 +1,84 @@
+"""Reading a captured page from the workspace into its hashes (the I/O edge)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from catalog.config import DedupeConfig
+from catalog.workspace import CorruptFile, Workspace, read_json
+
+from .hashes import HASH_ALGO, band_hashes, normalise_text, pixel_digest, text_digest, text_simhash
+from .layout import layout_vector
+from .match import PageHashes
+
+# Pillow refuses images above ~179 Mpx as a decompression bomb; a 1280x16384 capture at
+# DPR 3 is 189 Mpx and legitimate, so the limit is raised to what captures can reach.
+Image.MAX_IMAGE_PIXELS = 8000 * 4 * 16384 * 4
+
+
+def visible_texts(boxes: list[dict[str, Any]]) -> list[str]:
+    return [b.get("text") or "" for b in boxes if b.get("kind") == "text" and b.get("visible")]
+
+
+def _viewport_height(row: sqlite3.Row | dict[str, Any]) -> int:
+    try:
+        return int(str(row["viewport"]).lower().split("x")[1])
+    except (IndexError, ValueError):
+        raise CorruptFile(f"page {row['page_id']}: viewport {row['viewport']!r} in the "
+                          "catalog is not WxH; capture the page again") from None
+
+
+def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfig) -> PageHashes:
+    """Hash one page; raises CorruptFile or FileNotFoundError naming the page and file."""
+    page_id = row["page_id"]
+    dpr = float(row["dpr"] or 1.0)
+    shot = ws.screenshot(page_id)
+    if not shot.exists():
+        raise FileNotFoundError(f"page {page_id}: {shot} is missing; capture the page again")
+    try:
+        with Image.open(shot) as im:
+            im.load()
+            pixel_sha = pixel_digest(im)
+            bands = band_hashes(
+                im,
+                viewport_h=round(_viewport_height(row) * dpr),
+                band_h=round(cfg.band_height * dpr),
+                max_bands=cfg.max_bands,
+            )
+            height = im.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptFile(f"page {page_id}: {shot} is not a readable PNG ({exc}); "
+                          "capture the page again") from None
+    boxes: list[dict[str, Any]] = []
+    boxes_path = ws.boxes_json(page_id)
+    if boxes_path.exists():
+        data = read_json(boxes_path)
+        if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
+            raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
+        boxes = data["boxes"]
+    cols, rows = cfg.layout_grid
+    flags = row["flags"] if "flags" in row.keys() else "[]"  # noqa: SIM118 (sqlite3.Row)
+    try:
+        n_errors = len(json.loads(flags or "[]"))
+    except json.JSONDecodeError:
+        n_errors = 0
+    texts = visible_texts(boxes)
+    enough = len(normalise_text(texts)) >= cfg.min_text_chars
+    return PageHashes(
+        page_id=page_id,
+        pixel_sha=pixel_sha,
+        bands=bands,
+        height=height,
+        text_sha=text_digest(texts) if enough else None,
+        text_simhash=text_simhash(texts) if enough else None,
+        layout=layout_vector(boxes, int(row["width"] or 0), cols, rows) if boxes else None,
+        n_boxes=len(boxes),
+        n_errors=n_errors,
+        site=row["site"] if "site" in row.keys() else "",  # noqa: SIM118
+        captured_at=float(row["captured_at"] or 0.0) if "captured_at" in row.keys() else 0.0,  # noqa: SIM118
+        algo=HASH_ALGO,
+    )
