@@ -20,10 +20,14 @@ from .tree import Node
 @dataclass
 class SegmentParams:
     min_area: float = 0.004  # of the page's content area: smaller pieces are no segment
+    content_share: float = 1.0  # of min_area: the least area of objects in a segment
+    nested: float = 0.9  # a segment this much inside a smaller one (below) is dropped
+    nest_area: float = 0.3  # of the content area: the largest segment that takes in others
     chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
     edge_tol: float = 0.01  # of the content height (at least 10 px): "touches the top/bottom"
     wrapper_height: float = 0.5  # of the content height: a wrapper is at least this tall
     column_height: float = 0.5  # of the container's height: a column is at least this tall
+    chain_outer: bool = True  # a chain of lone children is shown by its outer box
     columns: bool = False  # open rows of side-by-side columns
     pixel_area: float = 0.016  # of the content area: the least busy area the pixels propose
     loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
@@ -38,8 +42,10 @@ class Proposal:
     text_score: float = 0.0  # pixel proposals: how much they look like lines of text
 
 
-def _significant(n: Node, min_area: float) -> bool:
-    return area(n.content) >= min_area
+def _significant(n: Node, min_area: float, content_share: float) -> bool:
+    # A band drawn across the page counts by its box, even with little in it (a header
+    # with a logo and a search field); the objects in it must still be of some size.
+    return area(_rect_of(n)) >= min_area and area(n.content) >= content_share * min_area
 
 
 def _is_band(kid: Node, node: Node) -> bool:
@@ -109,8 +115,12 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             if area(rect) >= min_area:
                 out.append(Proposal(rect, None, leaves, "cluster"))
 
-    def visit(node: Node, is_root: bool = False) -> None:
-        kids = [c for c in node.children if _significant(c, min_area)]
+    def visit(node: Node, is_root: bool = False, top: Node | None = None) -> None:
+        # `top`: the outermost of a chain of lone children that ends here; a person
+        # marking the part picks the chain's outer box (seen on dev pages) rather than
+        # the innermost wrapper.
+        shown = top if (p.chain_outer and top is not None) else node
+        kids = [c for c in node.children if _significant(c, min_area, p.content_share)]
         stray = list(node.leaves)
         for c in node.children:
             if c not in kids:
@@ -119,10 +129,10 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             if is_root or _is_wrapper(node, [], page, p):
                 loose(stray)
             else:
-                emit(node)
+                emit(shown)
             return
         if len(kids) == 1 and area(kids[0].content) >= p.chain_cover * area(node.content):
-            visit(kids[0], is_root)
+            visit(kids[0], is_root, None if is_root else (top or node))
             loose(stray)
             return
         if is_root or _is_wrapper(node, kids, page, p) or (p.columns and _is_columns(node, kids, p)):
@@ -130,9 +140,17 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
                 visit(k)
             loose(stray)
             return
-        emit(node)
+        emit(shown)
 
     visit(root, is_root=True)
+    # A part placed inside another one (absolutely positioned menus in a header) belongs
+    # to it.
+    def holds(o: Proposal, q: Proposal) -> bool:
+        return (o is not q and o.source != "cluster" and area(q.rect) < area(o.rect)
+                <= p.nest_area * area(page)
+                and inter_area(q.rect, o.rect) >= p.nested * area(q.rect))
+
+    out = [q for q in out if not any(holds(o, q) for o in out)]
     segments = [q for q in out if q.source != "cluster"]
     for q in out:
         if q.source == "cluster" and all(

@@ -274,6 +274,9 @@ def test_pixel_regions_join_the_proposal_as_segments():
     # Move the sidebar's content out: a picture of text sits there, unknown to the DOM.
     doc["boxes"] = [b for b in doc["boxes"] if not (b["kind"] != "block" and b["bbox"][0] == 730)]
     doc["boxes"] = [b for b in doc["boxes"] if b["bbox"] != [720, 120, 280, 1100]]
+    for b in doc["boxes"]:
+        if b["bbox"] == [0, 120, 1000, 1100]:
+            b["bbox"] = [0, 120, 700, 1100]  # the content row is now the main column only
     page = parse_boxes(doc)
     shot = np.full((1400, 1000), 255, dtype=np.uint8)
     shot[300:540, 720:1000] = _text_picture(240, 280)
