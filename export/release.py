@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
+import cv2
+
 from catalog import Catalog, Config, Workspace
 
 from .card import CardData, render_card
@@ -222,7 +224,7 @@ def _write(
                     page, sdir, classes, image_id=image_id, tile=ex.tile,
                     resize_width=ex.resize_width, png_level=ex.png_level,
                 )
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, cv2.error) as exc:
                 problems.append((page.page_id, f"could not be exported ({exc})"))
                 for stale in [sdir / "images" / f"{page.page_id}.png",
                               sdir / "masks" / f"{page.page_id}.png",

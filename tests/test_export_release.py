@@ -362,3 +362,23 @@ def release_copy(release, tmp_path_factory) -> Path:
         if p.is_file():
             p.chmod(0o644)
     return dest
+
+
+def test_a_failed_export_leaves_no_release_and_the_next_one_starts_clean(tmp_path, monkeypatch):
+    import export.release as release_mod
+
+    ws, _ = _workspace(tmp_path / "ws", n=4)
+
+    def broken_card(_data):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(release_mod, "render_card", broken_card)
+    with pytest.raises(RuntimeError):
+        make_release(ws, _config(), log=lambda _: None)
+    assert [p.name for p in ws.releases_dir.iterdir() if p.name != ".lock"] == []
+    # A temporary directory left by a killed export is cleared by the next one.
+    (ws.releases_dir / ".tmp-v0001-99999").mkdir()
+    monkeypatch.undo()
+    rel = make_release(ws, _config(), log=lambda _: None).path
+    assert rel.name == "v0001" and verify_release(rel).ok
+    assert [p.name for p in ws.releases_dir.iterdir() if p.name != ".lock"] == ["v0001"]
