@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .boxes import Box
 from .cluster import Item, cluster
-from .geometry import Rect, area, inter_area, overlap_1d, union_rect
+from .geometry import Rect, area, inter_area, union_rect
 from .tree import Node
 
 
@@ -26,9 +26,7 @@ class SegmentParams:
     chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
     edge_tol: float = 0.01  # of the content height (at least 10 px): "touches the top/bottom"
     wrapper_height: float = 0.5  # of the content height: a wrapper is at least this tall
-    column_height: float = 0.5  # of the container's height: a column is at least this tall
     chain_outer: bool = True  # a chain of lone children is shown by its outer box
-    columns: bool = False  # open rows of side-by-side columns
     pixel_area: float = 0.016  # of the content area: the least busy area the pixels propose
     loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
 
@@ -70,20 +68,6 @@ def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: SegmentParams) -> b
     # From one end only: a stack if it holds a band (a full-width part, such as a header,
     # a menu bar or a footer); a row of columns is one part of the page.
     return (touches_top or touches_bottom) and any(_is_band(k, node) for k in kids)
-
-
-def _is_columns(node: Node, kids: list[Node], p: SegmentParams) -> bool:
-    tall = [k for k in kids if k.content[3] >= p.column_height * node.content[3]]
-    for i, a in enumerate(tall):
-        for b in tall[i + 1 :]:
-            ay = (a.content[1], a.content[1] + a.content[3])
-            by = (b.content[1], b.content[1] + b.content[3])
-            ax = (a.content[0], a.content[0] + a.content[2])
-            bx = (b.content[0], b.content[0] + b.content[2])
-            side_by_side = overlap_1d(*ax, *bx) < 0.1 * min(a.content[2], b.content[2])
-            if side_by_side and overlap_1d(*ay, *by) > 0.5 * min(a.content[3], b.content[3]):
-                return True
-    return False
 
 
 def _rect_of(node: Node) -> Rect:
@@ -135,7 +119,7 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             visit(kids[0], is_root, None if is_root else (top or node))
             loose(stray)
             return
-        if is_root or _is_wrapper(node, kids, page, p) or (p.columns and _is_columns(node, kids, p)):
+        if is_root or _is_wrapper(node, kids, page, p):
             for k in kids:
                 visit(k)
             loose(stray)
