@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,8 +63,15 @@ class StudioServer:
         server.stop(self.data_dir, quiet=True)
 
 
+def _template_key(ls_bin: Path) -> str:
+    site = sorted(ls_bin.parent.parent.glob("lib/python*/site-packages/label_studio-*.dist-info"))
+    return site[-1].name if site else "label_studio"
+
+
 @pytest.fixture(scope="session")
-def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+def labelstudio(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StudioServer]:
     from annotate import server
 
     ls_bin = Path(os.environ.get(server.BIN_VAR) or server.DEFAULT_BIN)
@@ -76,9 +84,24 @@ def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServ
     data_dir, root, env_file = base / "data", base / "root", base / ".env"
     root.mkdir()
     port = server.free_port()
+    # The first start of a data dir spends about 90 s in migrations: keep an empty, migrated
+    # data dir (and the token made for it) in pytest's cache and start from a copy of it.
+    template = request.config.cache.mkdir("labelstudio-template") / _template_key(ls_bin)
+    if (template / "data" / "label_studio.sqlite3").exists():
+        shutil.copytree(template / "data", data_dir)
+        shutil.copy2(template / ".env", env_file)
+        (data_dir / server.STATE_FILE).unlink(missing_ok=True)
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("LABEL_STUDIO_")}
     try:
         info = server.start(port, data_dir, root, env_file, timeout=400, quiet=True)
+        if not (template / "data").exists():
+            server.stop(data_dir, quiet=True)
+            tmp = template.with_name(template.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(data_dir, tmp / "data")
+            shutil.copy2(env_file, tmp / ".env")
+            tmp.rename(template)
+            info = server.start(port, data_dir, root, env_file, timeout=400, quiet=True)
         key = server.read_env_file(env_file)["LABEL_STUDIO_API_KEY"]
     finally:
         os.environ.update(saved)
