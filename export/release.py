@@ -27,12 +27,12 @@ from catalog import Catalog, Config, Workspace
 
 from .card import CardData, render_card
 from .coco import COCO_INFO_SCHEMA, categories
-from .groups import assign_splits, check_ratios
+from .groups import Assignment, assign_splits, check_ratios
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
 from .pagefiles import export_page
 from .preview import contact_sheet, pick
-from .select import PageInput, select_pages
+from .select import PageInput, Selection, select_pages
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 TMP_PREFIX = ".tmp-"
@@ -163,7 +163,8 @@ def make_release(
         version = next_version(releases)
         tmp = releases / f"{TMP_PREFIX}{version}-{os.getpid()}"
         try:
-            result = _write(tmp, version, ws, config, classes, splits, sel, assignment, progress)
+            result = _write(tmp, version, ws, config, classes, splits, sel, assignment, progress,
+                            log)
             final = releases / version
             if final.exists():
                 raise FileExistsError(f"{final} exists; a release is never overwritten")
@@ -189,6 +190,98 @@ def _previous_manifest(releases: Path, version: str) -> tuple[str, list[dict]]:
     return older[-1], read_manifest(releases / older[-1] / "manifest.parquet")
 
 
+@dataclass
+class SplitOutput:
+    manifest: list[dict] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    instances: Counter = field(default_factory=Counter)  # class id -> instances
+    pixels: Counter = field(default_factory=Counter)  # class id -> pixels
+    tiles: int = 0
+    regions_dropped: int = 0
+
+
+def _export_split(
+    split: str,
+    pages: list[PageInput],
+    root: Path,
+    version: str,
+    config: Config,
+    classes: ClassSet,
+    assignment: dict[str, Assignment],
+    progress: Callable[[str, bool], None] | None,
+    log: Callable[[str], None],
+) -> SplitOutput:
+    """Write <split>/: images, masks, tiles, annotations.json and metadata files."""
+    ex = config.export
+    out = SplitOutput()
+    sdir = root / split
+    for sub in ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile else ()):
+        (sdir / sub).mkdir(parents=True, exist_ok=True)
+    images, anns, meta, tile_rows = [], [], [], []
+    for page in sorted(pages, key=lambda p: p.page_id):
+        image_id = len(images) + 1
+        try:
+            res = export_page(
+                page, sdir, classes, image_id=image_id, tile=ex.tile,
+                resize_width=ex.resize_width, png_level=ex.png_level,
+            )
+        except (OSError, ValueError, cv2.error) as exc:
+            why = f"could not be exported ({exc})"
+            out.problems.append((page.page_id, why))
+            log(f"left out {page.page_id}: {why}")
+            for stale in [sdir / "images" / f"{page.page_id}.png",
+                          sdir / "masks" / f"{page.page_id}.png",
+                          *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
+                stale.unlink(missing_ok=True)
+            if progress:
+                progress(page.page_id, False)
+            continue
+        images.append({
+            "id": image_id, "file_name": res.image, "width": res.width,
+            "height": res.height, "page_id": page.page_id,
+        })
+        for a in res.annotations:
+            anns.append({**a, "id": len(anns) + 1})
+            out.instances[a["category_id"]] += 1
+        out.pixels.update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
+        out.regions_dropped += res.regions_dropped
+        out.tiles += len(res.tiles)
+        tile_rows += res.tiles
+        n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
+        meta.append({
+            "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
+            "site": page.site, "source": page.source, "width": res.width, "height": res.height,
+        })
+        out.manifest.append({
+            "page_id": page.page_id, "split": split, "source": page.source,
+            "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
+            "site": page.site, "group": assignment[page.page_id].group,
+            "width": res.width, "height": res.height,
+            "original_width": page.width, "original_height": page.height,
+            "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
+            "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
+            "annotation_sha256": page.annotation_sha256, "regions": n_regions,
+            "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
+        })
+        if progress:
+            progress(page.page_id, True)
+    coco = {
+        "info": {
+            "description": f"{config.dataset.name} {version} {split}",
+            "version": version, "schema": COCO_INFO_SCHEMA,
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": anns,
+        "categories": categories(classes),
+    }
+    _dump(coco, sdir / "annotations.json", compact=True)
+    _jsonl(meta, sdir / "metadata.jsonl")
+    if ex.tile:
+        _jsonl(tile_rows, sdir / "tiles" / "metadata.jsonl")
+    return out
+
+
 def _write(
     root: Path,
     version: str,
@@ -196,87 +289,22 @@ def _write(
     config: Config,
     classes: ClassSet,
     splits: list[str],
-    sel,
-    assignment,
+    sel: Selection,
+    assignment: dict[str, Assignment],
     progress: Callable[[str, bool], None] | None,
+    log: Callable[[str], None],
 ) -> ReleaseResult:
     ex = config.export
     by_split: dict[str, list[PageInput]] = {s: [] for s in splits}
     for page in sel.pages:
         by_split[assignment[page.page_id].split].append(page)
-
-    manifest: list[dict] = []
-    problems = list(sel.problems)
-    instances = {s: Counter() for s in splits}
-    pixels = {s: Counter() for s in splits}
-    tiles_per_split = dict.fromkeys(splits, 0)
-    dropped = 0
-    cats = categories(classes)
-    for split in splits:
-        sdir = root / split
-        for sub in ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile else ()):
-            (sdir / sub).mkdir(parents=True, exist_ok=True)
-        images, anns, meta, tile_rows = [], [], [], []
-        for page in sorted(by_split[split], key=lambda p: p.page_id):
-            image_id = len(images) + 1
-            try:
-                res = export_page(
-                    page, sdir, classes, image_id=image_id, tile=ex.tile,
-                    resize_width=ex.resize_width, png_level=ex.png_level,
-                )
-            except (OSError, ValueError, cv2.error) as exc:
-                problems.append((page.page_id, f"could not be exported ({exc})"))
-                for stale in [sdir / "images" / f"{page.page_id}.png",
-                              sdir / "masks" / f"{page.page_id}.png",
-                              *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
-                    stale.unlink(missing_ok=True)
-                if progress:
-                    progress(page.page_id, False)
-                continue
-            images.append({
-                "id": image_id, "file_name": res.image, "width": res.width,
-                "height": res.height, "page_id": page.page_id,
-            })
-            for a in res.annotations:
-                anns.append({**a, "id": len(anns) + 1})
-                instances[split][a["category_id"]] += 1
-            pixels[split].update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
-            dropped += res.regions_dropped
-            n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
-            meta.append({
-                "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
-                "site": page.site, "source": page.source, "width": res.width,
-                "height": res.height,
-            })
-            tile_rows += res.tiles
-            tiles_per_split[split] += len(res.tiles)
-            manifest.append({
-                "page_id": page.page_id, "split": split, "source": page.source,
-                "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
-                "site": page.site, "group": assignment[page.page_id].group,
-                "width": res.width, "height": res.height,
-                "original_width": page.width, "original_height": page.height,
-                "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
-                "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
-                "annotation_sha256": page.annotation_sha256, "regions": n_regions,
-                "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
-            })
-            if progress:
-                progress(page.page_id, True)
-        coco = {
-            "info": {
-                "description": f"{config.dataset.name} {version} {split}",
-                "version": version, "schema": COCO_INFO_SCHEMA,
-            },
-            "licenses": [],
-            "images": images,
-            "annotations": anns,
-            "categories": cats,
-        }
-        _dump(coco, sdir / "annotations.json", compact=True)
-        _jsonl(meta, sdir / "metadata.jsonl")
-        if ex.tile:
-            _jsonl(tile_rows, sdir / "tiles" / "metadata.jsonl")
+    outs = {
+        s: _export_split(s, by_split[s], root, version, config, classes, assignment,
+                         progress, log)
+        for s in splits
+    }
+    manifest = [row for o in outs.values() for row in o.manifest]
+    problems = list(sel.problems) + [p for o in outs.values() for p in o.problems]
     if not manifest:
         raise ValueError("nothing to export: every selected page failed (see the lines above)")
 
@@ -292,9 +320,12 @@ def _write(
         sheet.save(root / "preview.png", "PNG", compress_level=ex.png_level, optimize=False)
     card = CardData(
         dataset=config.dataset.name, version=version, splits=splits, manifest=manifest,
-        class_names=names, instances=instances, pixels=pixels, tiles=tiles_per_split,
+        class_names=names, instances={s: o.instances for s, o in outs.items()},
+        pixels={s: o.pixels for s, o in outs.items()},
+        tiles={s: o.tiles for s, o in outs.items()},
         config={"export": asdict(ex), "labels": asdict(config.labels)}, changes=changes,
-        problems=problems, duplicates=sel.duplicates, regions_dropped=dropped,
+        problems=problems, duplicates=sel.duplicates,
+        regions_dropped=sum(o.regions_dropped for o in outs.values()),
         versions=_library_versions(),
     )
     (root / "README.md").write_text(render_card(card), encoding="utf-8")
@@ -302,5 +333,5 @@ def _write(
     return ReleaseResult(
         version=version, path=root, pages=len(manifest),
         per_split={s: sum(1 for r in manifest if r["split"] == s) for s in splits},
-        tiles=sum(tiles_per_split.values()), problems=problems, changes=changes,
+        tiles=sum(o.tiles for o in outs.values()), problems=problems, changes=changes,
     )

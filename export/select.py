@@ -81,7 +81,7 @@ def check_page(
         raise ValueError(str(exc)) from None
     if ann.page_id != page_id:
         raise ValueError(f"{path} is for page {ann.page_id}, not {page_id}")
-    size = _png_size(shot)
+    size = _png_size(shot, check=True)
     if (ann.width, ann.height) != size:
         raise ValueError(
             f"{path.name} is {ann.width}x{ann.height} but screenshot.png is "
@@ -107,11 +107,16 @@ def check_page(
     return ann, digest.hexdigest(), size[0], size[1]
 
 
-def _png_size(path: Path) -> tuple[int, int]:
+def _png_size(path: Path, check: bool = False) -> tuple[int, int]:
+    """Image size from the header; check=True also walks every chunk's CRC to the end,
+    which finds a truncated or damaged file without decoding its pixels."""
     try:
         with Image.open(path) as im:
-            return im.size
-    except OSError as exc:
+            size = im.size
+            if check:
+                im.verify()
+            return size
+    except (OSError, SyntaxError) as exc:  # PIL reports some damage as SyntaxError
         raise ValueError(f"{path} is not a readable image ({exc})") from None
 
 

@@ -382,3 +382,14 @@ def test_a_failed_export_leaves_no_release_and_the_next_one_starts_clean(tmp_pat
     rel = make_release(ws, _config(), log=lambda _: None).path
     assert rel.name == "v0001" and verify_release(rel).ok
     assert [p.name for p in ws.releases_dir.iterdir() if p.name != ".lock"] == ["v0001"]
+
+
+def test_a_damaged_screenshot_is_left_out_not_copied(tmp_path):
+    ws, pids = _workspace(tmp_path / "ws", n=4)
+    shot = ws.screenshot(pids[0])
+    shot.write_bytes(shot.read_bytes()[: shot.stat().st_size // 2])  # header still readable
+    lines: list[str] = []
+    result = make_release(ws, _config(tile=0), log=lines.append)
+    assert pids[0] not in {r["page_id"] for r in _manifest(result.path)}
+    assert any(pids[0] in line and "not a readable image" in line for line in lines)
+    assert result.pages == 3
