@@ -106,6 +106,12 @@ def _check_split(rel: Path, split: str, classes: ClassSet, rep: Report) -> None:
         if bad:
             rep.problems.append(f"{split}: annotation {bad[0]} has an unknown category")
             continue
+        try:
+            with Image.open(sdir / img["file_name"]) as im:
+                if im.size != (img["width"], img["height"]):
+                    rep.problems.append(f"{split}/{img['file_name']} is not the size COCO says")
+        except (OSError, ValueError) as exc:
+            rep.problems.append(f"{split}/{img['file_name']}: {exc}")
         mask_name = "masks/" + Path(img["file_name"]).name
         try:
             mask = _load_mask(sdir / mask_name)
