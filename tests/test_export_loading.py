@@ -119,3 +119,22 @@ def test_coco_snippet_loads_with_pycocotools(release, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     images, anns = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
     assert images > 0 and anns > images
+
+
+def test_coco_evaluation_of_the_annotations_against_themselves_is_perfect(release):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(release / "train" / "annotations.json"))
+        dets = [{k: v for k, v in a.items() if k != "id"} | {"score": 1.0}
+                for a in gt.dataset["annotations"]]
+        for kind in ("segm", "bbox"):
+            ev = COCOeval(gt, gt.loadRes(dets), kind)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            assert ev.stats[0] == pytest.approx(1.0), kind
