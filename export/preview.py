@@ -31,6 +31,10 @@ def thumbnail(image: Image.Image, mask: Image.Image, caption: str) -> Image.Imag
     return tile
 
 
+def _legend_width(names: list[str]) -> int:
+    return 4 + sum(14 + 7 * len(name) + 10 for name in names)
+
+
 def legend(names: list[str], colours: list[tuple[int, int, int]], width: int) -> Image.Image:
     im = Image.new("RGB", (width, 18), (255, 255, 255))
     draw = ImageDraw.Draw(im)
@@ -53,7 +57,7 @@ def contact_sheet(
             thumbs.append(thumbnail(im, m, f"{row['split']} {row['page_id'][:16]} {row['site']}"))
     columns = max(1, min(columns, len(thumbs)))
     rows = (len(thumbs) + columns - 1) // columns
-    width = columns * (THUMB_W + 4) + 4
+    width = max(columns * (THUMB_W + 4) + 4, _legend_width(names[1:]))
     key = legend(names[1:], colours[1:], width)
     sheet = Image.new("RGB", (width, key.height + rows * (THUMB_H + LABEL_H + 4) + 4), (200, 200, 200))
     sheet.paste(key, (0, 0))
