@@ -34,6 +34,7 @@ def _same_group_pairs(pages: list[PageLinks]):
 
 
 @given(_pages(), st.floats(0.05, 0.6), st.floats(0.0, 0.3))
+@settings(deadline=None)  # timing varies on a shared machine
 def test_no_site_duplicate_or_template_group_spans_two_splits(pages, val, test):
     out = assign_splits(pages, SALT, val, test)
     for a, b in _same_group_pairs(pages):
@@ -42,7 +43,7 @@ def test_no_site_duplicate_or_template_group_spans_two_splits(pages, val, test):
 
 
 @given(_pages(prefix="old"), _pages(prefix="new", min_size=0), st.floats(0.05, 0.6))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_pages_keep_their_split_when_pages_join_without_new_cross_site_links(old, new, val):
     # New pages may come from old or new sites; their duplicate and template links are
     # their own (fresh ids within one site), so no two old groups are joined.
@@ -58,7 +59,7 @@ def test_pages_keep_their_split_when_pages_join_without_new_cross_site_links(old
 
 
 @given(_pages(prefix="old"), _pages(prefix="new", min_size=0), st.floats(0.05, 0.6))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_a_page_moves_only_when_a_new_link_joins_its_group_to_a_smaller_one(old, new, val):
     before = assign_splits(old, SALT, val)
     after = assign_splits(old + new, SALT, val)
@@ -69,6 +70,7 @@ def test_a_page_moves_only_when_a_new_link_joins_its_group_to_a_smaller_one(old,
 
 
 @given(_pages(), st.randoms(use_true_random=False))
+@settings(deadline=None)  # timing varies on a shared machine
 def test_assignment_does_not_depend_on_page_order(pages, rnd):
     shuffled = list(pages)
     rnd.shuffle(shuffled)
