@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS frontier (
     updated_at REAL NOT NULL,
     PRIMARY KEY (url, viewport)
 );
-CREATE INDEX IF NOT EXISTS frontier_todo ON frontier(state, next_at, depth);
+CREATE INDEX IF NOT EXISTS frontier_order ON frontier(state, depth, added_at);
 CREATE INDEX IF NOT EXISTS frontier_page ON frontier(page_id);
 """
 

@@ -151,6 +151,9 @@ class Worker(threading.Thread):
                     out = self._do(job)
                 except Exception as exc:  # never let one page take the worker down
                     out = Outcome(job, "error", error=f"{type(exc).__name__}: {exc}"[:300])
+                    # A browser in an unknown state (a hung driver, a half-run script) is
+                    # not trusted with the next page; a fresh one costs a second or two.
+                    self._stop_driver()
                 out.worker = self.index
                 self.results.put(out)
         finally:
