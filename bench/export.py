@@ -35,6 +35,47 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, float]]:
+    """CPU ms per page of the export's steps, on the first page."""
+    from catalog.config import LabelsConfig
+    from export.coco import page_annotations
+    from export.masks import ClassSet, paint_semantic
+    from export.pagefiles import _element_masks, _regions, encode_png, palette_image
+    from export.select import select_pages
+    from export.tiles import tile_windows
+
+    classes = ClassSet.from_labels(LabelsConfig())
+    with Catalog(ws.catalog_path) as cat:
+        page = select_pages(ws, cat, classes, False).pages[0]
+    size = (page.width, page.height)
+    regions, _ = _regions(page, classes, size)
+    elements = _element_masks(page, classes, size)
+    sem = paint_semantic(*size, regions, elements)
+    mask = palette_image(sem, classes.palette())
+    data = page.screenshot.read_bytes()
+    pixels = decode_image(data, page.screenshot)
+    windows = tile_windows(*size, tile)
+    steps = {
+        "read element masks": lambda: _element_masks(page, classes, size),
+        "paint + encode semantic mask": lambda: encode_png(
+            palette_image(paint_semantic(*size, regions, elements), classes.palette()), 1),
+        "COCO instances (regions, components)": lambda: page_annotations(
+            1, *size, regions, elements),
+        "decode screenshot": lambda: decode_image(data, page.screenshot),
+        f"encode {len(windows)} tile images": lambda: [
+            encode_image_png(pixels[y : y + tile, x : x + tile], 1) for x, y in windows],
+        f"encode {len(windows)} tile masks": lambda: [
+            encode_png(mask.crop((x, y, x + tile, y + tile)), 1) for x, y in windows],
+    }
+    out = []
+    for name, fn in steps.items():
+        start = time.process_time()
+        for _ in range(repeat):
+            fn()
+        out.append((name, 1000 * (time.process_time() - start) / repeat))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=40)
@@ -75,6 +116,10 @@ def main() -> int:
               f"{n / p_cpu:6.1f} pages/s CPU, {n / p_wall:6.1f} pages/s wall")
         print(f"export with masks and tiles:                        "
               f"{n / e_cpu:6.1f} pages/s CPU, {n / e_wall:6.1f} pages/s wall")
+        print("where the time goes (CPU ms per page):")
+        for name, ms in _breakdown(ws, args.tile):
+            print(f"  {name:40s} {ms:6.1f}")
+        print(f"  {'whole export, per page':40s} {1000 * e_cpu / n:6.1f}")
         rate = n / e_cpu
         verdict = "met" if rate >= TARGET else "MISSED"
         print(f"export {rate:.1f} pages/s (CPU, one core; baseline {n / b_cpu:.1f}; "
