@@ -216,3 +216,62 @@ def test_static_server_types_and_port_reuse(tmp_path: Path) -> None:
         assert again.port == port
     with pytest.raises(ValueError, match="no such folder"):
         StaticServer(tmp_path / "missing")
+
+
+# -- seeds and flags ------------------------------------------------------------------------
+
+
+def _args(*argv: str):
+    import argparse
+
+    from scraper.cli_crawl import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["crawl", *argv])
+
+
+def test_seeds_come_from_the_command_line_and_file_else_the_config(tmp_path: Path) -> None:
+    from catalog import Config
+    from scraper.cli_crawl import apply_flags, build_seeds, seed_lines
+
+    config = Config()
+    config.crawl.seeds = ["https://config.example/docs/"]
+    assert seed_lines(config, _args()) == ["https://config.example/docs/"]
+    listing = tmp_path / "seeds.txt"
+    listing.write_text("# mine\nhttps://a.example/x/ host\n\nhttps://b.example/\n")
+    lines = seed_lines(config, _args("https://c.example/", "--seeds", str(listing)))
+    seeds = build_seeds(lines, config)
+    assert [(s.url, s.scope) for s in seeds] == [
+        ("https://c.example/", "prefix"), ("https://a.example/x/", "host"),
+        ("https://b.example/", "prefix")]
+    # '/path' seeds are relative to the served folder.
+    served = build_seeds(["/lang.html"], config, "http://127.0.0.1:4000/")
+    assert served[0].url == "http://127.0.0.1:4000/lang.html"
+    # Flags override the config file.
+    args = _args("--max-pages", "7", "--scope", "domain", "--browsers", "3", "--no-robots",
+                 "--viewport", "phone", "--timeout", "4")
+    apply_flags(config, args)
+    assert (config.crawl.max_pages, config.crawl.scope, config.crawl.browsers) == (7, "domain", 3)
+    assert not config.crawl.obey_robots and config.capture.viewports == ["phone"]
+    assert config.capture.timeout == 4.0
+    with pytest.raises(ValueError, match="--browsers"):
+        apply_flags(config, _args("--browsers", "0"))
+
+
+def test_serve_command_serves_a_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "index.html").write_text("<h1>mirror</h1>")
+    proc = subprocess.Popen([sys.executable, "-m", "scraper", "serve", str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        assert requests.get(url, timeout=5).text == "<h1>mirror</h1>"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
