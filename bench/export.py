@@ -40,7 +40,7 @@ def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, flo
     from catalog.config import LabelsConfig
     from export.coco import page_annotations
     from export.masks import ClassSet, paint_semantic
-    from export.pagefiles import _element_masks, _regions, encode_png, palette_image
+    from export.pagefiles import element_masks, encode_png, palette_image, region_boxes
     from export.select import select_pages
     from export.tiles import tile_windows
 
@@ -48,15 +48,15 @@ def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, flo
     with Catalog(ws.catalog_path) as cat:
         page = select_pages(ws, cat, classes, False).pages[0]
     size = (page.width, page.height)
-    regions, _ = _regions(page, classes, size)
-    elements = _element_masks(page, classes, size)
+    regions, _ = region_boxes(page, classes, size)
+    elements = element_masks(page, classes, size)
     sem = paint_semantic(*size, regions, elements)
     mask = palette_image(sem, classes.palette())
     data = page.screenshot.read_bytes()
     pixels = decode_image(data, page.screenshot)
     windows = tile_windows(*size, tile)
     steps = {
-        "read element masks": lambda: _element_masks(page, classes, size),
+        "read element masks": lambda: element_masks(page, classes, size),
         "paint + encode semantic mask": lambda: encode_png(
             palette_image(paint_semantic(*size, regions, elements), classes.palette()), 1),
         "COCO instances (regions, components)": lambda: page_annotations(

@@ -84,7 +84,10 @@ def palette_image(sem: np.ndarray, palette: list[int]) -> Image.Image:
     return im
 
 
-def _element_masks(page: PageInput, classes: ClassSet, size: tuple[int, int]) -> list:
+def element_masks(
+    page: PageInput, classes: ClassSet, size: tuple[int, int]
+) -> list[tuple[int, np.ndarray]]:
+    """(class id, boolean mask at `size`) for each element mask of the annotation."""
     out = []
     for cls in sorted(page.annotation.masks, key=classes.index):
         with Image.open(page.annotation_path.parent / page.annotation.masks[cls]) as im:
@@ -95,7 +98,10 @@ def _element_masks(page: PageInput, classes: ClassSet, size: tuple[int, int]) ->
     return out
 
 
-def _regions(page: PageInput, classes: ClassSet, size: tuple[int, int]) -> tuple[list, int]:
+def region_boxes(
+    page: PageInput, classes: ClassSet, size: tuple[int, int]
+) -> tuple[list[tuple[int, Box]], int]:
+    """(class id, integer box at `size`) per region, and how many fell off the page."""
     sx, sy = size[0] / page.width, size[1] / page.height
     boxes: list[tuple[int, Box]] = []
     dropped = 0
@@ -121,8 +127,8 @@ def export_page(
 ) -> PageResult:
     size = resized_size(page.width, page.height, resize_width)
     width, height = size
-    regions, dropped = _regions(page, classes, size)
-    elements = _element_masks(page, classes, size)
+    regions, dropped = region_boxes(page, classes, size)
+    elements = element_masks(page, classes, size)
     sem = paint_semantic(width, height, regions, elements)
     palette = classes.palette()
     mask_im = palette_image(sem, palette)
