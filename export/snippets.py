@@ -35,8 +35,9 @@ class WebSegDataset(torch.utils.data.Dataset):
 
 
 image, mask = WebSegDataset(release, "train")[0]  # full pages: sizes vary
-tiles = WebSegDataset(release, "train", tiles=True)  # releases made with a tile size
-images, masks = next(iter(torch.utils.data.DataLoader(tiles, batch_size=4, shuffle=True)))
+if (Path(release) / "train" / "tiles").is_dir():  # releases made with --tile N
+    tiles = WebSegDataset(release, "train", tiles=True)
+    images, masks = next(iter(torch.utils.data.DataLoader(tiles, batch_size=4, shuffle=True)))
 '''
 
 HUGGINGFACE = '''\
