@@ -26,8 +26,9 @@ from catalog.config import CaptureConfig
 from catalog.urls import BadURL, normalise_url
 from catalog.workspace import Workspace
 
-from .browser import CHROMEDRIVER, BrowserOptions, chrome_options, start_browser, stop_browser
+from .browser import CHROMEDRIVER, BrowserOptions, chrome_options, stop_browser
 from .capture import BrowserDied, CaptureResult, capture_page
+from .cdp import cdp
 from .frontier import Entry
 from .orphans import note_browser
 from .robots import Robots
@@ -37,6 +38,26 @@ def _get_log(driver: Any, log_type: str) -> Any:
     return driver.execute(Command.GET_LOG, {"type": log_type})["value"]
 
 
+# A page that calls alert() or confirm() would fail the capture's next command ("unexpected
+# alert open"), on every retry: in a crawl nobody is there to answer, so no dialog opens.
+NO_DIALOGS = (
+    "window.alert = () => undefined; window.confirm = () => true;"
+    " window.prompt = () => null; window.print = () => undefined;"
+)
+
+
+def crawl_options(opts: BrowserOptions, profile: str | None = None) -> Any:
+    """The capture's Chrome options; a dialog that still opens is dismissed."""
+    options = chrome_options(opts, profile)
+    options.unhandled_prompt_behavior = "dismiss"
+    return options
+
+
+def _unattended(driver: Any) -> Any:
+    cdp(driver, "Page.addScriptToEvaluateOnNewDocument", {"source": NO_DIALOGS})
+    return driver
+
+
 def start_detached(opts: BrowserOptions) -> Any:
     """`start_browser`, with chromedriver (and so Chromium) in a session of its own.
 
@@ -44,23 +65,28 @@ def start_detached(opts: BrowserOptions) -> Any:
     die mid-page instead of finishing the pages in flight as the crawl promises.
     """
     if opts.grid:
-        driver = start_browser(opts)
+        driver = webdriver.Remote(command_executor=opts.grid, options=crawl_options(opts))
+        driver._webseg_profile = None  # the Grid owns the profile
         if not hasattr(driver, "get_log"):
             # webdriver.Remote has no get_log, which the capture reads the performance log
             # with; chromedriver behind a Grid answers the same command.
             driver.get_log = types.MethodType(_get_log, driver)
-        return driver
+        return _unattended(driver)
     profile = tempfile.mkdtemp(prefix="webseg-chromium-")
     try:
         driver = webdriver.Chrome(
             service=Service(CHROMEDRIVER, popen_kw={"start_new_session": True}),
-            options=chrome_options(opts, profile),
+            options=crawl_options(opts, profile),
         )
     except Exception:
         shutil.rmtree(profile, ignore_errors=True)
         raise
     driver._webseg_profile = profile  # stop_browser removes it
-    return driver
+    try:
+        return _unattended(driver)
+    except Exception:
+        stop_browser(driver)
+        raise
 
 
 class Tab:
@@ -115,7 +141,7 @@ class Job:
 @dataclass
 class Outcome:
     job: Job
-    kind: str  # captured | robots | robots_later | browser_died | no_browser | error
+    kind: str  # captured | robots | robots_later | browser_died | no_browser | capture_error
     result: CaptureResult | None = None
     crawl_delay: float | None = None
     retry_at: float | None = None
@@ -150,7 +176,7 @@ class Worker(threading.Thread):
                 try:
                     out = self._do(job)
                 except Exception as exc:  # never let one page take the worker down
-                    out = Outcome(job, "error", error=f"{type(exc).__name__}: {exc}"[:300])
+                    out = Outcome(job, "capture_error", error=f"{type(exc).__name__}: {exc}"[:300])
                     # A browser in an unknown state (a hung driver, a half-run script) is
                     # not trusted with the next page; a fresh one costs a second or two.
                     self._stop_driver()

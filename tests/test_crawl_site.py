@@ -121,7 +121,7 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     s.routes["/robots.txt"] = lambda n: (200, {"Content-Type": "text/plain"},
                                           b"User-agent: *\nDisallow: /private/\n")
     s.page("/", "a.html", "b.html", "redirect-me", "chain", "busy", "flaky", "hang.html",
-           "data.json", "doc.pdf", "gone.html", "private/secret.html", "mailto:someone@example.com",
+           "data.json", "doc.pdf", "gone.html", "alert.html", "private/secret.html", "mailto:someone@example.com",
            "javascript:alert(1)", "data:text/html,<p>x</p>", "file:///etc/passwd",
            f"http://localhost:{s.port}/loop.html", "http://10.255.255.1/internal.html",
            "http://169.254.169.254/latest/meta-data/")
@@ -145,6 +145,8 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     s.routes["/hang.html"] = hang
     s.routes["/data.json"] = lambda n: (200, {"Content-Type": "application/json"}, b'{"a": 1}')
     s.routes["/gone.html"] = lambda n: (404, {}, html("gone"))
+    s.routes["/alert.html"] = lambda n: (200, {}, html("dialogs").replace(
+        b"</body>", b"<script>alert('hi'); confirm('sure?'); prompt('name?')</script></body>"))
     pdf = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]"
            b"/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
     s.routes["/doc.pdf"] = lambda n: (200, {"Content-Type": "application/pdf"}, pdf)
@@ -159,7 +161,8 @@ def test_crawl_survives_what_the_web_throws(chromium: str, trap_site: TrapSite,
     # Every page once, under its final URL; redirects and tracking variants fold into it.
     assert Counter(r["final_url"] for r in rows).most_common(1)[0][1] == 1
     assert {k for k, r in by_final.items() if r["status"] == "ok"} == {
-        "/", "/a.html", "/b.html", "/final.html", "/busy", "/flaky", "/hang.html"}
+        "/", "/a.html", "/b.html", "/final.html", "/busy", "/flaky", "/hang.html", "/alert.html"}
+    assert len(s.requests_for("/alert.html")) == 1  # dialogs answered, no retry needed
     assert by_final["/data.json"]["status"] == "not_html"
     assert by_final["/doc.pdf"]["status"] == "not_html"
     assert by_final["/gone.html"]["status"] == "http_error"
