@@ -334,6 +334,7 @@ def test_make_verify_default_is_the_latest_release(tmp_path):
     assert "- pages relabelled: none" in card and "- pages added: none" in card
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_verify_catches_any_flipped_byte_in_any_file(release_copy, data):
