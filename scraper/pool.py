@@ -39,10 +39,11 @@ def _get_log(driver: Any, log_type: str) -> Any:
 
 
 # A page that calls alert() or confirm() would fail the capture's next command ("unexpected
-# alert open"), on every retry: in a crawl nobody is there to answer, so no dialog opens.
+# alert open"), on every retry: in a crawl nobody is there to answer, so no dialog opens,
+# and no pop-up window piles up in the browser either.
 NO_DIALOGS = (
     "window.alert = () => undefined; window.confirm = () => true;"
-    " window.prompt = () => null; window.print = () => undefined;"
+    " window.prompt = () => null; window.print = () => undefined; window.open = () => null;"
 )
 
 
