@@ -34,22 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="file of seeds, one 'URL [SCOPE]' per line, '#' comments")
     p.add_argument("--serve", metavar="DIR",
                    help="serve DIR on 127.0.0.1 and crawl it (default: config serve, no seeds)")
-    p.add_argument("--max-pages", type=int, help="pages to capture in total (0: no limit)")
-    p.add_argument("--max-pages-per-site", type=int, help="pages per registered domain")
-    p.add_argument("--max-depth", type=int, help="links to follow from a seed")
+    p.add_argument("--max-pages", type=int, metavar="N", help="pages to capture in total (0: no limit)")
+    p.add_argument("--max-pages-per-site", type=int, metavar="N", help="pages per registered domain")
+    p.add_argument("--max-depth", type=int, metavar="D", help="links to follow from a seed")
     p.add_argument("--scope", choices=SCOPES, help="which links a seed's crawl keeps")
     p.add_argument("--include", action="append", metavar="REGEX",
                    help="URLs matching REGEX are in scope (replaces --scope); repeatable")
     p.add_argument("--exclude", action="append", metavar="REGEX",
                    help="URLs matching REGEX are never crawled; repeatable")
-    p.add_argument("--browsers", type=int, help="browsers working in parallel")
-    p.add_argument("--grid", help="remote Selenium Grid URL (default: local Chromium)")
-    p.add_argument("--delay", type=float, help="seconds between requests to one host")
+    p.add_argument("--browsers", type=int, metavar="K", help="browsers working in parallel")
+    p.add_argument("--grid", metavar="URL", help="remote Selenium Grid URL (default: local Chromium)")
+    p.add_argument("--delay", type=float, metavar="S", help="seconds between requests to one host")
     p.add_argument("--no-robots", action="store_true", help="ignore robots.txt")
-    p.add_argument("--viewport", action="append",
+    p.add_argument("--viewport", action="append", metavar="WxH",
                    help="WxH, WxH@DPR or desktop|laptop|tablet|phone; repeatable")
-    p.add_argument("--timeout", type=float, help="page load timeout, seconds")
-    p.add_argument("--max-height", type=int, help="cap on page height, CSS px")
+    p.add_argument("--timeout", type=float, metavar="S", help="page load timeout, seconds")
+    p.add_argument("--max-height", type=int, metavar="PX", help="cap on page height, CSS px")
     p.add_argument("--offline", action="store_true",
                    help="browsers resolve no host name but loopback")
     p.add_argument("--allow-private", action="store_true",
