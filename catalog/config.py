@@ -82,7 +82,7 @@ class DedupeConfig:
     height_tolerance: float = 0.1  # near duplicates differ in height by at most this share
     min_text_chars: int = 200  # less visible text than this: judged on pixels alone
     layout_grid: list[int] = field(default_factory=lambda: [8, 24])  # columns, rows
-    layout_threshold: float = 0.9  # cosine similarity for "same template"
+    layout_threshold: float = 0.8  # cosine of layout grids for "same template" (measured)
 
 
 @dataclass

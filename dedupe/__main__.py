@@ -32,13 +32,14 @@ def _sheet(ws, catalog, templates: bool = False):  # noqa: ANN001, ANN202
             r[0]: r[1] for r in catalog.execute("SELECT page_id, reason FROM dup_groups")
         }
         out = ws.root / "dedupe" / "groups.png"
-    viewport_h = {}
+    viewport_h, urls = {}, {}
     for r in catalog.pages("ok"):
+        urls[r["page_id"]] = r["final_url"] or r["url"]
         try:
             viewport_h[r["page_id"]] = round(int(r["viewport"].split("x")[1]) * (r["dpr"] or 1))
         except (IndexError, ValueError):
             continue
-    return contact_sheet(ws, groups, reasons, viewport_h, out)
+    return contact_sheet(ws, groups, reasons, viewport_h, out, urls=urls)
 
 
 def _ok_groups(catalog) -> list[list[str]]:  # noqa: ANN001

@@ -34,6 +34,7 @@ def decide(pages: Sequence[PageHashes], edges: Sequence[Edge]) -> list[Decision]
     """
     ids = [p.page_id for p in pages]
     by_id = {p.page_id: p for p in pages}
+    edges = [e for e in edges if e.a in by_id and e.b in by_id]
     dup = _components(ids, edges, DUPLICATE_RELATIONS)
     tpl = _components(ids, edges, (*DUPLICATE_RELATIONS, "template"))
     best_link: dict[str, tuple[int, float, str, str]] = {}
@@ -42,7 +43,7 @@ def decide(pages: Sequence[PageHashes], edges: Sequence[Edge]) -> list[Decision]
             continue
         for me, other in ((e.a, e.b), (e.b, e.a)):
             cand = (STRENGTH[e.relation], e.distance, e.relation, other)
-            if me in by_id and (me not in best_link or cand < best_link[me]):
+            if me not in best_link or cand < best_link[me]:
                 best_link[me] = cand
     dup_groups = dup.groups()
     tpl_groups = tpl.groups()

@@ -24,7 +24,7 @@ def visible_texts(boxes: list[dict[str, Any]]) -> list[str]:
     return [b.get("text") or "" for b in boxes if b.get("kind") == "text" and b.get("visible")]
 
 
-def _viewport_height(row: sqlite3.Row | dict[str, Any]) -> int:
+def _viewport_height(row: dict[str, Any]) -> int:
     try:
         return int(str(row["viewport"]).lower().split("x")[1])
     except (IndexError, ValueError):
@@ -33,9 +33,10 @@ def _viewport_height(row: sqlite3.Row | dict[str, Any]) -> int:
 
 
 def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfig) -> PageHashes:
-    """Hash one page; raises CorruptFile or FileNotFoundError naming the page and file."""
+    """Hash one page (row: its catalog row); raises CorruptFile or FileNotFoundError."""
+    row = dict(row)
     page_id = row["page_id"]
-    dpr = float(row["dpr"] or 1.0)
+    dpr = float(row.get("dpr") or 1.0)
     shot = ws.screenshot(page_id)
     if not shot.exists():
         raise FileNotFoundError(f"page {page_id}: {shot} is missing; capture the page again")
@@ -61,9 +62,8 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
             raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
         boxes = data["boxes"]
     cols, rows = cfg.layout_grid
-    flags = row["flags"] if "flags" in row.keys() else "[]"  # noqa: SIM118 (sqlite3.Row)
     try:
-        n_errors = len(json.loads(flags or "[]"))
+        n_errors = len(json.loads(row.get("flags") or "[]"))
     except json.JSONDecodeError:
         n_errors = 0
     texts = visible_texts(boxes)
@@ -78,7 +78,7 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
         layout=layout_vector(boxes, int(row["width"] or 0), cols, rows) if boxes else None,
         n_boxes=len(boxes),
         n_errors=n_errors,
-        site=row["site"] if "site" in row.keys() else "",  # noqa: SIM118
-        captured_at=float(row["captured_at"] or 0.0) if "captured_at" in row.keys() else 0.0,  # noqa: SIM118
+        site=row.get("site") or "",
+        captured_at=float(row.get("captured_at") or 0.0),
         algo=HASH_ALGO,
     )

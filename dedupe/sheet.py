@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from catalog.workspace import Workspace, write_bytes_atomic
 
 THUMB_W = 260
-CAPTION_H = 46
+CAPTION_H = 62
 PAD = 10
 GREEN = (22, 160, 70)
 RED = (205, 40, 40)
@@ -46,6 +46,7 @@ def contact_sheet(
     reasons: dict[str, str],
     viewport_h: dict[str, int],
     out: Path,
+    urls: dict[str, str] | None = None,
     max_groups: int = 60,
     max_members: int = 6,
 ) -> Path:
@@ -78,6 +79,11 @@ def contact_sheet(
             label = "canonical" if k == 0 else (reasons.get(pid) or "duplicate")
             draw.text((x, y + thumb_h + 4), pid, fill=color, font=small)
             draw.text((x, y + thumb_h + 20), label[:44], fill=GREY, font=small)
+            url = (urls or {}).get(pid, "")
+            if url:
+                short = url.split("://", 1)[-1]
+                short = short if len(short) <= 44 else "..." + short[-41:]
+                draw.text((x, y + thumb_h + 36), short, fill=GREY, font=small)
         y += cell_h
     out.parent.mkdir(parents=True, exist_ok=True)
     from io import BytesIO
