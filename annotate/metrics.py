@@ -1,11 +1,11 @@
 """Segmentation metrics: segments matched one-to-one at an IoU threshold, BCubed over
 pixels (Kiesel et al., CIKM 2020) and IoU per class.
 
-Pixel measures flatten each segmentation into one segment id per pixel: where rectangles
-overlap the smaller one wins (it is the more specific), and pixels in no segment form one
-"outside" cluster on that side, so that leaving the page unsegmented is not free.
-Pixels are sampled every `step` pixels in both directions; at step 4 the figures differ
-from full resolution by well under 0.01 and cost 16 times less.
+BCubed follows Kiesel et al.'s framework (multiplicity BCubed over pixels; what one side
+leaves unsegmented is left out of that side's score). IoU per class flattens each side's
+rectangles of a class into one pixel mask. Pixels are sampled every `step` pixels in both
+directions; at step 4 the figures differ from full resolution by well under 0.01 and
+cost 16 times less.
 """
 
 from __future__ import annotations
@@ -69,23 +69,56 @@ def label_map(segments: Sequence[Segment], width: int, height: int, step: int = 
     return out
 
 
+def _membership(segments: Sequence[Segment], width: int, height: int, step: int) -> np.ndarray:
+    """(pixels, segments) booleans: which segments each sampled pixel lies in."""
+    h, w = (height + step - 1) // step, (width + step - 1) // step
+    out = np.zeros((h, w, max(1, len(segments))), dtype=bool)
+    for i, s in enumerate(segments):
+        x, y, bw, bh = s.bbox
+        x0, y0 = max(0, int(np.ceil(x / step))), max(0, int(np.ceil(y / step)))
+        x1, y1 = min(w, int(np.ceil((x + bw) / step))), min(h, int(np.ceil((y + bh) / step)))
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1, i] = True
+    return out.reshape(h * w, -1)[:, : len(segments)]
+
+
+def _multiplicity_precision(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> float:
+    """Extended BCubed precision of `a` against `b` (Amigo et al. 2009), over atoms: groups
+    of pixels in exactly the same segments on both sides, weighted by their pixel count.
+    Pixels in no segment of `a` do not count; pairs sharing more segments in `a` than in
+    `b` are penalised in proportion."""
+    ai, bi = a.astype(np.int32), b.astype(np.int32)
+    shared_a = ai @ ai.T  # segments of `a` two atoms share
+    shared_b = bi @ bi.T
+    inside = a.any(axis=1)
+    if not inside.any():
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mp = np.where(shared_a > 0, np.minimum(shared_a, shared_b) / shared_a, 0.0)
+    linked = (shared_a > 0).astype(np.float64)
+    per_atom = (mp * weight[None, :]).sum(axis=1) / np.maximum((linked * weight).sum(axis=1), 1)
+    return float((per_atom * weight)[inside].sum() / weight[inside].sum())
+
+
 def bcubed(
     pred: Sequence[Segment], true: Sequence[Segment], width: int, height: int, step: int = 4
 ) -> tuple[float, float, float]:
-    """BCubed precision, recall and F1 with pixels as the items."""
-    a = label_map(pred, width, height, step).ravel()
-    b = label_map(true, width, height, step).ravel()
-    if a.size == 0:
+    """BCubed precision, recall and F1 with pixels as the items, as Kiesel et al. (CIKM
+    2020) extend it to segmentations: segments may overlap (multiplicity BCubed), and a
+    pixel that one side leaves unsegmented counts on the other side's score only
+    (precision is over proposed pixels, recall over true ones)."""
+    if not pred or not true:
         return 0.0, 0.0, 0.0
-    nb = len(true) + 1
-    joint = np.bincount(a.astype(np.int64) * nb + b, minlength=(len(pred) + 1) * nb)
-    joint = joint.reshape(len(pred) + 1, nb).astype(np.float64)
-    size_a, size_b = joint.sum(axis=1), joint.sum(axis=0)
-    sq = joint**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.nansum(sq / size_a[:, None]) / a.size
-        r = np.nansum(sq / size_b[None, :]) / a.size
-    return float(p), float(r), f1(float(p), float(r))
+    mp = _membership(pred, width, height, step)
+    mt = _membership(true, width, height, step)
+    both = np.concatenate([mp, mt], axis=1)
+    keep = both.any(axis=1)
+    atoms, counts = np.unique(both[keep], axis=0, return_counts=True)
+    weight = counts.astype(np.float64)
+    a, b = atoms[:, : len(pred)], atoms[:, len(pred) :]
+    p = _multiplicity_precision(a, b, weight)
+    r = _multiplicity_precision(b, a, weight)
+    return p, r, f1(p, r)
 
 
 def class_iou(

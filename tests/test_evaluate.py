@@ -56,13 +56,27 @@ def test_bcubed_of_identical_and_of_whole_page():
     assert f == pytest.approx(2 / 3)
 
 
-def test_bcubed_counts_unsegmented_pixels_as_one_cluster():
+def test_bcubed_leaves_out_what_one_side_does_not_segment():
     true = [S("a", 0, 0, 100, 50), S("b", 0, 50, 100, 50)]
-    p, r, _ = bcubed([], true, 100, 100, step=1)
-    assert (p, r) == pytest.approx((0.5, 1.0))
+    # Half the page proposed, exactly the first true segment: all it proposes is right,
+    # half of the truth is missing.
+    assert bcubed([S("x", 0, 0, 100, 50)], true, 100, 100, step=1)[:2] == pytest.approx((1, 0.5))
+    # A proposal over pixels no true segment holds: those pixels are wrong.
+    p, r, _ = bcubed([S("x", 0, 0, 100, 100)], true[:1], 100, 100, step=1)
+    assert (p, r) == pytest.approx((0.25, 1.0))
+    assert bcubed([], true, 100, 100) == (0.0, 0.0, 0.0)
+
+
+def test_bcubed_of_nested_segments_is_exact_for_the_same_nesting():
+    nested = [S("main", 0, 0, 100, 100), S("header", 0, 0, 100, 20)]
+    assert bcubed(nested, nested, 100, 100, step=1) == pytest.approx((1.0, 1.0, 1.0))
+    # Flattened, the nesting is lost: the proposal shares fewer segments than the truth.
+    p, r, _ = bcubed([S("x", 0, 20, 100, 80), S("h", 0, 0, 100, 20)], nested, 100, 100, step=1)
+    assert p == pytest.approx(1.0) and r < 1.0
     # Sampling every 4th pixel changes little.
-    assert bcubed([S("x", 0, 0, 60, 100)], true, 100, 100, step=4) == pytest.approx(
-        bcubed([S("x", 0, 0, 60, 100)], true, 100, 100, step=1), abs=0.03)
+    pred = [S("x", 0, 0, 60, 100)]
+    assert bcubed(pred, nested, 100, 100, step=4) == pytest.approx(
+        bcubed(pred, nested, 100, 100, step=1), abs=0.03)
 
 
 def test_class_iou():
