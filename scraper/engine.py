@@ -164,7 +164,8 @@ class Engine:
             self.crawl.browsers, ws=self.ws, capture_cfg=self.config.capture,
             browser_opts=BrowserOptions(grid=self.crawl.grid, user_agent=self.crawl.user_agent,
                                         offline=self.crawl.offline),
-            robots=robots, recycle_after=self.crawl.recycle_after, crawl_id=self.crawl_id,
+            robots=robots, politeness=self.politeness, recycle_after=self.crawl.recycle_after,
+            crawl_id=self.crawl_id,
         )
         self.in_flight: dict[tuple[str, str], Job] = {}
         self.no_browser = 0
@@ -278,8 +279,6 @@ class Engine:
         e = out.job.entry
         self.in_flight.pop((e.url, e.viewport), None)
         self.politeness.release(e.host)
-        if out.crawl_delay is not None:
-            self.politeness.set_crawl_delay(e.host, out.crawl_delay)
         ev = self.snapshot.events
         now = time.time()
         if out.kind == "captured":

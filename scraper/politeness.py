@@ -2,13 +2,17 @@
 
 In memory only: after a restart the first request to a host goes out at once, which is
 what a person re-running a command expects. Delays count from the start of the previous
-request to the host, as Scrapy's DOWNLOAD_DELAY does.
+request to the host, as Scrapy's DOWNLOAD_DELAY does: the engine takes a slot when it hands
+a page to a browser (`acquire`), the browser waits for its turn right before loading it
+(`start`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -32,12 +36,16 @@ class Politeness:
         self._lock = threading.Lock()
         self._next: dict[str, float] = defaultdict(float)
         self._busy: dict[str, int] = defaultdict(int)
+        self._last: dict[str, float] = {}  # start of the latest request
         self._crawl_delay: dict[str, float] = {}
 
     def set_crawl_delay(self, host: str, seconds: float | None) -> None:
         with self._lock:
             if seconds:
                 self._crawl_delay[host] = float(seconds)
+                # Learnt while the first request was out: it counts from that request.
+                if host in self._last:
+                    self._next[host] = max(self._next[host], self._last[host] + float(seconds))
             else:
                 self._crawl_delay.pop(host, None)
 
@@ -58,13 +66,30 @@ class Politeness:
             return self._next[host]
 
     def acquire(self, host: str, now: float) -> bool:
-        """Take a slot if the host is free and its delay has passed."""
+        """Take one of the host's slots if it has one free and its delay has passed."""
         with self._lock:
             if self._busy[host] >= self._limit(host) or self._next[host] > now:
                 return False
             self._busy[host] += 1
-            self._next[host] = now + self.delay_for(host)
             return True
+
+    def start(self, host: str, clock: Callable[[], float] = time.time,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+        """Wait for the host's turn, then count a request as started now.
+
+        Called by the browser worker right before it loads the page, so the delay is kept
+        between the requests themselves, however long a browser took to start or to reach
+        the page.
+        """
+        while True:
+            with self._lock:
+                now = clock()
+                wait = self._next[host] - now
+                if wait <= 0:
+                    self._last[host] = now
+                    self._next[host] = now + self.delay_for(host)
+                    return
+            sleep(min(wait, 1.0))
 
     def release(self, host: str) -> None:
         with self._lock:

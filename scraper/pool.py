@@ -31,6 +31,7 @@ from .capture import BrowserDied, CaptureResult, capture_page
 from .cdp import cdp
 from .frontier import Entry
 from .orphans import note_browser
+from .politeness import Politeness
 from .robots import Robots
 
 
@@ -98,10 +99,13 @@ class Tab:
     URL, over that page. Here the browser still showing the URL it showed before `get`,
     when another URL was asked for, reads as "nowhere" (about:blank): the capture then
     files the attempt under the URL requested. Costs no extra round trip.
+
+    `before_get` lets the worker wait for the host's turn at the navigation itself.
     """
 
     def __init__(self, driver: Any):
         object.__setattr__(self, "_driver", driver)
+        object.__setattr__(self, "before_get", None)  # called right before each navigation
         object.__setattr__(self, "_shown", None)  # what current_url said last time
         object.__setattr__(self, "_before", None)
         object.__setattr__(self, "_asked", None)
@@ -115,6 +119,8 @@ class Tab:
     def get(self, url: str) -> None:
         object.__setattr__(self, "_before", self._shown)
         object.__setattr__(self, "_asked", url)
+        if self.before_get is not None:
+            self.before_get()
         self._driver.get(url)
 
     @property
@@ -144,7 +150,6 @@ class Outcome:
     job: Job
     kind: str  # captured | robots | robots_later | browser_died | no_browser | capture_error
     result: CaptureResult | None = None
-    crawl_delay: float | None = None
     retry_at: float | None = None
     error: str = ""
     worker: int = 0
@@ -153,13 +158,15 @@ class Outcome:
 class Worker(threading.Thread):
     def __init__(self, index: int, jobs: queue.Queue, results: queue.Queue, ws: Workspace,
                  capture_cfg: CaptureConfig, browser_opts: BrowserOptions,
-                 robots: Robots | None, recycle_after: int, crawl_id: str,
+                 robots: Robots | None, politeness: Politeness, recycle_after: int,
+                 crawl_id: str,
                  starter: Callable[[BrowserOptions], Any] = start_detached):
         super().__init__(name=f"browser-{index}", daemon=True)
         self.index = index
         self.jobs, self.results = jobs, results
         self.ws, self.capture_cfg = ws, capture_cfg
         self.browser_opts, self.robots = browser_opts, robots
+        self.politeness = politeness
         self.recycle_after = recycle_after
         self.crawl_id = crawl_id
         self.starter = starter
@@ -203,18 +210,21 @@ class Worker(threading.Thread):
             self.pages_on_driver = 0
 
     def _do(self, job: Job) -> Outcome:
-        crawl_delay = None
+        host = job.entry.host
         if self.robots is not None:
             verdict = self.robots.check(job.entry.url)
-            crawl_delay = verdict.crawl_delay
+            self.politeness.set_crawl_delay(host, verdict.crawl_delay)
             if not verdict.allowed:
                 kind = "robots_later" if verdict.retry_at else "robots"
-                return Outcome(job, kind, crawl_delay=crawl_delay, retry_at=verdict.retry_at)
+                return Outcome(job, kind, retry_at=verdict.retry_at)
         try:
             self._ensure_driver()
         except Exception as exc:
             msg = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             return Outcome(job, "no_browser", error=msg)
+        # The host's turn is taken at the navigation itself, so the delay holds between
+        # the requests the server sees, whatever the capture does before loading.
+        self.driver.before_get = lambda: self.politeness.start(host)
         try:
             result = capture_page(
                 self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
@@ -225,7 +235,7 @@ class Worker(threading.Thread):
             self.restarts += 1
             return Outcome(job, "browser_died", error=str(exc)[:300])
         self.pages_on_driver += 1
-        return Outcome(job, "captured", result=result, crawl_delay=crawl_delay)
+        return Outcome(job, "captured", result=result)
 
 
 class Pool:

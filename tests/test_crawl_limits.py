@@ -74,3 +74,26 @@ def test_bad_seeds_are_one_clear_error(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("error: scope 'somewhere'")
     missing = run_crawl(tmp_path / "ws", "--seeds", str(tmp_path / "nope.txt"), timeout=60)
     assert missing.returncode == 2 and "nope.txt does not exist" in missing.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_crawl_delay_spaces_requests_to_a_host(chromium: str, tmp_path: Path) -> None:
+    from .test_crawl_site import TrapSite
+
+    site = TrapSite()
+    try:
+        site.routes["/robots.txt"] = lambda n: (200, {"Content-Type": "text/plain"},
+                                                 b"User-agent: *\nCrawl-delay: 1\n")
+        site.page("/", "p1.html", "p2.html", "p3.html")
+        for name in ("p1.html", "p2.html", "p3.html"):
+            site.page(f"/{name}")
+        proc = run_crawl(tmp_path / "ws", site.url + "/", "--browsers", "2")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        starts = sorted(t for t, _, path, _ in site.log if path.endswith(("/", ".html")))
+    finally:
+        site.httpd.shutdown()
+    assert len(starts) == 4, site.log
+    # Two browsers, one host: its Crawl-delay still spaces every request by a second.
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(g >= 0.95 for g in gaps), gaps

@@ -65,24 +65,57 @@ def test_retry_after_forms() -> None:
 # -- politeness -------------------------------------------------------------------------
 
 
-def test_per_host_delay_and_concurrency() -> None:
+class FakeClock:
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_per_host_concurrency() -> None:
     gate = Politeness(delay=2.0, concurrency=1, loopback_delay=0.0, loopback_concurrency=0)
     assert gate.acquire("a.com", 100.0)
-    assert not gate.acquire("a.com", 100.5)  # busy
+    assert not gate.acquire("a.com", 100.5)  # its one slot is taken
     assert gate.acquire("b.com", 100.5)  # another host is not held up
     gate.release("a.com")
-    assert not gate.acquire("a.com", 101.9)  # free, but the delay has not passed
-    assert gate.acquire("a.com", 102.0)
-    # Loopback: no delay, no concurrency limit.
+    assert gate.acquire("a.com", 100.6)
+    # Loopback: no concurrency limit.
     assert all(gate.acquire("127.0.0.1:8000", 100.0) for _ in range(5))
 
 
+def test_delay_counts_between_request_starts() -> None:
+    clock = FakeClock(100.0)
+    gate = Politeness(delay=2.0, concurrency=2)
+    gate.start("a.com", clock, clock.sleep)
+    assert clock.now == 100.0  # the first request goes at once
+    assert not gate.acquire("a.com", 101.0)  # handed out no sooner than its turn
+    gate.start("a.com", clock, clock.sleep)  # a second browser waits for the turn
+    assert clock.now >= 102.0
+    gate.start("b.com", clock, clock.sleep)
+    assert clock.now < 102.5  # other hosts do not wait
+    loop = FakeClock(0.0)
+    for _ in range(3):
+        gate.start("127.0.0.1:8000", loop, loop.sleep)
+    assert loop.now == 0.0  # no delay on loopback
+
+
 def test_crawl_delay_and_push_back() -> None:
+    clock = FakeClock(0.0)
     gate = Politeness(delay=0.5, concurrency=2)
     gate.set_crawl_delay("a.com", 5.0)
-    assert gate.acquire("a.com", 0.0)
-    assert not gate.acquire("a.com", 4.9)
-    assert gate.acquire("a.com", 5.0)
+    gate.start("a.com", clock, clock.sleep)
+    gate.start("a.com", clock, clock.sleep)
+    assert clock.now >= 5.0
+    # Learnt from robots.txt while the first request was out: counts from that request.
+    gate.start("late.com", clock, clock.sleep)
+    first = clock.now
+    gate.set_crawl_delay("late.com", 3.0)
+    gate.start("late.com", clock, clock.sleep)
+    assert clock.now >= first + 3.0
     gate.push_back("b.com", 60.0)  # a 429 with Retry-After: 60
     assert gate.ready_at("b.com", 0.0) == 60.0 and not gate.acquire("b.com", 59.0)
     gate.set_crawl_delay("127.0.0.1:80", 1.0)  # robots' Crawl-delay holds on loopback too
