@@ -40,7 +40,7 @@ def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, flo
     from catalog.config import LabelsConfig
     from export.coco import page_annotations
     from export.masks import ClassSet, paint_semantic
-    from export.pagefiles import element_masks, encode_png, palette_image, region_boxes
+    from export.pagefiles import element_masks, encode_mask_png, region_boxes
     from export.select import select_pages
     from export.tiles import tile_windows
 
@@ -51,21 +51,21 @@ def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, flo
     regions, _ = region_boxes(page, classes, size)
     elements = element_masks(page, classes, size)
     sem = paint_semantic(*size, regions, elements)
-    mask = palette_image(sem, classes.palette())
+    palette = classes.palette()
     data = page.screenshot.read_bytes()
     pixels = decode_image(data, page.screenshot)
     windows = tile_windows(*size, tile)
     steps = {
         "read element masks": lambda: element_masks(page, classes, size),
-        "paint + encode semantic mask": lambda: encode_png(
-            palette_image(paint_semantic(*size, regions, elements), classes.palette()), 1),
+        "paint + encode semantic mask": lambda: encode_mask_png(
+            paint_semantic(*size, regions, elements), palette, 1),
         "COCO instances (regions, components)": lambda: page_annotations(
             1, *size, regions, elements),
         "decode screenshot": lambda: decode_image(data, page.screenshot),
         f"encode {len(windows)} tile images": lambda: [
             encode_image_png(pixels[y : y + tile, x : x + tile], 1) for x, y in windows],
         f"encode {len(windows)} tile masks": lambda: [
-            encode_png(mask.crop((x, y, x + tile, y + tile)), 1) for x, y in windows],
+            encode_mask_png(sem[y : y + tile, x : x + tile], palette, 1) for x, y in windows],
     }
     out = []
     for name, fn in steps.items():

@@ -1,16 +1,15 @@
 """One page into a release split: image, semantic mask, COCO annotations, tiles.
 
-PNG settings are fixed (zlib level from the config, one filter, no text chunks), so the
-same inputs give the same bytes. Without a resize the screenshot's own bytes are copied.
-Pixels of screenshots and tiles go through OpenCV with a fixed PNG filter: Pillow's encoder
-tries five filters on every row, which made it the largest cost of a tiled export. Masks
-are palette PNGs, which only Pillow writes (and which are never filtered).
+PNG settings are fixed (see `png`: one filter per kind of image, ISA-L deflate at the
+config's level, no text chunks), so the same inputs give the same bytes. Without a resize
+the screenshot's own bytes are copied, never re-encoded. The screenshot is decoded once,
+only when tiles or a resize need its pixels; tiles are views into it and into the
+semantic mask, encoded without copies beyond the PNG row buffer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from PIL import Image
 
 from .coco import page_annotations
 from .masks import IGNORE, Box, ClassSet, int_box, paint_semantic
+from .png import decode_grey8, decode_pixels, encode_indexed, encode_pixels
 from .select import PageInput
 from .tiles import resized_size, tile_windows
 
@@ -53,35 +53,28 @@ def class_histogram(sem: np.ndarray) -> np.ndarray:
 
 
 def encode_image_png(arr: np.ndarray, level: int) -> bytes:
-    """PNG of an OpenCV image (BGR or BGRA order, written back as RGB/RGBA)."""
-    ok, buf = cv2.imencode(
-        ".png", arr,
-        [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP],
-    )
-    if not ok:
-        raise ValueError(f"PNG encoding of a {arr.shape} image failed")
-    return buf.tobytes()
+    """PNG of pixels in RGB(A) order (or grey), as the export writes images and tiles."""
+    return encode_pixels(arr, level)
 
 
 def decode_image(data: bytes, name: object) -> np.ndarray:
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError(f"{name} is not a readable image")
-    if arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
-    return arr
+    """uint8 pixels of a screenshot in RGB(A) order (grey stays 2-D)."""
+    return decode_pixels(data, name)
 
 
-def encode_png(im: Image.Image, level: int) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "PNG", compress_level=level, optimize=False)
-    return buf.getvalue()
+def encode_mask_png(sem: np.ndarray, palette: list[int], level: int) -> bytes:
+    """Palette PNG of a class-id mask: Pillow reads it as mode "P" with the class colours."""
+    return encode_indexed(sem, palette, level)
 
 
-def palette_image(sem: np.ndarray, palette: list[int]) -> Image.Image:
-    im = Image.frombytes("P", (sem.shape[1], sem.shape[0]), sem.tobytes())
-    im.putpalette(palette)
-    return im
+def read_mask_file(path: Path) -> np.ndarray:
+    """An element mask PNG as (h, w) uint8; 8-bit grey files take the fast decoder."""
+    data = path.read_bytes()
+    m = decode_grey8(data)
+    if m is None:  # other colour types and bit depths: Pillow's conversion to L
+        with Image.open(path) as im:
+            m = np.asarray(im if im.mode == "L" else im.convert("L"))
+    return m
 
 
 def element_masks(
@@ -90,8 +83,7 @@ def element_masks(
     """(class id, boolean mask at `size`) for each element mask of the annotation."""
     out = []
     for cls in sorted(page.annotation.masks, key=classes.index):
-        with Image.open(page.annotation_path.parent / page.annotation.masks[cls]) as im:
-            m = np.asarray(im if im.mode == "L" else im.convert("L"))
+        m = read_mask_file(page.annotation_path.parent / page.annotation.masks[cls])
         if (m.shape[1], m.shape[0]) != size:
             m = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST_EXACT)
         out.append((classes.index(cls), m >= MASK_THRESHOLD))
@@ -131,7 +123,6 @@ def export_page(
     elements = element_masks(page, classes, size)
     sem = paint_semantic(width, height, regions, elements)
     palette = classes.palette()
-    mask_im = palette_image(sem, palette)
 
     shot_bytes = page.screenshot.read_bytes()
     pixels: np.ndarray | None = None
@@ -141,7 +132,7 @@ def export_page(
         image_bytes = encode_image_png(pixels, png_level)
     else:
         image_bytes = shot_bytes
-    mask_bytes = encode_png(mask_im, png_level)
+    mask_bytes = encode_mask_png(sem, palette, png_level)
 
     image_rel, mask_rel = f"images/{page.page_id}.png", f"masks/{page.page_id}.png"
     (split_dir / image_rel).write_bytes(image_bytes)
@@ -151,7 +142,7 @@ def export_page(
     if tile > 0:
         if pixels is None:
             pixels = decode_image(shot_bytes, page.screenshot)
-        tiles = _write_tiles(page.page_id, pixels, mask_im, split_dir, tile, png_level)
+        tiles = _write_tiles(page.page_id, pixels, sem, palette, split_dir, tile, png_level)
 
     return PageResult(
         image=image_rel,
@@ -168,25 +159,25 @@ def export_page(
 
 
 def _write_tiles(
-    page_id: str, image: np.ndarray, mask: Image.Image, split_dir: Path, tile: int, level: int
+    page_id: str, image: np.ndarray, sem: np.ndarray, palette: list[int], split_dir: Path,
+    tile: int, level: int,
 ) -> list[dict]:
     rows = []
     height, width = image.shape[:2]
     for x, y in tile_windows(width, height, tile):
-        box = (x, y, x + tile, y + tile)
         name = f"{page_id}_x{x:05d}_y{y:05d}.png"
         tile_image = image[y : y + tile, x : x + tile]
-        if x + tile <= width and y + tile <= height:
-            tile_mask = mask.crop(box)
-        else:
+        tile_mask = sem[y : y + tile, x : x + tile]
+        if tile_image.shape[:2] != (tile, tile):  # the page is smaller than a tile
             padded = np.zeros((tile, tile, *image.shape[2:]), np.uint8)  # beyond the page: black
             padded[: tile_image.shape[0], : tile_image.shape[1]] = tile_image
             tile_image = padded
-            tile_mask = Image.new("P", (tile, tile), IGNORE)
-            tile_mask.putpalette(mask.getpalette())
-            tile_mask.paste(mask.crop((x, y, min(width, x + tile), min(height, y + tile))), (0, 0))
+            padded_mask = np.full((tile, tile), IGNORE, np.uint8)
+            padded_mask[: tile_mask.shape[0], : tile_mask.shape[1]] = tile_mask
+            tile_mask = padded_mask
         (split_dir / "tiles" / "images" / name).write_bytes(encode_image_png(tile_image, level))
-        (split_dir / "tiles" / "masks" / name).write_bytes(encode_png(tile_mask, level))
+        (split_dir / "tiles" / "masks" / name).write_bytes(
+            encode_mask_png(tile_mask, palette, level))
         rows.append(
             {
                 "file_name": f"images/{name}",

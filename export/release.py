@@ -38,7 +38,7 @@ VERSION_RE = re.compile(r"^v(\d{4,})$")
 TMP_PREFIX = ".tmp-"
 SUMS = "SHA256SUMS"
 # Libraries whose output bytes a release depends on; the card names their versions.
-WRITERS = ("pillow", "numpy", "pycocotools", "pyarrow", "opencv-python-headless")
+WRITERS = ("pillow", "numpy", "pycocotools", "pyarrow", "opencv-python-headless", "isal", "pyspng")
 
 
 @dataclass
