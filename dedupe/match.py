@@ -135,16 +135,36 @@ def exact_edges(pages: Sequence[PageHashes], new: set[str]) -> list[Edge]:
 
 
 def _search(
-    hashes: list[int | None], query: set[int], radius: int, out: set[tuple[int, int]]
+    hashes: list[int | None],
+    query: set[int],
+    radius: int,
+    out: set[tuple[int, int]],
+    indexed: set[int] | None = None,
+    collapse: bool = False,
 ) -> None:
-    """Add (i, j) pairs, i or j in query, whose hashes are within radius (None: skipped)."""
-    owners = [i for i, h in enumerate(hashes) if h is not None]
-    q_owners = [k for k, i in enumerate(owners) if i in query]
-    if not q_owners:
+    """Add pairs (i, j), i in query, j indexed (default: all), with hashes within radius.
+
+    collapse: pages with one hash value are linked to the first of them and only that one
+    is searched, so a thousand copies of one page make a thousand pairs, not half a million
+    (valid where the rule looks at this hash alone).
+    """
+    index_ids = [i for i, h in enumerate(hashes)
+                 if h is not None and (indexed is None or i in indexed)]
+    query_ids = [i for i in sorted(query) if hashes[i] is not None]
+    if not query_ids or not index_ids:
         return
-    values = np.array([hashes[i] for i in owners], dtype=np.uint64)
-    for qk, hk in MultiIndex(values, radius).search(values[q_owners], radius):
-        a, b = owners[q_owners[int(qk)]], owners[int(hk)]
+    if collapse:
+        rep: dict[int, int] = {}
+        for i in sorted({*index_ids, *query_ids}):
+            first = rep.setdefault(hashes[i], i)  # type: ignore[arg-type]
+            if first != i and (i in query or first in query):
+                out.add((first, i))
+        index_ids = sorted({rep[hashes[i]] for i in index_ids})  # type: ignore[index]
+        query_ids = sorted({rep[hashes[i]] for i in query_ids})  # type: ignore[index]
+    values = np.array([hashes[i] for i in index_ids], dtype=np.uint64)
+    qvalues = np.array([hashes[i] for i in query_ids], dtype=np.uint64)
+    for qk, hk in MultiIndex(values, radius).search(qvalues, radius):
+        a, b = query_ids[int(qk)], index_ids[int(hk)]
         if a != b:
             out.add((min(a, b), max(a, b)))
 
@@ -154,20 +174,25 @@ def near_candidates(
 ) -> set[tuple[int, int]]:
     """Index pairs (query page, any page) that the rule may accept, found sub-quadratically.
 
-    A text pair needs its SimHashes within text_threshold: the SimHash index finds all
-    of those. A pair judged on pixels needs a band mean (or max) within phash_threshold,
-    so at least one band at the same position within it: the per-position band indexes
-    find those. Blank bands are not indexed (every page with white space would match).
+    A pair of pages with text needs its SimHashes within text_threshold: the SimHash index
+    finds all of those. A pair judged on pixels (one page has too little text) needs a band
+    mean (or max) within phash_threshold, so one band at the same position within it: the
+    per-position band indexes find those. Pages with text are never paired through bands,
+    so a site whose pages share a first viewport (a banner, a login wall) does not make a
+    quadratic number of candidates. Blank bands are not indexed.
     """
     out: set[tuple[int, int]] = set()
     qset = set(query)
     if not qset:
         return out
-    _search([p.text_simhash for p in pages], qset, rule.text_threshold, out)
+    _search([p.text_simhash for p in pages], qset, rule.text_threshold, out,
+            collapse=rule.text_phash_threshold >= UNRELATED)
+    textless = {i for i, p in enumerate(pages) if p.text_simhash is None}
     positions = max((len(p.bands) for p in pages), default=0)
     for pos in range(positions):
-        _search([p.bands[pos] if len(p.bands) > pos else None for p in pages], qset,
-                rule.phash_threshold, out)
+        bands = [p.bands[pos] if len(p.bands) > pos else None for p in pages]
+        _search(bands, qset & textless, rule.phash_threshold, out)  # against every page
+        _search(bands, qset - textless, rule.phash_threshold, out, indexed=textless)
     return out
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedupe.groups import decide, groups_of
 from dedupe.index import MultiIndex, brute_force_pairs, choose_substrings
-from dedupe.match import Edge, PageHashes
+from dedupe.match import Edge, NearRule, PageHashes, judge, near_edges
 from dedupe.metrics import best_threshold, precision_recall, sweep
 from dedupe.unionfind import UnionFind
 
@@ -110,3 +112,53 @@ def test_precision_recall_and_threshold_choice() -> None:
     assert [x.recall for x in rows] == [0, 0.5, 1, 1, 1]
     best = best_threshold(rows, 0.99)
     assert best is not None and best.threshold == 4
+
+
+def _random_pages(n: int, seed: int) -> list[PageHashes]:
+    """Pages in families: copies with a few bits changed, some without text, some identical."""
+    rng = np.random.default_rng(seed)
+    pages = []
+    for i in range(n):
+        if i % 4 and pages:
+            src = pages[int(rng.integers(0, len(pages)))]
+            flip = lambda h: None if h is None else h ^ (1 << int(rng.integers(0, 64)))  # noqa: E731
+            bands = [flip(b) if rng.random() < 0.5 else b for b in src.bands]
+            text = flip(src.text_simhash) if rng.random() < 0.7 else src.text_simhash
+            height = src.height
+        else:
+            bands = [int(x) for x in rng.integers(0, 2**63, size=int(rng.integers(1, 4)))]
+            text = None if rng.random() < 0.3 else int(rng.integers(0, 2**63))
+            height = int(rng.integers(800, 3000))
+        pages.append(PageHashes(page_id=f"p{i:04d}", pixel_sha=f"s{i}", bands=bands,
+                                height=height, text_simhash=text))
+    return pages
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 120), seed=st.integers(0, 2**32 - 1), split=st.floats(0, 1))
+def test_page_search_groups_like_judging_every_pair(n: int, seed: int, split: float) -> None:
+    """Indexed search (in two incremental steps) gives the groups of comparing all pairs."""
+    pages = _random_pages(n, seed)
+    rule = NearRule(phash_threshold=3, text_threshold=2)
+    brute = [e for a, b in combinations(pages, 2) if (e := judge(a, b, rule)) is not None]
+    cut = int(n * split)
+    edges = near_edges(pages[:cut], {p.page_id for p in pages[:cut]}, rule)
+    edges += near_edges(pages, {p.page_id for p in pages[cut:]}, rule)
+
+    def components(es: list[Edge]) -> set[frozenset[str]]:
+        ids = [p.page_id for p in pages]
+        uf = UnionFind(len(ids))
+        pos = {pid: i for i, pid in enumerate(ids)}
+        for e in es:
+            uf.union(pos[e.a], pos[e.b])
+        return {frozenset(ids[i] for i in g) for g in uf.groups()}
+
+    assert components(edges) == components(brute)
+
+
+def test_a_thousand_identical_pages_make_a_linear_number_of_links() -> None:
+    pages = [PageHashes(page_id=f"p{i:04d}", pixel_sha=f"s{i}", bands=[7], height=900,
+                        text_simhash=12345) for i in range(1000)]
+    edges = near_edges(pages, {p.page_id for p in pages}, NearRule())
+    assert len(edges) == 999
+    assert {e.relation for e in edges} == {"near_text"}
