@@ -207,31 +207,42 @@ def near_edges(pages: Sequence[PageHashes], new: set[str], rule: NearRule) -> li
 
 
 def template_edges(
-    pages: Sequence[PageHashes], new: set[str], threshold: float, block: int = 4096
+    pages: Sequence[PageHashes], new: set[str], threshold: float, block: int = 2048
 ) -> list[Edge]:
     """Same-template links of new pages to pages of their own site (cosine of layouts).
 
-    Templates belong to a site, so only pages of one site are compared; a site's pages
-    are compared block by block as one matrix product.
+    Templates belong to a site, so only pages of one site are compared. Pages with the
+    very same grid (common on a templated site) are linked to the first of them and only
+    that one is compared; the rest are compared block by block as matrix products.
     """
     by_site: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pages):
         if p.layout is not None and np.any(p.layout):
             by_site[p.site].append(i)
+    is_new = [p.page_id in new for p in pages]
     edges = []
     for members in by_site.values():
-        q = [i for i in members if pages[i].page_id in new]
-        if not q:
+        if not any(is_new[i] for i in members):
             continue
-        allv = np.stack([pages[i].layout for i in members])
-        for start in range(0, len(q), block):
-            chunk = q[start : start + block]
-            sims = cosine_matrix(np.stack([pages[i].layout for i in chunk]), allv)
-            for r, c in zip(*np.nonzero(sims >= threshold), strict=True):
-                a, b = chunk[int(r)], members[int(c)]
-                if a == b or (b < a and pages[b].page_id in new):
-                    continue  # itself, or a pair of new pages met from the other side
-                edges.append(
-                    Edge(pages[a].page_id, pages[b].page_id, "template", float(sims[r, c]))
-                )
+        rep: dict[bytes, int] = {}
+        for i in members:
+            first = rep.setdefault(pages[i].layout.tobytes(), i)  # type: ignore[union-attr]
+            if first != i and (is_new[i] or is_new[first]):
+                edges.append(Edge(pages[first].page_id, pages[i].page_id, "template", 1.0))
+        reps = sorted(rep.values())
+        new_reps = sorted({rep[pages[i].layout.tobytes()] for i in members if is_new[i]})  # type: ignore[union-attr]
+        new_set = set(new_reps)
+        allv = np.stack([pages[i].layout for i in reps])
+        for qs in range(0, len(new_reps), block):
+            q = new_reps[qs : qs + block]
+            qv = np.stack([pages[i].layout for i in q])
+            for cs in range(0, len(reps), block):
+                sims = cosine_matrix(qv, allv[cs : cs + block])
+                for r, c in zip(*np.nonzero(sims >= threshold), strict=True):
+                    a, b = q[int(r)], reps[cs + int(c)]
+                    if a == b or (b < a and b in new_set):
+                        continue  # itself, or a pair of new ones met from the other side
+                    edges.append(
+                        Edge(pages[a].page_id, pages[b].page_id, "template", float(sims[r, c]))
+                    )
     return edges

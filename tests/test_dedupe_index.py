@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from dedupe.groups import decide, groups_of
 from dedupe.index import MultiIndex, brute_force_pairs, choose_substrings
-from dedupe.match import Edge, NearRule, PageHashes, judge, near_edges
+from dedupe.layout import cosine
+from dedupe.match import Edge, NearRule, PageHashes, judge, near_edges, template_edges
 from dedupe.metrics import best_threshold, precision_recall, sweep
 from dedupe.unionfind import UnionFind
 
@@ -162,3 +163,34 @@ def test_a_thousand_identical_pages_make_a_linear_number_of_links() -> None:
     edges = near_edges(pages, {p.page_id for p in pages}, NearRule())
     assert len(edges) == 999
     assert {e.relation for e in edges} == {"near_text"}
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 80), seed=st.integers(0, 2**32 - 1), split=st.floats(0, 1))
+def test_template_links_group_like_comparing_every_pair_of_a_site(
+    n: int, seed: int, split: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    templates = (rng.random((3, 48)) < 0.5).astype(np.float32)
+    pages = []
+    for i in range(n):
+        v = templates[int(rng.integers(0, 3))].copy()
+        flips = rng.integers(0, 48, size=int(rng.integers(0, 6)))
+        v[flips] = 1 - v[flips]
+        pages.append(PageHashes(page_id=f"p{i:03d}", pixel_sha="", bands=[], height=1,
+                                layout=v, site=f"site{i % 2}"))
+    cut = int(n * split)
+    edges = template_edges(pages[:cut], {p.page_id for p in pages[:cut]}, 0.85)
+    edges += template_edges(pages, {p.page_id for p in pages[cut:]}, 0.85)
+    brute = [Edge(a.page_id, b.page_id, "template", 0) for a, b in combinations(pages, 2)
+             if a.site == b.site and cosine(a.layout, b.layout) >= 0.85]
+    ids = [p.page_id for p in pages]
+
+    def components(es: list[Edge]) -> set[frozenset[str]]:
+        uf = UnionFind(len(ids))
+        for e in es:
+            uf.union(ids.index(e.a), ids.index(e.b))
+        return {frozenset(ids[i] for i in g) for g in uf.groups()}
+
+    assert all(e.relation == "template" for e in edges)
+    assert components(edges) == components(brute)
