@@ -11,7 +11,8 @@ for the duplicate class at the defaults. Exits 1 when one is missed.
 
     .venv/bin/python bench/dedupe.py [--n 1000000] [--kreuzer 16] [--sqlite 14]
 
-Captures are cached under bench/out/ (git-ignored), so a second run takes a minute or two.
+Captures are cached under bench/out/ (git-ignored), so a second run takes a minute or two;
+delete bench/out/ after changing how variants are made.
 """
 
 from __future__ import annotations
