@@ -89,7 +89,7 @@ def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
         return "header", 0.8
     if hint == "footer" and footer_sized and y >= top + 0.5 * height:
         return "footer", 0.8
-    if hint in ("navigation", "advertisement"):
+    if hint == "navigation" or (hint == "advertisement" and area(rect) < 0.1 * area(ctx.content)):
         return hint, 0.8
     if near_top and header_sized:
         if h <= 60 and links > 0.8 and w > 0.5 * ctx.width:

@@ -25,8 +25,9 @@ class SegmentParams:
     nest_area: float = 0.3  # of the content area: the largest segment that takes in others
     chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
     edge_tol: float = 0.01  # of the content height (at least 10 px): "touches the top/bottom"
-    wrapper_height: float = 0.5  # of the content height: a wrapper is at least this tall
-    chain_outer: bool = True  # a chain of lone children is shown by its outer box
+    wrapper_height: float = 0.4  # of the content height: a wrapper is at least this tall
+    chain_growth: float = 3.0  # a chain of lone children is shown by its outer box, if at
+    # most this many times the inner one's area
     pixel_area: float = 0.016  # of the content area: the least busy area the pixels propose
     loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
 
@@ -99,11 +100,19 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             if area(rect) >= min_area:
                 out.append(Proposal(rect, None, leaves, "cluster"))
 
-    def visit(node: Node, is_root: bool = False, top: Node | None = None) -> None:
-        # `top`: the outermost of a chain of lone children that ends here; a person
-        # marking the part picks the chain's outer box (seen on dev pages) rather than
-        # the innermost wrapper.
-        shown = top if (p.chain_outer and top is not None) else node
+    def outer(node: Node, chain: list[Node]) -> Node:
+        """The outermost box of the chain of lone children ending at `node` that is not
+        much larger than it: a person marking the part picks the outer box (seen on dev
+        pages), but not a page-sized layer that happens to hold only this part."""
+        best = node
+        for n in reversed(chain):
+            if area(_rect_of(n)) > p.chain_growth * area(_rect_of(node)):
+                break
+            best = n
+        return best
+
+    def visit(node: Node, is_root: bool = False, chain: list[Node] | None = None) -> None:
+        chain = chain or []
         kids = [c for c in node.children if _significant(c, min_area, p.content_share)]
         stray = list(node.leaves)
         for c in node.children:
@@ -113,10 +122,10 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
             if is_root or _is_wrapper(node, [], page, p):
                 loose(stray)
             else:
-                emit(shown)
+                emit(outer(node, chain))
             return
         if len(kids) == 1 and area(kids[0].content) >= p.chain_cover * area(node.content):
-            visit(kids[0], is_root, None if is_root else (top or node))
+            visit(kids[0], is_root, [] if is_root else [*chain, node])
             loose(stray)
             return
         if is_root or _is_wrapper(node, kids, page, p):
@@ -124,7 +133,7 @@ def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
                 visit(k)
             loose(stray)
             return
-        emit(shown)
+        emit(outer(node, chain))
 
     visit(root, is_root=True)
     # A part placed inside another one (absolutely positioned menus in a header) belongs
