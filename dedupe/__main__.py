@@ -56,6 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, ws = load(args)
     if args.threshold is not None:
         config.dedupe.phash_threshold = args.threshold
+    if args.text_threshold is not None:
+        config.dedupe.text_threshold = args.text_threshold
     catalog = open_catalog(ws)
     try:
         report = run(ws, catalog, config.dedupe, show_progress=sys.stderr.isatty())
@@ -119,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="hash new pages, find duplicates, update the groups")
     add_common_args(p)
     p.add_argument("--threshold", type=int, default=None,
-                   help="pHash Hamming distance for near duplicates (default: config)")
+                   help="pHash bits for near duplicates of pages with little text (default: config)")
+    p.add_argument("--text-threshold", type=int, default=None,
+                   help="text SimHash bits for near duplicates of pages with text (default: config)")
     p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet")
     p.set_defaults(func=cmd_run)
     g = sub.add_parser("groups", help="print the duplicate groups, canonical first")
