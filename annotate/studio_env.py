@@ -18,6 +18,8 @@ PASSWORD_VAR = "LABEL_STUDIO_PASSWORD"
 # The server's local-files document root: task image paths are relative to it.
 ROOT_VAR = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
 DEFAULT_ENV_FILE = Path(".env")
+# Commands run from elsewhere still find the repository's .env.
+REPO_ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -61,11 +63,16 @@ def update_env_file(path: Path, updates: dict[str, str]) -> None:
 
 
 def lookup(name: str, env_file: Path = DEFAULT_ENV_FILE) -> str:
-    """A setting from the environment, else from the env file, else ''."""
+    """A setting from the environment, else from the env file (./.env, then the
+    repository's), else ''."""
     value = os.environ.get(name)
     if value:
         return value
-    return read_env_file(env_file).get(name, "")
+    for path in (env_file, REPO_ENV_FILE):
+        value = read_env_file(path).get(name, "")
+        if value:
+            return value
+    return ""
 
 
 @dataclass(frozen=True)

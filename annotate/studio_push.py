@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from .studio_project import (
     open_tables,
     remote_tasks,
 )
-from .studio_tasks import prediction_from_preannotation, source_hash, task_data
+from .studio_tasks import serialise, source_hash, task_data
 
-MAX_TASKS_PER_BATCH = 250  # keeps each request short, so progress and retries stay fine-grained
+MAX_TASKS_PER_BATCH = 100  # short requests: the next batch is built while one is on the wire
 
 
 @dataclass
@@ -102,17 +103,15 @@ def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str) -> Bu
     page_dir = ws.page_dir(page.page_id)
     ref = f"{image_prefix}/{page.page_id}/screenshot.png"
     width, height = page.width, page.height
-    task: dict = {}
     version = ""
     try:
+        pre = None
         if digest:
             pre = read_json(page_dir / "preannotation.json")
             width, height = int(pre["width"]), int(pre["height"])
-            prediction = prediction_from_preannotation(pre, page_dir)
-            version = prediction["model_version"]
-            task["predictions"] = [prediction]
-        task["data"] = task_data(page.page_id, ref, width, height, page.url)
-        return Built(page.page_id, digest, version, json.dumps(task).encode())
+            version = str((pre.get("meta") or {}).get("version", "")) or "unknown"
+        data = {"data": task_data(page.page_id, ref, width, height, page.url)}
+        return Built(page.page_id, digest, version, serialise(data, page_dir, pre))
     except (CorruptFile, ValueError, KeyError, OSError) as exc:
         return Built(page.page_id, digest, version, error=f"{type(exc).__name__}: {exc}")
 
@@ -317,10 +316,14 @@ def push(
                     [(pid, p) for p in gone],
                 )
         new, changed = [], []
-        digests = {}
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            digests = dict(zip(
+                (p.page_id for p in pages),
+                pool.map(lambda p: source_hash(ws.page_dir(p.page_id)), pages),
+                strict=True,
+            ))
         for page in pages:
-            digest = source_hash(ws.page_dir(page.page_id))
-            digests[page.page_id] = digest
+            digest = digests[page.page_id]
             if not digest:
                 result.without_preannotation += 1
             if page.page_id not in remote:
@@ -339,9 +342,12 @@ def push(
         total = len(new) + len(changed)
         with _progress(total, progress) as bar:
             def built(items: list[PageToPush]) -> Iterator[Built]:
+                # Pages are read and encoded in threads (numpy, zlib and sockets release the
+                # GIL) while the previous batch is on the wire; a window bounds the memory.
                 with ThreadPoolExecutor(max_workers=2) as pool:
-                    for b in pool.map(
-                        lambda p: build(p, ws, prefix, digests[p.page_id]), items
+                    for b in _bounded_map(
+                        pool, lambda p: build(p, ws, prefix, digests[p.page_id]), items,
+                        window=2 * MAX_TASKS_PER_BATCH,
                     ):
                         if b.error:
                             result.rejected.append((b.page_id, b.error))
@@ -374,6 +380,21 @@ def push(
                        json_body={"model_version": next(iter(versions))})
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: list, window: int) -> Iterator:
+    """pool.map in order, with at most `window` results waiting (pool.map submits them all)."""
+    pending: deque = deque()
+    it = iter(items)
+    for item in it:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            break
+    while pending:
+        yield pending.popleft().result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, nxt))
 
 
 class _Bar:

@@ -151,19 +151,23 @@ def synthetic_page(width: int, height: int, seed: int) -> tuple[Image.Image, lis
                         "score": round(float(rng.uniform(0.5, 1.0)), 3), "source": "landmark"})
         shade = {"header": "#dde", "navigation": "#ded", "main": "#fff", "footer": "#eee"}[label]
         draw.rectangle([0, y0, width - 1, y1 - 1], fill=shade)
+    # Text comes as one box per line (as the capture's Range.getClientRects gives it), with
+    # links inside some lines, and the odd picture.
     y = int(0.12 * height)
     while y < int(0.88 * height) - 20:
-        x = 40
-        while x < width - 120:
-            w = int(rng.integers(20, 90))
-            draw.rectangle([x, y, x + w, y + 10], fill="#333")
-            text[y : y + 11, x : x + w + 1] = 255
-            x += w + int(rng.integers(6, 14))
+        right = int(rng.integers(width // 2, width - 80))
+        draw.rectangle([40, y, right, y + 13], fill="#333")
+        text[y : y + 14, 40 : right + 1] = 255
+        for _ in range(int(rng.integers(0, 3))):
+            x0 = int(rng.integers(40, max(41, right - 100)))
+            x1 = x0 + int(rng.integers(30, 100))
+            draw.rectangle([x0, y, x1, y + 13], fill="#36c")
+            interactive[y : y + 14, x0 : x1 + 1] = 255
         y += 22
-        if rng.random() < 0.05:
+        if rng.random() < 0.04:
             h = int(rng.integers(60, 160))
             draw.rectangle([60, y, 60 + 300, y + h], fill="#58a")
-            image[y : y + h + 1, 60 : 361] = 255
+            image[y : y + h + 1, 60:361] = 255
             y += h + 10
     for i in range(6):
         x0 = 40 + i * 120

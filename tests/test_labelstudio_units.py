@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -139,3 +141,22 @@ def test_env_file_is_private_and_keeps_other_lines(tmp_path):
     assert values == {"OTHER": "1", "LABEL_STUDIO_URL": "http://127.0.0.1:1",
                       "LABEL_STUDIO_API_KEY": "k"}
     assert env.read_text().startswith("# mine\n")
+
+
+def test_serialised_task_is_the_json_of_the_plain_prediction(tmp_path):
+    from annotate.studio_rle import ints_json
+    from annotate.studio_tasks import prediction_from_preannotation, serialise
+
+    assert ints_json(np.array([0, 7, 42, 255], np.uint8)) == b"[0,7,42,255]"
+    mask = np.zeros((40, 30), np.uint8)
+    mask[5:9, 3:20] = 255
+    from PIL import Image
+
+    Image.fromarray(mask, mode="L").save(tmp_path / "mask_text.png")
+    pre = {"schema": 1, "page_id": "p", "width": 30, "height": 40,
+           "regions": [{"label": "main", "bbox": [1, 2, 3, 4], "score": 0.9, "source": "x"}],
+           "masks": {"text": "mask_text.png"}, "meta": {"version": "v7"}}
+    task = {"data": {"image": "/data/local-files/?d=p/screenshot.png", "page_id": "p"}}
+    body = json.loads(serialise(task, tmp_path, pre))
+    assert body == {**task, "predictions": [prediction_from_preannotation(pre, tmp_path)]}
+    assert body["predictions"][0]["model_version"] == "v7"
