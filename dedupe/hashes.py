@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageStat
 
 # Recorded beside every stored hash, so hashes made by another algorithm or library version
 # are never compared with these (a change here means re-hashing).
@@ -96,7 +96,7 @@ def phash_int(image: Image.Image) -> int:
 
 
 def is_blank(grey: Image.Image) -> bool:
-    return float(np.asarray(grey, dtype=np.float32).std()) < BLANK_STD
+    return ImageStat.Stat(grey).stddev[0] < BLANK_STD
 
 
 def band_hashes(

@@ -29,21 +29,24 @@ def coverage(
     cover = np.zeros((rows, cols, len(KINDS)), dtype=np.float64)
     if width <= 0 or cols <= 0 or rows <= 0:
         return cover
+    kept = [(KINDS.index(b["kind"]), *b["bbox"]) for b in boxes
+            if b.get("kind") in KINDS and b.get("visible", True)]
+    if not kept:
+        return cover
+    arr = np.asarray(kept, dtype=np.float64)
+    kind, x, y, w, h = arr.T
     cell = width / cols
     edges_x = np.arange(cols + 1) * cell
     edges_y = np.arange(rows + 1) * cell
-    for box in boxes:
-        kind = box.get("kind")
-        if kind not in KINDS or not box.get("visible", True):
-            continue
-        x, y, w, h = (float(v) for v in box["bbox"])
-        if w <= 0 or h <= 0:
-            continue
-        ox = np.clip(np.minimum(edges_x[1:], x + w) - np.maximum(edges_x[:-1], x), 0, None)
-        oy = np.clip(np.minimum(edges_y[1:], y + h) - np.maximum(edges_y[:-1], y), 0, None)
-        if not ox.any() or not oy.any():
-            continue
-        cover[:, :, KINDS.index(kind)] += np.outer(oy, ox) / (cell * cell)
+    # Overlap of every box with every column and every row; a cell's share is their product.
+    ox = np.clip(np.minimum(edges_x[1:], (x + w)[:, None]) - np.maximum(edges_x[:-1], x[:, None]),
+                 0, None)
+    oy = np.clip(np.minimum(edges_y[1:], (y + h)[:, None]) - np.maximum(edges_y[:-1], y[:, None]),
+                 0, None)
+    for k in range(len(KINDS)):
+        sel = kind == k
+        if sel.any():
+            cover[:, :, k] = oy[sel].T @ ox[sel] / (cell * cell)
     return np.clip(cover, 0.0, 1.0)
 
 
