@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _preannotate(args: argparse.Namespace) -> int:
     config, ws = load(args)
     labels = label_set(config.labels)
+    params = config.preannotate
+    if args.no_pixels:
+        params.pixels = False
     known = set(ws.page_ids())
     if not known:
         raise ValueError(f"{ws.root} has no captured pages: run `python -m scraper crawl` first")
@@ -73,7 +76,7 @@ def _preannotate(args: argparse.Namespace) -> int:
                 except (CorruptFile, ValueError, KeyError):
                     pass  # unreadable: made again
             try:
-                ann = preannotate_page(ws, pid, labels, use_pixels=not args.no_pixels)
+                ann = preannotate_page(ws, pid, labels, params)
             except (CorruptFile, ValueError, OSError) as exc:
                 errors += 1
                 console.print(f"[red]{pid}: {exc}[/]")
@@ -98,7 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else ws.root / "evaluation"
     if args.kreuzer:
         evaluate_kreuzer(Path(args.kreuzer), out, labels, split=args.split, limit=args.limit,
-                         names=args.page, worst=args.worst)
+                         names=args.page, worst=args.worst, params=config.preannotate)
     else:
         evaluate_workspace(ws, out, labels, worst=args.worst)
     return 0

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from catalog.config import PreannotateConfig
 from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json, write_json_atomic
 
@@ -32,7 +33,6 @@ from .labelset import LabelSet
 from .metrics import Segment, bcubed, class_iou, match_segments
 from .overlay import contact_sheet, side_by_side
 from .preannotate import VERSION, load_gray, preannotate
-from .segment import SegmentParams
 
 EVAL_SCHEMA = 1
 METHODS = ("proposal", "whole_page", "naive_dom")
@@ -179,7 +179,7 @@ def truth_segments(truth: dict[str, Any], width: int, height: int) -> list[Segme
 
 def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "all",
                      limit: int = 0, names: list[str] | None = None, worst: int = 9,
-                     params: SegmentParams | None = None,
+                     params: PreannotateConfig | None = None,
                      console: Console | None = None) -> dict[str, Any]:
     """Capture the corpus' stripped pages, pre-annotate them and score them against the
     rendered truth; write evaluation.json, overlays and the worst pages' sheet into `out`."""
@@ -212,7 +212,8 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
             if not true:
                 console.print(f"[yellow]skipped {p.name}: no visible top-level block[/]")
                 continue
-            gray = load_gray(ws.screenshot(pid), (page.width, page.height))
+            use_pixels = params is None or params.pixels
+            gray = load_gray(ws.screenshot(pid), (page.width, page.height)) if use_pixels else None
             t0 = time.perf_counter()
             ann, _ = preannotate(page, pid, labels, gray, params)
             ms = (time.perf_counter() - t0) * 1000

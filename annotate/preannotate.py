@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from catalog.config import PreannotateConfig
 from catalog.records import Annotation, PageRecord
 from catalog.workspace import (
     CorruptFile,
@@ -22,7 +23,6 @@ from .boxes import PageBoxes, load_boxes
 from .labelset import LabelSet
 from .masks import element_masks
 from .regions import propose_regions
-from .segment import SegmentParams
 
 VERSION = "webseg-preannotate-1"
 
@@ -42,7 +42,7 @@ def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 gray: np.ndarray | None = None,
-                params: SegmentParams | None = None) -> tuple[Annotation, dict[str, np.ndarray]]:
+                params: PreannotateConfig | None = None) -> tuple[Annotation, dict[str, np.ndarray]]:
     """Pure: the annotation record and its masks for one page."""
     t0 = time.perf_counter()
     regions = propose_regions(page, labels, params, gray)
@@ -63,7 +63,7 @@ def _png(mask: np.ndarray) -> bytes:
 
 
 def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
-                     params: SegmentParams | None = None, use_pixels: bool = True) -> Annotation | None:
+                     params: PreannotateConfig | None = None) -> Annotation | None:
     """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
     (not captured as HTML). Masks are written before the JSON that names them."""
     meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
@@ -71,7 +71,9 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
     if meta.status not in ("ok", "http_error", "timeout") or not boxes_path.exists():
         return None
     page = load_boxes(boxes_path)
-    gray = load_gray(ws.screenshot(page_id), (page.width, page.height)) if use_pixels else None
+    params = params or PreannotateConfig()
+    size = (page.width, page.height)
+    gray = load_gray(ws.screenshot(page_id), size) if params.pixels else None
     ann, masks = preannotate(page, page_id, labels, gray, params)
     folder = ws.page_dir(page_id)
     for cls, mask in masks.items():

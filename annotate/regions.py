@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from catalog.config import PreannotateConfig
 from catalog.records import Region
 
 from .boxes import Box, PageBoxes
@@ -11,7 +12,7 @@ from .classify import Context, classify
 from .geometry import area, clip, inter_area
 from .labelset import LabelSet
 from .pixels import unexplained_regions
-from .segment import Proposal, SegmentParams, segment_tree
+from .segment import Proposal, segment_tree
 from .tree import BACKDROP, Node, build_tree
 
 # A region's score estimates the chance that an annotator keeps it as proposed: the share
@@ -50,11 +51,11 @@ def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal]
     return out
 
 
-def propose_regions(page: PageBoxes, labels: LabelSet, params: SegmentParams | None = None,
+def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig | None = None,
                     gray: np.ndarray | None = None) -> list[Region]:
     """Labelled, scored regions of one page; `gray` (the screenshot as 8-bit grey, optional)
     lets the pixel check add what the DOM does not explain."""
-    params = params or SegmentParams()
+    params = params or PreannotateConfig()
     root = build_tree(page)
     if root is None:
         return []

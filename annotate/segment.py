@@ -11,25 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from catalog.config import PreannotateConfig
+
 from .boxes import Box
 from .cluster import Item, cluster
 from .geometry import Rect, area, inter_area, union_rect
 from .tree import Node
-
-
-@dataclass
-class SegmentParams:
-    min_area: float = 0.004  # of the page's content area: smaller pieces are no segment
-    content_share: float = 1.0  # of min_area: the least area of objects in a segment
-    nested: float = 0.9  # a segment this much inside a smaller one (below) is dropped
-    nest_area: float = 0.3  # of the content area: the largest segment that takes in others
-    chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
-    edge_tol: float = 0.01  # of the content height (at least 10 px): "touches the top/bottom"
-    wrapper_height: float = 0.4  # of the content height: a wrapper is at least this tall
-    chain_growth: float = 3.0  # a chain of lone children is shown by its outer box, if at
-    # most this many times the inner one's area
-    pixel_area: float = 0.016  # of the content area: the least busy area the pixels propose
-    loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
 
 
 @dataclass
@@ -52,7 +39,7 @@ def _is_band(kid: Node, node: Node) -> bool:
     return wide and kid.content[3] <= 0.35 * node.content[3]
 
 
-def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: SegmentParams) -> bool:
+def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: PreannotateConfig) -> bool:
     """A stack of page parts: it runs from the top of the page to its bottom, or from one
     end and holds a band."""
     top, height = page[1], page[3]
@@ -80,8 +67,8 @@ def _rect_of(node: Node) -> Rect:
     return r
 
 
-def segment_tree(root: Node, p: SegmentParams | None = None) -> list[Proposal]:
-    p = p or SegmentParams()
+def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposal]:
+    p = p or PreannotateConfig()
     page = root.content
     min_area = p.min_area * area(page)
     out: list[Proposal] = []

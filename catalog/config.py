@@ -104,6 +104,25 @@ class LabelsConfig:
 
 
 @dataclass
+class PreannotateConfig:
+    """How DOM boxes become proposed regions (annotate/segment.py); tuned on the dev half
+    of the Kreuzer corpus only."""
+
+    pixels: bool = True  # look at the screenshot for content the DOM does not explain
+    min_area: float = 0.004  # share of the page's content area: smaller parts are no segment
+    content_share: float = 1.0  # of min_area: the least area of objects a segment holds
+    chain_cover: float = 0.8  # a lone child holding this share of its parent replaces it
+    chain_growth: float = 3.0  # a lone-child chain shows its outer box if at most this
+    # many times the inner one's area
+    edge_tol: float = 0.01  # share of the content height (at least 10 px): "touches the end"
+    wrapper_height: float = 0.4  # share of the content height: a stack is at least this tall
+    nested: float = 0.9  # a part this much inside a small segment (below) joins it
+    nest_area: float = 0.3  # share of the content area: the largest segment that takes parts in
+    loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped
+    pixel_area: float = 0.016  # share of the content area: the least the pixel check proposes
+
+
+@dataclass
 class LabelStudioConfig:
     project_title: str = ""  # empty: the dataset name
     batch_bytes: int = 50 * 1024 * 1024  # well under the server's 250 MiB upload limit
@@ -130,6 +149,7 @@ class Config:
     crawl: CrawlConfig = field(default_factory=CrawlConfig)
     dedupe: DedupeConfig = field(default_factory=DedupeConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    preannotate: PreannotateConfig = field(default_factory=PreannotateConfig)
     labelstudio: LabelStudioConfig = field(default_factory=LabelStudioConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 

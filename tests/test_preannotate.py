@@ -361,3 +361,19 @@ def test_corrupt_boxes_name_the_file(tmp_path):
 def test_box_dataclass_area():
     assert Box(0, "text", (0, 0, 3, 4)).area == 12
     assert PageBoxes(1, 1, []).by_id() == {}
+
+
+def test_preannotate_settings_come_from_the_config_file(tmp_path):
+    from catalog.config import ConfigError, load_config
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text("[preannotate]\nmin_area = 0.2\npixels = false\n")
+    cfg = load_config(path)
+    assert cfg.preannotate.min_area == 0.2 and cfg.preannotate.pixels is False
+    page = parse_boxes(classic_page())
+    # Header and footer are smaller than a fifth of the page: no longer parts of their own.
+    labels = {r.label for r in propose_regions(page, label_set(), cfg.preannotate)}
+    assert "header" not in labels and "footer" not in labels
+    path.write_text("[preannotate]\nmin_aera = 0.2\n")
+    with pytest.raises(ConfigError, match="min_aera"):
+        load_config(path)
