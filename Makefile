@@ -9,7 +9,7 @@ WS_FLAG := $(if $(WORKSPACE),--workspace $(WORKSPACE),)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
-.PHONY: setup crawl status dedupe annotate preannotate push pull report export verify \
+.PHONY: setup crawl status dedupe annotate preannotate evaluate push pull report export verify \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
 setup: .venv/.installed
@@ -51,6 +51,9 @@ annotate: preannotate push
 pull: setup labelstudio
 	$(PY) -m annotate pull $(WS_FLAG)
 
+evaluate: setup
+	$(PY) -m annotate evaluate $(WS_FLAG) $(if $(KREUZER),--kreuzer $(KREUZER),)
+
 report: setup
 	$(PY) -m annotate report $(WS_FLAG)
 
@@ -87,6 +90,7 @@ lint: setup
 bench: setup labelstudio-install
 	$(PY) bench/crawl.py
 	$(PY) bench/dedupe.py
+	$(PY) bench/preannotate.py
 	$(PY) bench/push.py
 	$(PY) bench/export.py
 
