@@ -308,3 +308,14 @@ def test_serve_command_serves_a_folder(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_status_of_a_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "scraper", "status", "--workspace",
+                           str(tmp_path / "none")], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: no catalog in {tmp_path / 'none'}: run `make crawl` (or pass --workspace)"
