@@ -57,9 +57,15 @@ def hinted_label(boxes: list[Box]) -> str:
 
 
 def _link_share(leaves: list[Box]) -> float:
+    """Share of the content that is links: by characters, or by area where the content
+    is pictures (menus drawn as images)."""
     text = sum(len(b.text) for b in leaves if b.kind == "text")
-    linked = sum(len(b.text) for b in leaves if b.kind == "interactive")
-    return min(1.0, linked / text) if text else 0.0
+    if text >= 20:
+        linked = sum(len(b.text) for b in leaves if b.kind == "interactive")
+        return min(1.0, linked / text)
+    shown = sum(b.area for b in leaves if b.kind in ("text", "image"))
+    linked_area = sum(b.area for b in leaves if b.kind == "interactive")
+    return min(1.0, linked_area / shown) if shown else 0.0
 
 
 def is_ad_shaped(rect: Rect) -> bool:
@@ -79,10 +85,14 @@ def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
     chars = sum(len(b.text) for b in texts)
     if images and not texts and is_ad_shaped(rect):
         return "advertisement", 0.7
-    hint = hinted_label(hints)
     tol = max(40.0, 0.04 * height)
     near_top = y <= top + tol
     near_bottom = y + h >= bottom - tol
+    # A thin full-width bar of links is a menu, whatever its names say, unless it closes
+    # the page (a footer's row of links).
+    if h <= 60 and w >= 0.5 * ctx.content[2] and links >= 0.8 and not (near_bottom or lowest):
+        return "navigation", 0.7
+    hint = hinted_label(hints)
     header_sized = h <= min(350.0, 0.3 * height)
     footer_sized = h <= 0.4 * height and not biggest
     if hint == "header" and header_sized and y <= top + 0.3 * height:
