@@ -54,7 +54,7 @@ class LiveProgress:
         info = (f"queued {s.queued}  in flight {s.in_flight}  {s.rate:.1f} pages/min  "
                 f"{_events(s.events)}")
         if s.state == "stopping":
-            info = "stopping: finishing pages in flight  " + info
+            info = f"stopping: finishing {s.in_flight} in flight"
         self.progress.update(self.task, completed=s.done, total=total, info=info)
         if not self.console.is_terminal and time.monotonic() - self._last_line > 10:
             # Logs and CI get a line every few seconds instead of a redrawn bar.
