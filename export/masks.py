@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from catalog.config import LabelsConfig
 
@@ -173,34 +175,74 @@ def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[by
     counts = counts.astype(np.int64)
     first = np.searchsorted(owner, np.arange(n_owners))
     pos = np.arange(len(counts)) - first[owner]
-    x = counts.copy()
-    later = np.flatnonzero(pos > 2)  # the format codes counts after the third as deltas
-    x[later] -= counts[later - 2]
-    chars = np.empty((len(x), 7), np.uint8)  # 7 five-bit chunks cover 32-bit counts
-    valid = np.empty((len(x), 7), bool)
-    active = np.ones(len(x), bool)
-    used = 0
-    while used < 7 and active.any():
-        c = x & 0x1F
-        x >>= 5
-        more = np.where(c & 0x10, x != -1, x != 0)
-        chars[:, used] = (c | (more << 5)) + 48
-        valid[:, used] = active
-        active &= more
-        used += 1
-    chars, valid = chars[:, :used], valid[:, :used]
-    text = chars[valid].tobytes()
-    per_count = valid.sum(axis=1)
-    ends = np.cumsum(np.bincount(owner, weights=per_count, minlength=n_owners).astype(np.int64))
-    starts = np.r_[0, ends[:-1]]
-    return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    # The format codes each count after a mask's third as the change from two before.
+    delta = counts.copy()
+    delta[2:] -= counts[:-2]
+    x = np.where(pos > 2, delta, counts)
+    # Each value is written in five-bit chunks, low first, until the rest is its sign
+    # extension: k chunks hold -2**(5k-1) <= x < 2**(5k-1).
+    magnitude = x ^ (x >> 63)  # x for x >= 0, -x - 1 below
+    bits = np.frexp(magnitude.astype(np.float64))[1]  # bit length; exact below 2**53
+    n_chars = np.maximum(1, (bits + 5) // 5)
+    ends = np.cumsum(n_chars)
+    at = ends - n_chars
+    text = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+    # Most values (deltas of runs that repeat) need one chunk: later chunks only for the few.
+    text[at] = (x & 0x1F) + np.where(n_chars > 1, 32 + 48, 48)
+    which = np.flatnonzero(n_chars > 1)
+    k = 1
+    while len(which):
+        n = n_chars[which]
+        text[at[which] + k] = ((x[which] >> (5 * k)) & 0x1F) + np.where(n > k + 1, 32 + 48, 48)
+        k += 1
+        which = which[n > k]
+    per_owner = np.bincount(owner, weights=n_chars, minlength=n_owners).astype(np.int64)
+    bounds = np.r_[0, np.cumsum(per_owner)].tolist()
+    data = text.tobytes()
+    return [data[bounds[i] : bounds[i + 1]] for i in range(n_owners)]
+
+
+def _column_runs(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column, first row, end row) of each vertical run of a 0/1 uint8 image, column-major."""
+    sub_h, sub_w = sub.shape
+    # Transposed, with one background pixel above and below each column so that runs never
+    # wrap; a run starts and ends where neighbours differ, found in column order.
+    col_major = np.zeros((sub_w, sub_h + 2), np.uint8)
+    cv2.transpose(sub, dst=col_major[:, 1:-1])
+    edges = cv2.findNonZero(cv2.bitwise_xor(col_major[:, 1:], col_major[:, :-1]))
+    edges = edges.reshape(-1, 2).astype(np.int64)  # (x, y) = (row, column) of the mask
+    return edges[0::2, 1], edges[0::2, 0], edges[1::2, 0]
+
+
+def _run_components(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, height: int,
+                    width: int) -> np.ndarray:
+    """Component of each run (8-connected), numbered in the mask's row-major scan order.
+
+    Joining runs is a graph problem over the runs, far fewer than pixels: a run touches the
+    runs of the next column that overlap its rows widened by one (the diagonals).
+    """
+    n = len(col)
+    stride = height + 2
+    start_key, end_key = col * stride + row0, col * stride + row1  # both increasing
+    lo = np.searchsorted(end_key, start_key + stride, "left")  # next column, ends >= row0
+    hi = np.searchsorted(start_key, end_key + stride, "right")  # next column, starts <= row1
+    per_run = np.maximum(hi - lo, 0)
+    src = np.repeat(np.arange(n), per_run)
+    dst = np.arange(len(src)) + np.repeat(lo - (np.cumsum(per_run) - per_run), per_run)
+    graph = csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
+    n_comp, comp = connected_components(graph, directed=False)
+    first = np.full(n_comp, height * width, np.int64)  # first pixel in row-major order
+    np.minimum.at(first, comp, row0 * width + col)
+    rank = np.empty(n_comp, np.int64)
+    rank[np.argsort(first)] = np.arange(n_comp)
+    return rank[comp]
 
 
 def component_instances(mask: np.ndarray) -> list[Instance]:
     """One COCO instance per 8-connected component of a boolean mask, in scan order.
 
-    Runs are found once over the whole mask in column-major order (COCO's) and handed to
-    their components, so the cost barely grows with the number of components.
+    Runs are found once over the whole mask in column-major order (COCO's), joined into
+    components and handed to them, so the cost follows the number of runs, not pixels.
     """
     height, width = mask.shape
     rows = np.flatnonzero(mask.any(axis=1))
@@ -209,21 +251,9 @@ def component_instances(mask: np.ndarray) -> list[Instance]:
     cols = np.flatnonzero(mask.any(axis=0))
     # Work on the mask's bounding box only: element masks often cover a small part.
     top, left = int(rows[0]), int(cols[0])
-    sub = mask[top : rows[-1] + 1, left : cols[-1] + 1]
-    sub_h, sub_w = sub.shape
-    _, labels = cv2.connectedComponents(sub.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    # Column-major with one background pixel after each column: runs never wrap columns.
-    col_major = np.zeros((sub_w, sub_h + 1), bool)
-    col_major[:, :sub_h] = sub.T
-    step = np.diff(col_major.ravel().view(np.int8))
-    starts = np.flatnonzero(step == 1) + 1
-    if col_major[0, 0]:
-        starts = np.r_[0, starts]
-    ends = np.flatnonzero(step == -1) + 1
-    col = starts // (sub_h + 1)
-    row0 = starts - col * (sub_h + 1)
-    row1 = ends - col * (sub_h + 1)
-    lab = labels[row0, col]
+    sub = np.ascontiguousarray(mask[top : rows[-1] + 1, left : cols[-1] + 1]).view(np.uint8)
+    col, row0, row1 = _column_runs(sub)
+    lab = _run_components(col, row0, row1, *sub.shape)
     order = np.argsort(lab, kind="stable")  # by component, then position
     lab, col, row0, row1 = lab[order], col[order] + left, row0[order] + top, row1[order] + top
     s = col * height + row0

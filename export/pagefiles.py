@@ -39,6 +39,15 @@ class PageResult:
     class_pixels: np.ndarray  # pixels per class id (256 entries)
     regions_dropped: int = 0  # regions that fell outside the page
     tiles: list[dict] = field(default_factory=list)
+    # SHA-256 of every file written, by path relative to the split directory: the
+    # release's SHA256SUMS takes them from here instead of reading the files again.
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+def _put(split_dir: Path, rel: str, data: bytes, digests: dict[str, str]) -> str:
+    (split_dir / rel).write_bytes(data)
+    digests[rel] = hashlib.sha256(data).hexdigest()
+    return digests[rel]
 
 
 def class_histogram(sem: np.ndarray) -> np.ndarray:
@@ -135,14 +144,16 @@ def export_page(
     mask_bytes = encode_mask_png(sem, palette, png_level)
 
     image_rel, mask_rel = f"images/{page.page_id}.png", f"masks/{page.page_id}.png"
-    (split_dir / image_rel).write_bytes(image_bytes)
-    (split_dir / mask_rel).write_bytes(mask_bytes)
+    digests: dict[str, str] = {}
+    image_sha256 = _put(split_dir, image_rel, image_bytes, digests)
+    mask_sha256 = _put(split_dir, mask_rel, mask_bytes, digests)
 
     tiles = []
     if tile > 0:
         if pixels is None:
             pixels = decode_image(shot_bytes, page.screenshot)
-        tiles = _write_tiles(page.page_id, pixels, sem, palette, split_dir, tile, png_level)
+        tiles = _write_tiles(page.page_id, pixels, sem, palette, split_dir, tile, png_level,
+                             digests)
 
     return PageResult(
         image=image_rel,
@@ -150,17 +161,18 @@ def export_page(
         width=width,
         height=height,
         annotations=page_annotations(image_id, width, height, regions, elements),
-        image_sha256=hashlib.sha256(image_bytes).hexdigest(),
-        mask_sha256=hashlib.sha256(mask_bytes).hexdigest(),
+        image_sha256=image_sha256,
+        mask_sha256=mask_sha256,
         class_pixels=class_histogram(sem),
         regions_dropped=dropped,
         tiles=tiles,
+        digests=digests,
     )
 
 
 def _write_tiles(
     page_id: str, image: np.ndarray, sem: np.ndarray, palette: list[int], split_dir: Path,
-    tile: int, level: int,
+    tile: int, level: int, digests: dict[str, str],
 ) -> list[dict]:
     rows = []
     height, width = image.shape[:2]
@@ -175,9 +187,9 @@ def _write_tiles(
             padded_mask = np.full((tile, tile), IGNORE, np.uint8)
             padded_mask[: tile_mask.shape[0], : tile_mask.shape[1]] = tile_mask
             tile_mask = padded_mask
-        (split_dir / "tiles" / "images" / name).write_bytes(encode_image_png(tile_image, level))
-        (split_dir / "tiles" / "masks" / name).write_bytes(
-            encode_mask_png(tile_mask, palette, level))
+        _put(split_dir, f"tiles/images/{name}", encode_image_png(tile_image, level), digests)
+        _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level),
+             digests)
         rows.append(
             {
                 "file_name": f"images/{name}",

@@ -109,3 +109,40 @@ def decode_grey8(data: bytes) -> np.ndarray | None:
         return pyspng.load(data)
     except RuntimeError:
         return None
+
+
+def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first `rows` rows of a palette PNG as the export writes it (8-bit, unfiltered,
+    not interlaced), inflating no further than they reach, and its (256, 3) palette.
+
+    None for any other PNG: the caller decodes it whole.
+    """
+    if _header(data) != (8, 3) or data[28] != 0:  # data[28]: interlace method
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    rows = min(rows, height)
+    palette, idat, pos = b"", [], 8
+    while pos + 8 <= len(data):
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"PLTE":
+            palette = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if not palette or len(palette) % 3:
+        return None
+    try:
+        raw = zlib.decompressobj().decompress(b"".join(idat), (width + 1) * rows)
+    except zlib.error:
+        return None
+    if len(raw) != (width + 1) * rows:
+        return None
+    lines = np.frombuffer(raw, np.uint8).reshape(rows, width + 1)
+    if lines[:, 0].any():  # filtered rows: not one of ours
+        return None
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: len(palette) // 3] = np.frombuffer(palette, np.uint8).reshape(-1, 3)[:256]
+    return lines[:, 1:], colours

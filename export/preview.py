@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .png import decode_pixels, read_indexed_top
 
 THUMB_W = 240
 THUMB_H = 360  # the top of each page, where headers and navigation are
@@ -13,17 +17,35 @@ LABEL_H = 14
 ALPHA = 0.45
 
 
-def thumbnail(image: Image.Image, mask: Image.Image, caption: str) -> Image.Image:
-    """The top of a page at THUMB_W wide, class colours blended over it."""
-    w, h = image.size
-    scale = THUMB_W / w
-    crop_h = min(h, int(THUMB_H / scale))
-    size = (THUMB_W, max(1, round(crop_h * scale)))
-    img = np.asarray(image.convert("RGB").crop((0, 0, w, crop_h)).resize(
-        size, Image.Resampling.BILINEAR), dtype=np.float32)
-    idx = mask.crop((0, 0, w, crop_h)).resize(size, Image.Resampling.NEAREST)
-    colours = np.asarray(idx.convert("RGB"), dtype=np.float32)
-    labelled = (np.asarray(idx) != 0)[..., None]
+def _shown_rows(width: int) -> int:
+    """Rows of a page `width` wide that fill a thumbnail's height at THUMB_W."""
+    return int(THUMB_H * width / THUMB_W)
+
+
+def thumbnail(image: np.ndarray, mask: np.ndarray, palette: np.ndarray,
+              caption: str) -> Image.Image:
+    """The top of a page at THUMB_W wide, class colours blended over it.
+
+    image: pixels in RGB(A) order or grey; mask: class ids; palette: (256, 3) colours.
+    Only the rows shown are resized (area averaging), so a tall page costs little more.
+    """
+    h, w = image.shape[:2]
+    crop_h = min(h, _shown_rows(w))
+    size = (THUMB_W, max(1, round(crop_h * THUMB_W / w)))
+    top = image[:crop_h]
+    if top.ndim == 2:
+        top = np.repeat(top[..., None], 3, axis=2)
+    top = top[..., :3]
+    # Area averaging by a whole factor first (OpenCV's fast case), then to the exact size.
+    f = w // THUMB_W
+    if f >= 2 and crop_h >= 2 * f:
+        top = cv2.resize(top[: crop_h // f * f, : w // f * f], (w // f, crop_h // f),
+                         interpolation=cv2.INTER_AREA)
+    img = cv2.resize(np.ascontiguousarray(top), size,
+                     interpolation=cv2.INTER_AREA).astype(np.float32)
+    idx = cv2.resize(np.ascontiguousarray(mask[:crop_h]), size, interpolation=cv2.INTER_NEAREST)
+    colours = palette[idx].astype(np.float32)
+    labelled = (idx != 0)[..., None]
     blend = np.where(labelled, img * (1 - ALPHA) + colours * ALPHA, img)
     tile = Image.new("RGB", (THUMB_W, THUMB_H + LABEL_H), (255, 255, 255))
     tile.paste(Image.fromarray(blend.round().astype(np.uint8)), (0, LABEL_H))
@@ -53,8 +75,15 @@ def contact_sheet(
     """pages: manifest rows (image, mask, split, page_id) to show."""
     thumbs = []
     for row in pages:
-        with Image.open(release / row["image"]) as im, Image.open(release / row["mask"]) as m:
-            thumbs.append(thumbnail(im, m, f"{row['split']} {row['page_id'][:16]} {row['site']}"))
+        image = decode_pixels((release / row["image"]).read_bytes(), row["image"])
+        mask_bytes = (release / row["mask"]).read_bytes()
+        top = read_indexed_top(mask_bytes, _shown_rows(image.shape[1]))
+        if top is None:
+            with Image.open(io.BytesIO(mask_bytes)) as m:
+                pal = np.array(m.getpalette("RGB") + [0] * 768, np.uint8)[:768]
+                top = np.asarray(m), pal.reshape(256, 3)
+        caption = f"{row['split']} {row['page_id'][:16]} {row['site']}"
+        thumbs.append(thumbnail(image, *top, caption))
     columns = max(1, min(columns, len(thumbs)))
     rows = (len(thumbs) + columns - 1) // columns
     width = max(columns * (THUMB_W + 4) + 4, _legend_width(names[1:]))

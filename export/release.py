@@ -72,13 +72,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_sums(root: Path) -> str:
-    """SHA256SUMS over every file of the release (sha256sum -c reads it); returns its text."""
-    lines = [
-        f"{sha256_file(p)}  {p.relative_to(root).as_posix()}"
-        for p in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
+def write_sums(root: Path, known: dict[str, str] | None = None) -> str:
+    """SHA256SUMS over every file of the release (sha256sum -c reads it); returns its text.
+
+    known: digests of files by release-relative path, taken from the bytes as they were
+    written; every other file is read and hashed here.
+    """
+    known = known or {}
+    names = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*")
         if p.is_file() and p.name != SUMS
-    ]
+    )
+    lines = [f"{known.get(n) or sha256_file(root / n)}  {n}" for n in names]
     text = "\n".join(lines) + "\n"
     (root / SUMS).write_text(text, encoding="utf-8")
     return text
@@ -198,6 +203,7 @@ class SplitOutput:
     pixels: Counter = field(default_factory=Counter)  # class id -> pixels
     tiles: int = 0
     regions_dropped: int = 0
+    digests: dict[str, str] = field(default_factory=dict)  # release-relative path -> sha256
 
 
 def _export_split(
@@ -246,6 +252,7 @@ def _export_split(
         out.pixels.update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
         out.regions_dropped += res.regions_dropped
         out.tiles += len(res.tiles)
+        out.digests.update({f"{split}/{rel}": d for rel, d in res.digests.items()})
         tile_rows += res.tiles
         n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
         meta.append({
@@ -329,7 +336,7 @@ def _write(
         versions=_library_versions(),
     )
     (root / "README.md").write_text(render_card(card), encoding="utf-8")
-    write_sums(root)
+    write_sums(root, {k: v for o in outs.values() for k, v in o.digests.items()})
     return ReleaseResult(
         version=version, path=root, pages=len(manifest),
         per_split={s: sum(1 for r in manifest if r["split"] == s) for s in splits},
