@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -171,6 +172,9 @@ def main() -> int:
             server.stop(OUT / "labelstudio", quiet=True)
 
     mean_kb = np.mean([len(json.dumps(t)) for t in tasks]) / 1024
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the end (the server, "
+          "the client and anything else share them)")
     print(f"{args.pages} pages ({', '.join(f'{w}x{h}' for w, h in SIZES)}), "
           f"4 rectangles + 3 brush masks each, {mean_kb:.0f} KiB of JSON per task")
     print(f"ours (annotate push, end to end): {result.seconds:6.1f} s  {ours:6.1f} tasks/s")

@@ -160,3 +160,19 @@ def test_serialised_task_is_the_json_of_the_plain_prediction(tmp_path):
     body = json.loads(serialise(task, tmp_path, pre))
     assert body == {**task, "predictions": [prediction_from_preannotation(pre, tmp_path)]}
     assert body["predictions"][0]["model_version"] == "v7"
+
+
+def test_unreachable_server_is_retried_then_one_clear_line():
+    from annotate import server
+    from annotate.studio_client import StudioClient, StudioUnavailable
+    from annotate.studio_env import Credentials
+
+    waits = []
+    port = server.free_port()  # nothing listens there
+    client = StudioClient(Credentials(f"http://127.0.0.1:{port}", "k", ""), retries=3,
+                          backoff=0.5, sleep=waits.append)
+    with pytest.raises(StudioUnavailable) as err:
+        client.get("/api/projects")
+    assert waits == [0.5, 1.0, 2.0]
+    message = str(err.value)
+    assert "\n" not in message and "make labelstudio" in message and "after 3 retries" in message
