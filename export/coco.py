@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .masks import Box, ClassSet, Instance, component_instances, decode_rle, rect_rle
+from .masks import Box, ClassSet, decode_rle, element_instances, rect_rle
 
 COCO_INFO_SCHEMA = 1
 
@@ -41,9 +41,9 @@ def page_annotations(
     for cls, box in regions:
         x0, y0, x1, y1 = box
         anns.append(_ann(image_id, cls, rect_rle(box, height, width), box, (x1 - x0) * (y1 - y0)))
-    for cls, mask in sorted(elements, key=lambda e: e[0]):
-        inst: Instance
-        for inst in component_instances(mask):
+    ordered = sorted(elements, key=lambda e: e[0])
+    for (cls, _), found in zip(ordered, element_instances([m for _, m in ordered]), strict=True):
+        for inst in found:
             anns.append(_ann(image_id, cls, inst.rle, inst.bbox, inst.area))
     return anns
 

@@ -202,16 +202,33 @@ def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[by
     return [data[bounds[i] : bounds[i + 1]] for i in range(n_owners)]
 
 
-def _column_runs(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(column, first row, end row) of each vertical run of a 0/1 uint8 image, column-major."""
-    sub_h, sub_w = sub.shape
+Runs = tuple[np.ndarray, np.ndarray, np.ndarray]  # column, first row, end row of each run
+
+
+def _column_runs(flags: np.ndarray, n_bits: int) -> list[Runs]:
+    """Vertical runs of each bit plane of a uint8 image, in column-major order.
+
+    One pass serves up to eight masks: their runs start and end where a bit differs from
+    the pixel above, and the changes of all planes are found by one scan.
+    """
+    height, width = flags.shape
     # Transposed, with one background pixel above and below each column so that runs never
     # wrap; a run starts and ends where neighbours differ, found in column order.
-    col_major = np.zeros((sub_w, sub_h + 2), np.uint8)
-    cv2.transpose(sub, dst=col_major[:, 1:-1])
-    edges = cv2.findNonZero(cv2.bitwise_xor(col_major[:, 1:], col_major[:, :-1]))
+    col_major = np.zeros((width, height + 2), np.uint8)
+    cv2.transpose(flags, dst=col_major[:, 1:-1])
+    change = cv2.bitwise_xor(col_major[:, 1:], col_major[:, :-1])
+    edges = cv2.findNonZero(change)
+    if edges is None:
+        return [(np.empty(0, np.int64),) * 3 for _ in range(n_bits)]
     edges = edges.reshape(-1, 2).astype(np.int64)  # (x, y) = (row, column) of the mask
-    return edges[0::2, 1], edges[0::2, 0], edges[1::2, 0]
+    if n_bits == 1:
+        return [(edges[0::2, 1], edges[0::2, 0], edges[1::2, 0])]
+    bits = change[edges[:, 1], edges[:, 0]]
+    out = []
+    for b in range(n_bits):
+        mine = edges[(bits >> b) & 1 == 1]
+        out.append((mine[0::2, 1], mine[0::2, 0], mine[1::2, 0]))
+    return out
 
 
 def _run_components(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, height: int,
@@ -227,9 +244,9 @@ def _run_components(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, height:
     lo = np.searchsorted(end_key, start_key + stride, "left")  # next column, ends >= row0
     hi = np.searchsorted(start_key, end_key + stride, "right")  # next column, starts <= row1
     per_run = np.maximum(hi - lo, 0)
-    src = np.repeat(np.arange(n), per_run)
-    dst = np.arange(len(src)) + np.repeat(lo - (np.cumsum(per_run) - per_run), per_run)
-    graph = csr_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
+    indptr = np.r_[0, np.cumsum(per_run)]
+    dst = np.arange(indptr[-1]) + np.repeat(lo - indptr[:-1], per_run)
+    graph = csr_matrix((np.ones(len(dst), np.int8), dst, indptr), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
     first = np.full(n_comp, height * width, np.int64)  # first pixel in row-major order
     np.minimum.at(first, comp, row0 * width + col)
@@ -244,16 +261,39 @@ def component_instances(mask: np.ndarray) -> list[Instance]:
     Runs are found once over the whole mask in column-major order (COCO's), joined into
     components and handed to them, so the cost follows the number of runs, not pixels.
     """
-    height, width = mask.shape
-    rows = np.flatnonzero(mask.any(axis=1))
-    if not len(rows):
+    return element_instances([mask])[0]
+
+
+def element_instances(masks: Sequence[np.ndarray]) -> list[list[Instance]]:
+    """component_instances of several boolean masks of one size, scanning them together."""
+    out: list[list[Instance]] = []
+    for at in range(0, len(masks), 8):
+        group = masks[at : at + 8]
+        flags = np.ascontiguousarray(group[0]).view(np.uint8).copy()
+        plane = np.empty_like(flags)
+        for b, m in enumerate(group[1:], 1):
+            np.left_shift(np.ascontiguousarray(m).view(np.uint8), b, out=plane)
+            np.bitwise_or(flags, plane, out=flags)
+        rows = np.flatnonzero(flags.any(axis=1))
+        if not len(rows):
+            out += [[] for _ in group]
+            continue
+        cols = np.flatnonzero(flags.any(axis=0))
+        # Work on the masks' bounding box only: element masks often cover a small part.
+        top, left = int(rows[0]), int(cols[0])
+        sub = np.ascontiguousarray(flags[top : rows[-1] + 1, left : cols[-1] + 1])
+        for runs in _column_runs(sub, len(group)):
+            out.append(_instances(*runs, sub.shape, (top, left), group[0].shape))
+    return out
+
+
+def _instances(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, sub_shape: tuple[int, int],
+               origin: tuple[int, int], shape: tuple[int, int]) -> list[Instance]:
+    """Instances from a mask's column runs, found in a crop at `origin` of a `shape` mask."""
+    if not len(col):
         return []
-    cols = np.flatnonzero(mask.any(axis=0))
-    # Work on the mask's bounding box only: element masks often cover a small part.
-    top, left = int(rows[0]), int(cols[0])
-    sub = np.ascontiguousarray(mask[top : rows[-1] + 1, left : cols[-1] + 1]).view(np.uint8)
-    col, row0, row1 = _column_runs(sub)
-    lab = _run_components(col, row0, row1, *sub.shape)
+    (top, left), (height, width) = origin, shape
+    lab = _run_components(col, row0, row1, *sub_shape)
     order = np.argsort(lab, kind="stable")  # by component, then position
     lab, col, row0, row1 = lab[order], col[order] + left, row0[order] + top, row1[order] + top
     s = col * height + row0
