@@ -79,7 +79,8 @@ def _preannotate(args: argparse.Namespace) -> int:
                 ann = preannotate_page(ws, pid, labels, params)
             except (CorruptFile, ValueError, OSError) as exc:
                 errors += 1
-                console.print(f"[red]{pid}: {exc}[/]")
+                console.print(f"{pid}: {exc}", style="red", markup=False, soft_wrap=True)
+                bar.update(task, status=f"{errors} errors")
                 continue
             if ann is None:
                 skipped += 1
@@ -90,7 +91,7 @@ def _preannotate(args: argparse.Namespace) -> int:
             bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
     console.print(
         f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
-        f"{VERSION}"
+        f"{VERSION}", soft_wrap=True
     )
     return 1 if errors else 0
 

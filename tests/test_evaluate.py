@@ -199,3 +199,38 @@ def test_evaluate_on_corpus_pages_beats_the_whole_page(kreuzer_dir, chromium, tm
     # The pipeline's captures never carry the truth.
     for boxes in (out / "workspace" / "pages").glob("*/boxes.json"):
         assert "data-block" not in boxes.read_text()
+
+
+def test_evaluate_against_pulled_annotations(tmp_path):
+    from annotate.evaluate import evaluate_workspace
+    from annotate.preannotate import preannotate_page
+    from catalog.records import Annotation, Region
+    from catalog.workspace import Workspace
+    from tests.test_preannotate import _workspace_with_page, classic_page
+
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    proposal = preannotate_page(ws, pid, label_set())
+    # The annotator kept header and footer, redrew the content as three columns.
+    human = Annotation(pid, proposal.width, proposal.height, meta={"annotator": "someone"})
+    human.regions = [r for r in proposal.regions if r.label in ("header", "footer")]
+    human.regions += [Region("main", [0, 120, 450, 1100], source="human"),
+                      Region("segment", [460, 120, 240, 1100], source="human"),
+                      Region("sidebar", [720, 120, 280, 1100], source="human")]
+    (ws.page_dir(pid) / "annotation.json").write_text(json.dumps(human.to_dict()))
+    out = tmp_path / "eval"
+    summ = evaluate_workspace(Workspace(ws.root), out, label_set())["all"]
+    assert summ["pages"] == 1
+    # 2 of 3 proposals kept, 2 of 5 true regions proposed.
+    assert summ["proposal"]["seg_p"] == pytest.approx(2 / 3)
+    assert summ["proposal"]["seg_r"] == pytest.approx(0.4)
+    assert summ["label_accuracy"] == 1.0
+    assert (out / "evaluation.json").is_file() and (out / "worst_pages.png").is_file()
+    assert len(list((out / "overlays").glob("*.png"))) == 1
+
+
+def test_evaluate_without_annotations_says_what_to_do(tmp_path):
+    from annotate.evaluate import evaluate_workspace
+    from catalog.workspace import Workspace
+
+    with pytest.raises(ValueError, match="annotate pull"):
+        evaluate_workspace(Workspace(tmp_path), tmp_path / "out", label_set())

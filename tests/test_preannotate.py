@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +380,35 @@ def test_preannotate_settings_come_from_the_config_file(tmp_path):
     path.write_text("[preannotate]\nmin_aera = 0.2\n")
     with pytest.raises(ConfigError, match="min_aera"):
         load_config(path)
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", "annotate", *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_preannotate_command_writes_then_skips_then_redoes(tmp_path):
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    first = _run_cli("preannotate", "--workspace", str(ws.root))
+    assert first.returncode == 0, first.stderr
+    assert "pre-annotated 1 page(s)" in first.stderr
+    stamp = ws.preannotation_json(pid).stat().st_mtime_ns
+    again = _run_cli("preannotate", "--workspace", str(ws.root))
+    assert "pre-annotated 0 page(s)" in again.stderr and "skipped 1" in again.stderr
+    assert ws.preannotation_json(pid).stat().st_mtime_ns == stamp
+    forced = _run_cli("preannotate", "--workspace", str(ws.root), "--force", pid)
+    assert forced.returncode == 0 and "pre-annotated 1 page(s)" in forced.stderr
+
+
+def test_preannotate_command_reports_a_bad_page_and_keeps_the_others(tmp_path):
+    ws, good = _workspace_with_page(tmp_path, classic_page())
+    bad = "bad000"
+    shutil.copytree(ws.page_dir(good), ws.page_dir(bad))
+    ws.boxes_json(bad).write_text("{broken")
+    proc = _run_cli("preannotate", "--workspace", str(ws.root))
+    assert proc.returncode == 1
+    assert "bad000" in proc.stderr and "boxes.json" in proc.stderr
+    assert ws.preannotation_json(good).exists() and not ws.preannotation_json(bad).exists()
+    unknown = _run_cli("preannotate", "--workspace", str(ws.root), "nope")
+    assert unknown.returncode == 2 and "error: page nope" in unknown.stderr
