@@ -33,6 +33,7 @@ class Box:
     parent: int | None = None
     depth: int = 0
     landmark: str = ""
+    background_image: bool = False  # an image box that is a CSS background
     children: list[int] = field(default_factory=list)
 
     @property
@@ -67,6 +68,7 @@ def parse_boxes(doc: dict[str, Any], where: str = "boxes.json") -> PageBoxes:
                 fixed=bool(raw.get("fixed", False)), visible=bool(raw.get("visible", True)),
                 parent=raw.get("parent"), depth=int(raw.get("depth") or 0),
                 landmark=raw.get("landmark") or "",
+                background_image=bool(raw.get("background_image", False)),
             ))
         width, height = int(doc["width"]), int(doc["height"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,5 +1,8 @@
 """Element masks: visible text runs, images and interactive elements, one mask per class.
 
+A CSS background picture counts as an image only where nothing is drawn over it (an icon,
+a logo set as a background); behind text or controls it is the backdrop of a block.
+
 Masks are painted in stacking order, so that what lies under an opaque element that is
 stacked above it (a fixed bar, a dialog, a picture over text) is not labelled: a container
 with its own background, or an image, clears the masks of everything below it in z-order
@@ -38,6 +41,18 @@ def _opaque(box: Box, parent_bg: str) -> bool:
     return False
 
 
+def _is_backdrop(box: Box, page: PageBoxes) -> bool:
+    if box.kind != "image" or not box.background_image:
+        return False
+    x, y, w, h = box.bbox
+    for b in page.boxes:
+        if b.kind in ("text", "interactive", "image") and b.visible and b is not box:
+            cx, cy = b.bbox[0] + b.bbox[2] / 2, b.bbox[1] + b.bbox[3] / 2
+            if x <= cx <= x + w and y <= cy <= y + h and b.area < box.area:
+                return True
+    return False
+
+
 def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", "interactive"),
                   scale: float = 1.0) -> dict[str, np.ndarray]:
     """{class: uint8 array (height, width), 255 where the class is visible}.
@@ -49,7 +64,8 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     # Painting order: z-order first, then document order (a later box paints over an
     # earlier one of the same z).
     index = page.by_id()
-    ordered = sorted((b for b in page.boxes if b.visible), key=lambda b: (b.z, b.id))
+    ordered = sorted((b for b in page.boxes if b.visible and not _is_backdrop(b, page)),
+                     key=lambda b: (b.z, b.id))
     if scale != 1.0:
         ordered = [Box(**{**b.__dict__, "bbox": tuple(v * scale for v in b.bbox)}) for b in ordered]
 

@@ -412,3 +412,17 @@ def test_preannotate_command_reports_a_bad_page_and_keeps_the_others(tmp_path):
     assert ws.preannotation_json(good).exists() and not ws.preannotation_json(bad).exists()
     unknown = _run_cli("preannotate", "--workspace", str(ws.root), "nope")
     assert unknown.returncode == 2 and "error: page nope" in unknown.stderr
+
+
+def test_css_background_is_an_image_only_where_nothing_is_drawn_over_it():
+    boxes = [
+        _box(0, "block", (0, 0, 400, 400), tag="body", depth=0),
+        _box(1, "image", (0, 0, 400, 200), 0, background_image=True),  # behind a paragraph
+        _box(2, "text", (10, 10, 300, 20), 0, text="over the backdrop"),
+        _box(3, "image", (0, 300, 32, 32), 0, background_image=True),  # an icon
+    ]
+    masks = element_masks(parse_boxes({"schema": 1, "width": 400, "height": 400,
+                                       "boxes": boxes}))
+    assert masks["image"][100, 200] == 0
+    assert masks["image"][310, 10] == 255
+    assert masks["text"][15, 20] == 255
