@@ -41,16 +41,22 @@ def _opaque(box: Box, parent_bg: str) -> bool:
     return False
 
 
-def _is_backdrop(box: Box, page: PageBoxes) -> bool:
-    if box.kind != "image" or not box.background_image:
-        return False
-    x, y, w, h = box.bbox
-    for b in page.boxes:
-        if b.kind in ("text", "interactive", "image") and b.visible and b is not box:
-            cx, cy = b.bbox[0] + b.bbox[2] / 2, b.bbox[1] + b.bbox[3] / 2
-            if x <= cx <= x + w and y <= cy <= y + h and b.area < box.area:
-                return True
-    return False
+def _backdrops(page: PageBoxes) -> set[int]:
+    """Ids of CSS background pictures that something smaller is drawn over."""
+    bgs = [b for b in page.boxes if b.kind == "image" and b.background_image and b.visible]
+    objs = [b for b in page.boxes
+            if b.kind in ("text", "interactive", "image") and b.visible]
+    if not bgs or not objs:
+        return set()
+    r = np.array([b.bbox for b in objs], dtype=np.float64)
+    cx, cy, size = r[:, 0] + r[:, 2] / 2, r[:, 1] + r[:, 3] / 2, r[:, 2] * r[:, 3]
+    out = set()
+    for b in bgs:
+        x, y, w, h = b.bbox
+        over = (cx >= x) & (cx <= x + w) & (cy >= y) & (cy <= y + h) & (size < b.area)
+        if over.any():
+            out.add(b.id)
+    return out
 
 
 def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", "interactive"),
@@ -64,7 +70,8 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     # Painting order: z-order first, then document order (a later box paints over an
     # earlier one of the same z).
     index = page.by_id()
-    ordered = sorted((b for b in page.boxes if b.visible and not _is_backdrop(b, page)),
+    skip = _backdrops(page)
+    ordered = sorted((b for b in page.boxes if b.visible and b.id not in skip),
                      key=lambda b: (b.z, b.id))
     if scale != 1.0:
         ordered = [Box(**{**b.__dict__, "bbox": tuple(v * scale for v in b.bbox)}) for b in ordered]
