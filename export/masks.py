@@ -172,87 +172,120 @@ def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[by
     belongs to (non-decreasing). Vectorised because pycocotools converts uncompressed
     counts one Python object at a time, which dominated the export of text-heavy pages.
     """
-    counts = counts.astype(np.int64)
-    first = np.searchsorted(owner, np.arange(n_owners))
-    pos = np.arange(len(counts)) - first[owner]
+    n = len(counts)
+    wide = n and int(counts.max()) >= 2**31
+    counts = counts.astype(np.int64 if wide else np.int32)  # narrow: half the memory traffic
+    first = np.searchsorted(owner, np.arange(n_owners))  # every mask has counts
+    pos = np.arange(n, dtype=counts.dtype) - np.repeat(first, np.diff(np.r_[first, n]))
     # The format codes each count after a mask's third as the change from two before.
     delta = counts.copy()
     delta[2:] -= counts[:-2]
     x = np.where(pos > 2, delta, counts)
     # Each value is written in five-bit chunks, low first, until the rest is its sign
     # extension: k chunks hold -2**(5k-1) <= x < 2**(5k-1).
-    magnitude = x ^ (x >> 63)  # x for x >= 0, -x - 1 below
+    magnitude = x ^ (x >> (8 * x.itemsize - 1))  # x for x >= 0, -x - 1 below
     bits = np.frexp(magnitude.astype(np.float64))[1]  # bit length; exact below 2**53
     n_chars = np.maximum(1, (bits + 5) // 5)
     ends = np.cumsum(n_chars)
     at = ends - n_chars
-    text = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+    text = np.empty(int(ends[-1]) if n else 0, np.uint8)
     # Most values (deltas of runs that repeat) need one chunk: later chunks only for the few.
     text[at] = (x & 0x1F) + np.where(n_chars > 1, 32 + 48, 48)
     which = np.flatnonzero(n_chars > 1)
     k = 1
     while len(which):
-        n = n_chars[which]
-        text[at[which] + k] = ((x[which] >> (5 * k)) & 0x1F) + np.where(n > k + 1, 32 + 48, 48)
+        more = n_chars[which]
+        text[at[which] + k] = ((x[which] >> (5 * k)) & 0x1F) + np.where(more > k + 1, 80, 48)
         k += 1
-        which = which[n > k]
-    per_owner = np.bincount(owner, weights=n_chars, minlength=n_owners).astype(np.int64)
-    bounds = np.r_[0, np.cumsum(per_owner)].tolist()
+        which = which[more > k]
+    bounds = np.r_[0, ends[np.r_[first[1:], n] - 1]].tolist() if n else [0] * (n_owners + 1)
     data = text.tobytes()
     return [data[bounds[i] : bounds[i + 1]] for i in range(n_owners)]
 
 
-Runs = tuple[np.ndarray, np.ndarray, np.ndarray]  # column, first row, end row of each run
+@dataclass(frozen=True)
+class Blocks:
+    """Column runs of a mask, stored once per block of identical consecutive columns.
+
+    A page's columns repeat (a text line looks the same in each of its columns), so runs
+    are found and joined per block, and expanded to every column only for the RLE.
+    """
+
+    start: np.ndarray  # first column of each block
+    length: np.ndarray  # columns in each block
+    block: np.ndarray  # per run of a block column: its block (non-decreasing)
+    row0: np.ndarray  # first row
+    row1: np.ndarray  # end row (exclusive)
 
 
-def _column_runs(flags: np.ndarray, n_bits: int) -> list[Runs]:
-    """Vertical runs of each bit plane of a uint8 image, in column-major order.
+def _column_blocks(flags: np.ndarray, n_bits: int) -> list[Blocks]:
+    """Vertical runs of each bit plane of a uint8 image, per block, in column-major order.
 
     One pass serves up to eight masks: their runs start and end where a bit differs from
     the pixel above, and the changes of all planes are found by one scan.
     """
     height, width = flags.shape
-    # Transposed, with one background pixel above and below each column so that runs never
-    # wrap; a run starts and ends where neighbours differ, found in column order.
-    col_major = np.zeros((width, height + 2), np.uint8)
-    cv2.transpose(flags, dst=col_major[:, 1:-1])
-    change = cv2.bitwise_xor(col_major[:, 1:], col_major[:, :-1])
+    # Transposed, with background above and below each column (so that runs never wrap)
+    # and a stride of whole 8-byte words (so that columns compare as words).
+    stride = (height + 2 + 7) // 8 * 8
+    col_major = np.zeros((width, stride), np.uint8)
+    cv2.transpose(flags, dst=col_major[:, 1 : height + 1])
+    words = col_major.view(np.uint64)
+    new = np.r_[True, (words[1:] != words[:-1]).any(axis=1)]
+    start = np.flatnonzero(new)
+    length = np.diff(np.r_[start, width])
+    firsts = col_major[start]
+    change = cv2.bitwise_xor(firsts[:, 1:], firsts[:, :-1])
     edges = cv2.findNonZero(change)
     if edges is None:
-        return [(np.empty(0, np.int64),) * 3 for _ in range(n_bits)]
-    edges = edges.reshape(-1, 2).astype(np.int64)  # (x, y) = (row, column) of the mask
-    if n_bits == 1:
-        return [(edges[0::2, 1], edges[0::2, 0], edges[1::2, 0])]
+        empty = np.empty(0, np.int64)
+        return [Blocks(start, length, empty, empty, empty) for _ in range(n_bits)]
+    edges = edges.reshape(-1, 2).astype(np.int64)  # (x, y) = (row, block)
     bits = change[edges[:, 1], edges[:, 0]]
     out = []
     for b in range(n_bits):
-        mine = edges[(bits >> b) & 1 == 1]
-        out.append((mine[0::2, 1], mine[0::2, 0], mine[1::2, 0]))
+        mine = edges if n_bits == 1 else edges[(bits >> b) & 1 == 1]
+        out.append(Blocks(start, length, mine[0::2, 1], mine[0::2, 0], mine[1::2, 0]))
     return out
 
 
-def _run_components(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, height: int,
-                    width: int) -> np.ndarray:
-    """Component of each run (8-connected), numbered in the mask's row-major scan order.
+def _block_components(runs: Blocks, width: int) -> np.ndarray:
+    """Component of each block run (8-connected), numbered in row-major scan order.
 
-    Joining runs is a graph problem over the runs, far fewer than pixels: a run touches the
-    runs of the next column that overlap its rows widened by one (the diagonals).
+    Joining runs is a graph problem over the runs, far fewer than pixels: identical runs of
+    a block's columns are one, and a run touches the runs of the next block that overlap
+    its rows widened by one (the diagonals).
     """
-    n = len(col)
-    stride = height + 2
-    start_key, end_key = col * stride + row0, col * stride + row1  # both increasing
-    lo = np.searchsorted(end_key, start_key + stride, "left")  # next column, ends >= row0
-    hi = np.searchsorted(start_key, end_key + stride, "right")  # next column, starts <= row1
+    block, row0, row1 = runs.block, runs.row0, runs.row1
+    n = len(block)
+    stride = int(row1.max()) + 2
+    start_key, end_key = block * stride + row0, block * stride + row1  # both increasing
+    lo = np.searchsorted(end_key, start_key + stride, "left")  # next block, ends >= row0
+    hi = np.searchsorted(start_key, end_key + stride, "right")  # next block, starts <= row1
     per_run = np.maximum(hi - lo, 0)
     indptr = np.r_[0, np.cumsum(per_run)]
     dst = np.arange(indptr[-1]) + np.repeat(lo - indptr[:-1], per_run)
     graph = csr_matrix((np.ones(len(dst), np.int8), dst, indptr), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
-    first = np.full(n_comp, height * width, np.int64)  # first pixel in row-major order
-    np.minimum.at(first, comp, row0 * width + col)
+    first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)  # first pixel, row-major
+    np.minimum.at(first, comp, row0 * width + runs.start[block])
     rank = np.empty(n_comp, np.int64)
     rank[np.argsort(first)] = np.arange(n_comp)
     return rank[comp]
+
+
+def _expand(runs: Blocks, comp: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(column, row0, row1, component) of every run of every column, column-major."""
+    n_blocks = len(runs.start)
+    per_block = np.bincount(runs.block, minlength=n_blocks)
+    first_run = np.cumsum(per_block) - per_block
+    total = per_block * runs.length
+    which = np.repeat(np.arange(n_blocks), total)
+    k = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
+    n_here = per_block[which]
+    run = first_run[which] + k % n_here
+    col = runs.start[which] + k // n_here
+    return col, runs.row0[run], runs.row1[run], comp[run]
 
 
 def component_instances(mask: np.ndarray) -> list[Instance]:
@@ -282,18 +315,18 @@ def element_instances(masks: Sequence[np.ndarray]) -> list[list[Instance]]:
         # Work on the masks' bounding box only: element masks often cover a small part.
         top, left = int(rows[0]), int(cols[0])
         sub = np.ascontiguousarray(flags[top : rows[-1] + 1, left : cols[-1] + 1])
-        for runs in _column_runs(sub, len(group)):
-            out.append(_instances(*runs, sub.shape, (top, left), group[0].shape))
+        for runs in _column_blocks(sub, len(group)):
+            out.append(_instances(runs, sub.shape[1], (top, left), group[0].shape))
     return out
 
 
-def _instances(col: np.ndarray, row0: np.ndarray, row1: np.ndarray, sub_shape: tuple[int, int],
-               origin: tuple[int, int], shape: tuple[int, int]) -> list[Instance]:
+def _instances(runs: Blocks, sub_width: int, origin: tuple[int, int],
+               shape: tuple[int, int]) -> list[Instance]:
     """Instances from a mask's column runs, found in a crop at `origin` of a `shape` mask."""
-    if not len(col):
+    if not len(runs.block):
         return []
     (top, left), (height, width) = origin, shape
-    lab = _run_components(col, row0, row1, *sub_shape)
+    col, row0, row1, lab = _expand(runs, _block_components(runs, sub_width))
     order = np.argsort(lab, kind="stable")  # by component, then position
     lab, col, row0, row1 = lab[order], col[order] + left, row0[order] + top, row1[order] + top
     s = col * height + row0
