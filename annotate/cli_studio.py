@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from catalog.cli import add_common_args, load
 
@@ -26,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="how much annotators changed the pre-annotations")
     add_common_args(report)
     report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    report.add_argument("--sheet", default=None, metavar="PNG",
+                        help="also draw proposed (thin) and final (thick) regions of the "
+                             "annotated pages into this contact sheet")
     report.set_defaults(func=_report)
 
 
@@ -73,4 +78,9 @@ def _report(args: argparse.Namespace) -> int:
     config, ws = load(args)
     report = build_report(ws, config.labels.regions, config.labels.masks)
     print(json.dumps(report.to_dict(), indent=1) if args.json else render(report))
+    if args.sheet:
+        from .studio_sheet import change_sheet
+
+        shown = change_sheet(ws, Path(args.sheet), config.labels.colors)
+        print(f"contact sheet of {shown} annotated pages: {args.sheet}", file=sys.stderr)
     return 0

@@ -194,6 +194,13 @@ def start(
     url = f"http://127.0.0.1:{port}"
     if healthy(url):
         raise RuntimeError(f"port {port} already serves something else; choose another --port")
+    if fresh:
+        # Saved before the first start: a start that dies halfway through its migrations
+        # must not leave a database whose token nobody knows.
+        saved = {USER_VAR: creds["user"], PASSWORD_VAR: creds["password"]}
+        if not os.environ.get(KEY_VAR):
+            saved[KEY_VAR] = creds["token"]
+        update_env_file(env_file, saved)
     cmd = [
         str(ls_bin), "start", "--no-browser", "--internal-host", "127.0.0.1",
         "--port", str(port), "--data-dir", str(data_dir),
@@ -218,8 +225,6 @@ def start(
         tail = (data_dir / LOG_FILE).read_text(errors="replace")[-2000:]
         stop(data_dir, quiet=True)
         raise RuntimeError(f"Label Studio did not start within {timeout:.0f} s; log tail:\n{tail}")
-    if fresh:
-        update_env_file(env_file, {USER_VAR: creds["user"], PASSWORD_VAR: creds["password"]})
     _write_client_env(env_file, url, document_root, creds["token"])
     info = ServerInfo(url, proc.pid, data_dir, started=True)
     return info

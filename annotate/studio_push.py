@@ -9,6 +9,7 @@ split until the offending page is found and named.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import deque
@@ -136,6 +137,8 @@ class Pusher:
         self.project_id = project_id
         self.retries = config.labelstudio.retries
         self.backoff = config.labelstudio.backoff
+        self.quick = copy.copy(client)
+        self.quick.retries = 0
 
     def _record(self, items: list[Built]) -> None:
         now = time.time()
@@ -187,9 +190,9 @@ class Pusher:
         return rest
 
     def _quick_client(self) -> StudioClient:
-        quick = StudioClient(self.client.creds, retries=0, timeout=self.client.timeout)
-        quick.session = self.client.session
-        return quick
+        # One try per call: the retries (and the look at what the server already took)
+        # happen around whole batches, in _with_resume.
+        return self.quick
 
     def import_tasks(self, items: list[Built], rejected: list[tuple[str, str]]) -> int:
         """Import a batch; a refused batch is halved until the refused page is alone."""

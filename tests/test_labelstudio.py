@@ -211,8 +211,15 @@ def test_pull_writes_annotations_incrementally_and_report_counts_changes(
     assert c["header"]["mean_iou"] == pytest.approx(0.8, abs=0.01)
     assert 0.9 < c["text"]["mean_iou"] < 1.0
     assert c["footer"]["mean_iou"] == 0.0
-    table = _ok(run_annotate(["report", "--workspace", str(ws.root)], env, tmp_path))
+    sheet = Path(__file__).resolve().parent.parent / "test-artifacts" / "labelstudio_changes.png"
+    table = _ok(run_annotate(["report", "--workspace", str(ws.root), "--sheet", str(sheet)],
+                             env, tmp_path))
     assert "seconds per page: 42.5" in table
+    with Image.open(sheet) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    # The deleted footer is drawn thin in its colour (#911eb4), the added sidebar thick.
+    assert (pixels == (0x91, 0x1E, 0xB4)).all(axis=2).any()
+    assert (pixels == (0xF5, 0x82, 0x31)).all(axis=2).sum() > 100
 
 
 def test_rejected_page_is_named_and_the_rest_pushed(
