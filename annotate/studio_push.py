@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.config import Config
+from catalog.config import Config, LabelsConfig
 from catalog.db import Catalog
 from catalog.workspace import CorruptFile, Workspace, read_json
 
@@ -99,7 +99,16 @@ def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], list[s
     return pages, notes
 
 
-def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str) -> Built:
+def unknown_labels(pre: dict, labels: LabelsConfig) -> list[str]:
+    """Labels of a pre-annotation that the label set lacks (the server would take them
+    silently and the labelling UI would show regions nobody can select)."""
+    found = [r.get("label") for r in pre.get("regions", []) if r.get("label") not in labels.regions]
+    found += [m for m in (pre.get("masks") or {}) if m not in labels.masks]
+    return sorted({str(x) for x in found})
+
+
+def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str,
+          labels: LabelsConfig | None = None) -> Built:
     """Read a page's files and serialise its task (with its prediction, if any)."""
     page_dir = ws.page_dir(page.page_id)
     ref = f"{image_prefix}/{page.page_id}/screenshot.png"
@@ -111,6 +120,11 @@ def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str) -> Bu
             pre = read_json(page_dir / "preannotation.json")
             width, height = int(pre["width"]), int(pre["height"])
             version = str((pre.get("meta") or {}).get("version", "")) or "unknown"
+            unknown = unknown_labels(pre, labels) if labels is not None else []
+            if unknown:
+                return Built(page.page_id, digest, version, error=(
+                    f"labels {', '.join(unknown)} are not in the label set ([labels] in "
+                    "pipeline.toml)"))
         data = {"data": task_data(page.page_id, ref, width, height, page.url)}
         return Built(page.page_id, digest, version, serialise(data, page_dir, pre))
     except (CorruptFile, ValueError, KeyError, OSError) as exc:
@@ -349,7 +363,7 @@ def push(
                 # GIL) while the previous batch is on the wire; a window bounds the memory.
                 with ThreadPoolExecutor(max_workers=2) as pool:
                     for b in _bounded_map(
-                        pool, lambda p: build(p, ws, prefix, digests[p.page_id]), items,
+                        pool, lambda p: build(p, ws, prefix, digests[p.page_id], config.labels), items,
                         window=2 * MAX_TASKS_PER_BATCH,
                     ):
                         if b.error:

@@ -230,19 +230,27 @@ def test_rejected_page_is_named_and_the_rest_pushed(
     pre = read_json(ws.preannotation_json(bad))
     pre["regions"][1]["score"] = math.nan  # a pre-annotator's 0/0; the server refuses NaN
     write_json_atomic(ws.preannotation_json(bad), pre)
+    # A label the label set lacks is caught before it reaches the server, which takes any.
+    odd = ws.page_ids()[5]
+    odd_pre = read_json(ws.preannotation_json(odd))
+    odd_pre["regions"][0]["label"] = "banner"
+    write_json_atomic(ws.preannotation_json(odd), odd_pre)
     env = labelstudio.env()
     proc = run_annotate(["push", "--workspace", str(ws.root)], env, tmp_path)
     assert proc.returncode == 1
     assert f"page {bad} was not pushed (HTTP 400" in proc.stdout
-    assert "5 tasks created" in proc.stdout
+    assert f"page {odd} was not pushed (labels banner are not in the label set" in proc.stdout
+    assert "4 tasks created" in proc.stdout
     pid = api.project("ws-reject")["id"]
     assert sorted(t["data"]["page_id"] for t in api.tasks(pid)) == sorted(
-        set(ws.page_ids()) - {bad})
-    # Fixed, it goes in on the next push, and nothing is doubled.
+        set(ws.page_ids()) - {bad, odd})
+    # Fixed, they go in on the next push, and nothing is doubled.
     pre["regions"][1]["score"] = 0.5
     write_json_atomic(ws.preannotation_json(bad), pre)
+    odd_pre["regions"][0]["label"] = "header"
+    write_json_atomic(ws.preannotation_json(odd), odd_pre)
     out = _ok(run_annotate(["push", "--workspace", str(ws.root)], env, tmp_path))
-    assert "1 tasks created" in out
+    assert "2 tasks created" in out
     assert sorted(t["data"]["page_id"] for t in api.tasks(pid)) == ws.page_ids()
 
 
