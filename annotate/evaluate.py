@@ -3,6 +3,17 @@
 Per page and averaged over pages (and over each split of the Kreuzer corpus): segment
 precision / recall / F1 at IoU >= 0.5, BCubed over pixels, IoU per class, the label
 accuracy of matched segments, and the milliseconds the pre-annotation took.
+
+Written to the output dir: `evaluation.json` ({"schema": 1, "version": pre-annotator,
+"ground_truth", "summary": {"all"|"dev"|"heldout": {"pages", "proposal"|"whole_page"|
+"naive_dom": {"seg_p", "seg_r", "seg_f1", "bcubed_p", "bcubed_r", "bcubed_f1"},
+"class_iou", "label_accuracy", "label_accuracy_per_class", "label_accuracy_macro",
+"ms_per_page", "capture_ms_per_page"}}, "pages": [per-page figures]}), `overlays/<page>.png`
+(truth beside proposal) and `worst_pages.png` (the pages with the lowest segment F1 plus
+BCubed F1).
+
+With `--kreuzer`, the dev / held-out split is kreuzer.split_of (a fixed hash of the page's
+folder): the method was tuned on dev pages only, and its targets are judged on held-out.
 """
 
 from __future__ import annotations
