@@ -388,6 +388,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_preannotate_command_writes_then_skips_then_redoes(tmp_path):
     ws, pid = _workspace_with_page(tmp_path, classic_page())
     first = _run_cli("preannotate", "--workspace", str(ws.root))
@@ -401,6 +402,7 @@ def test_preannotate_command_writes_then_skips_then_redoes(tmp_path):
     assert forced.returncode == 0 and "pre-annotated 1 page(s)" in forced.stderr
 
 
+@pytest.mark.slow
 def test_preannotate_command_reports_a_bad_page_and_keeps_the_others(tmp_path):
     ws, good = _workspace_with_page(tmp_path, classic_page())
     bad = "bad000"
