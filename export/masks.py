@@ -175,12 +175,14 @@ def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[by
     n = len(counts)
     wide = n and int(counts.max()) >= 2**31
     counts = counts.astype(np.int64 if wide else np.int32)  # narrow: half the memory traffic
-    first = np.searchsorted(owner, np.arange(n_owners))  # every mask has counts
-    pos = np.arange(n, dtype=counts.dtype) - np.repeat(first, np.diff(np.r_[first, n]))
+    first = np.searchsorted(owner, np.arange(n_owners))  # every mask has two counts or more
     # The format codes each count after a mask's third as the change from two before.
+    head = np.zeros(n, bool)
+    third = first + 2
+    head[first], head[first + 1], head[third[third < n]] = True, True, True
     delta = counts.copy()
     delta[2:] -= counts[:-2]
-    x = np.where(pos > 2, delta, counts)
+    x = np.where(head, counts, delta)
     # Each value is written in five-bit chunks, low first, until the rest is its sign
     # extension: k chunks hold -2**(5k-1) <= x < 2**(5k-1).
     magnitude = x ^ (x >> (8 * x.itemsize - 1))  # x for x >= 0, -x - 1 below
@@ -275,17 +277,20 @@ def _block_components(runs: Blocks, width: int) -> np.ndarray:
 
 
 def _expand(runs: Blocks, comp: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(column, row0, row1, component) of every run of every column, column-major."""
-    n_blocks = len(runs.start)
-    per_block = np.bincount(runs.block, minlength=n_blocks)
-    first_run = np.cumsum(per_block) - per_block
-    total = per_block * runs.length
-    which = np.repeat(np.arange(n_blocks), total)
+    """(column, row0, row1, component) of every run of every column, ordered by component
+    and, within one, column-major: the order of the component's RLE counts."""
+    order = np.argsort(comp, kind="stable")  # block runs by component, then block and row
+    comp, block = comp[order], runs.block[order]
+    group = np.flatnonzero(np.r_[True, (comp[1:] != comp[:-1]) | (block[1:] != block[:-1])])
+    per_group = np.diff(np.r_[group, len(comp)])  # runs of one component in one block
+    columns = runs.length[block[group]]
+    total = per_group * columns
+    which = np.repeat(np.arange(len(group)), total)
     k = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
-    n_here = per_block[which]
-    run = first_run[which] + k % n_here
-    col = runs.start[which] + k // n_here
-    return col, runs.row0[run], runs.row1[run], comp[run]
+    n_here = per_group[which]
+    node = order[group[which] + k % n_here]
+    col = runs.start[block[group]][which] + k // n_here
+    return col, runs.row0[node], runs.row1[node], comp[group[which]]
 
 
 def component_instances(mask: np.ndarray) -> list[Instance]:
@@ -327,8 +332,7 @@ def _instances(runs: Blocks, sub_width: int, origin: tuple[int, int],
         return []
     (top, left), (height, width) = origin, shape
     col, row0, row1, lab = _expand(runs, _block_components(runs, sub_width))
-    order = np.argsort(lab, kind="stable")  # by component, then position
-    lab, col, row0, row1 = lab[order], col[order] + left, row0[order] + top, row1[order] + top
+    col, row0, row1 = col + left, row0 + top, row1 + top
     s = col * height + row0
     e = col * height + row1
     # Bounding boxes and areas per component.
