@@ -110,6 +110,12 @@ def rle_costs(ws: Workspace, n_pages: int, n_sdk_decode: int) -> dict[str, float
             "sdk_decode": ms(sdk_dec)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=500)
@@ -129,7 +135,10 @@ def main() -> int:
         # Ours, end to end.
         config = Config()
         config.labelstudio.project_title = f"bench-ours-{stamp}"
+        server_cpu, client_cpu = cpu_seconds(info.pid), time.process_time()
         result = push(ws, config, client, progress=True, say=lambda s: None)
+        server_cpu = cpu_seconds(info.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         made.append(result.project_id)
         assert result.created == args.pages and not result.rejected, result
         ours = args.pages / result.seconds
@@ -177,7 +186,9 @@ def main() -> int:
           "the client and anything else share them)")
     print(f"{args.pages} pages ({', '.join(f'{w}x{h}' for w, h in SIZES)}), "
           f"4 rectangles + 3 brush masks each, {mean_kb:.0f} KiB of JSON per task")
-    print(f"ours (annotate push, end to end): {result.seconds:6.1f} s  {ours:6.1f} tasks/s")
+    print(f"ours (annotate push, end to end): {result.seconds:6.1f} s  {ours:6.1f} tasks/s "
+          f"(CPU per task: client {1000 * client_cpu / args.pages:.1f} ms, server "
+          f"{1000 * server_cpu / args.pages:.1f} ms)")
     print(f"SDK path (mask2rle + import_tasks): {t_build + t_sdk_upload:6.1f} s  "
           f"{sdk_rate:6.1f} tasks/s (build {t_build:.1f} s, upload {t_sdk_upload:.1f} s)")
     print(f"upload only, same tasks: import_tasks {args.pages / t_sdk_upload:6.1f} tasks/s, "
