@@ -84,7 +84,7 @@ def test_crawl_delay_spaces_requests_to_a_host(chromium: str, tmp_path: Path) ->
     site = TrapSite()
     try:
         site.routes["/robots.txt"] = lambda n: (200, {"Content-Type": "text/plain"},
-                                                 b"User-agent: *\nCrawl-delay: 1\n")
+                                                 b"User-agent: *\nCrawl-delay: 2\n")
         site.page("/", "p1.html", "p2.html", "p3.html")
         for name in ("p1.html", "p2.html", "p3.html"):
             site.page(f"/{name}")
@@ -94,6 +94,7 @@ def test_crawl_delay_spaces_requests_to_a_host(chromium: str, tmp_path: Path) ->
     finally:
         site.httpd.shutdown()
     assert len(starts) == 4, site.log
-    # Two browsers, one host: its Crawl-delay still spaces every request by a second.
+    # Two browsers, one host: its Crawl-delay still spaces the requests by two seconds
+    # (measured where the server sees them, give or take the browser's own latency).
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert all(g >= 0.95 for g in gaps), gaps
+    assert all(g >= 1.8 for g in gaps), gaps
