@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .masks import IGNORE, ClassSet
 from .release import SUMS, sha256_file
 
 SPLIT_DIRS = ("train", "val", "test")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -51,10 +53,19 @@ def _check_sums(rel: Path, rep: Report) -> None:
     if not sums.is_file():
         rep.problems.append(f"{SUMS} is missing")
         return
+    try:
+        text = sums.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        rep.problems.append(f"{SUMS} is not UTF-8 text")
+        return
+    if not text.endswith("\n"):
+        rep.problems.append(f"{SUMS} does not end with a newline")
     listed = set()
-    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+    # Split on "\n" alone, as sha256sum does: splitlines() would also break at other
+    # control characters and so read a damaged file as a sound one.
+    for n, line in enumerate(text.removesuffix("\n").split("\n"), 1):
         digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64:
+        if not sep or not _DIGEST.fullmatch(digest):
             rep.problems.append(f"{SUMS} line {n} is malformed")
             continue
         listed.add(name)

@@ -394,3 +394,20 @@ def test_a_damaged_screenshot_is_left_out_not_copied(tmp_path):
     assert pids[0] not in {r["page_id"] for r in _manifest(result.path)}
     assert any(pids[0] in line and "not a readable image" in line for line in lines)
     assert result.pages == 3
+
+
+@pytest.mark.parametrize("damage", ["not utf-8", "vertical tab for a newline"])
+def test_verify_catches_a_damaged_sha256sums(release_copy, damage):
+    sums = release_copy / "SHA256SUMS"
+    original = sums.read_bytes()
+    damaged = bytearray(original)
+    if damage == "not utf-8":
+        damaged[0] ^= 128
+    else:  # a line break that only str.splitlines() would still see
+        damaged[original.index(b"\n")] = 0x0B
+    sums.write_bytes(bytes(damaged))
+    try:
+        rep = verify_release(release_copy)
+        assert not rep.ok and rep.verdict().startswith("FAILED ")
+    finally:
+        sums.write_bytes(original)
