@@ -20,6 +20,7 @@ from PIL import Image
 from .coco import page_annotations
 from .masks import IGNORE, Box, ClassSet, int_box, paint_semantic
 from .png import decode_grey8, decode_pixels, encode_indexed, encode_pixels
+from .preview import thumbnail
 from .select import PageInput
 from .tiles import resized_size, tile_windows
 
@@ -42,6 +43,7 @@ class PageResult:
     # SHA-256 of every file written, by path relative to the split directory: the
     # release's SHA256SUMS takes them from here instead of reading the files again.
     digests: dict[str, str] = field(default_factory=dict)
+    thumbnail: Image.Image | None = None  # for the release's preview, when asked
 
 
 def _put(split_dir: Path, rel: str, data: bytes, digests: dict[str, str]) -> str:
@@ -125,7 +127,10 @@ def export_page(
     tile: int = 0,
     resize_width: int = 0,
     png_level: int = 1,
+    thumbnail_caption: str | None = None,
 ) -> PageResult:
+    """Write one page's files; with thumbnail_caption, also its preview thumbnail (made
+    from the pixels already in memory rather than from the files again)."""
     size = resized_size(page.width, page.height, resize_width)
     width, height = size
     regions, dropped = region_boxes(page, classes, size)
@@ -155,6 +160,13 @@ def export_page(
         tiles = _write_tiles(page.page_id, pixels, sem, palette, split_dir, tile, png_level,
                              digests)
 
+    thumb = None
+    if thumbnail_caption is not None:
+        if pixels is None:
+            pixels = decode_image(shot_bytes, page.screenshot)
+        colours = np.array(palette, np.uint8).reshape(256, 3)
+        thumb = thumbnail(pixels, sem, colours, thumbnail_caption)
+
     return PageResult(
         image=image_rel,
         mask=mask_rel,
@@ -167,6 +179,7 @@ def export_page(
         regions_dropped=dropped,
         tiles=tiles,
         digests=digests,
+        thumbnail=thumb,
     )
 
 

@@ -17,6 +17,10 @@ LABEL_H = 14
 ALPHA = 0.45
 
 
+def caption(split: str, page_id: str, site: str) -> str:
+    return f"{split} {page_id[:16]} {site}"
+
+
 def _shown_rows(width: int) -> int:
     """Rows of a page `width` wide that fill a thumbnail's height at THUMB_W."""
     return int(THUMB_H * width / THUMB_W)
@@ -70,11 +74,15 @@ def legend(names: list[str], colours: list[tuple[int, int, int]], width: int) ->
 
 def contact_sheet(
     release: Path, pages: list[dict], names: list[str], colours: list[tuple[int, int, int]],
-    columns: int = 6,
+    columns: int = 6, ready: dict[str, Image.Image] | None = None,
 ) -> Image.Image:
-    """pages: manifest rows (image, mask, split, page_id) to show."""
+    """pages: manifest rows (image, mask, split, page_id) to show; ready: thumbnails made
+    while the pages were exported, by page id (the others are made from the files)."""
     thumbs = []
     for row in pages:
+        if ready and row["page_id"] in ready:
+            thumbs.append(ready[row["page_id"]])
+            continue
         image = decode_pixels((release / row["image"]).read_bytes(), row["image"])
         mask_bytes = (release / row["mask"]).read_bytes()
         top = read_indexed_top(mask_bytes, _shown_rows(image.shape[1]))
@@ -82,8 +90,7 @@ def contact_sheet(
             with Image.open(io.BytesIO(mask_bytes)) as m:
                 pal = np.array(m.getpalette("RGB") + [0] * 768, np.uint8)[:768]
                 top = np.asarray(m), pal.reshape(256, 3)
-        caption = f"{row['split']} {row['page_id'][:16]} {row['site']}"
-        thumbs.append(thumbnail(image, *top, caption))
+        thumbs.append(thumbnail(image, *top, caption(row["split"], row["page_id"], row["site"])))
     columns = max(1, min(columns, len(thumbs)))
     rows = (len(thumbs) + columns - 1) // columns
     width = max(columns * (THUMB_W + 4) + 4, _legend_width(names[1:]))

@@ -22,6 +22,7 @@ from importlib.metadata import version as pkg_version
 from pathlib import Path
 
 import cv2
+from PIL import Image
 
 from catalog import Catalog, Config, Workspace
 
@@ -31,7 +32,7 @@ from .groups import Assignment, assign_splits, check_ratios
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
 from .pagefiles import export_page
-from .preview import contact_sheet, pick
+from .preview import caption, contact_sheet, pick
 from .select import PageInput, Selection, select_pages
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
@@ -204,6 +205,7 @@ class SplitOutput:
     tiles: int = 0
     regions_dropped: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # release-relative path -> sha256
+    thumbnails: dict[str, Image.Image] = field(default_factory=dict)  # page id -> thumbnail
 
 
 def _export_split(
@@ -216,6 +218,7 @@ def _export_split(
     assignment: dict[str, Assignment],
     progress: Callable[[str, bool], None] | None,
     log: Callable[[str], None],
+    previewed: set[str],
 ) -> SplitOutput:
     """Write <split>/: images, masks, tiles, annotations.json and metadata files."""
     ex = config.export
@@ -230,6 +233,8 @@ def _export_split(
             res = export_page(
                 page, sdir, classes, image_id=image_id, tile=ex.tile,
                 resize_width=ex.resize_width, png_level=ex.png_level,
+                thumbnail_caption=(caption(split, page.page_id, page.site)
+                                   if page.page_id in previewed else None),
             )
         except (OSError, ValueError, cv2.error) as exc:
             why = f"could not be exported ({exc})"
@@ -253,6 +258,8 @@ def _export_split(
         out.regions_dropped += res.regions_dropped
         out.tiles += len(res.tiles)
         out.digests.update({f"{split}/{rel}": d for rel, d in res.digests.items()})
+        if res.thumbnail is not None:
+            out.thumbnails[page.page_id] = res.thumbnail
         tile_rows += res.tiles
         n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
         meta.append({
@@ -305,9 +312,14 @@ def _write(
     by_split: dict[str, list[PageInput]] = {s: [] for s in splits}
     for page in sel.pages:
         by_split[assignment[page.page_id].split].append(page)
+    # The pages the preview will show, if none fails: their thumbnails are made while
+    # their pixels are at hand. A failure changes the pick; the preview then reads files.
+    planned = [{"page_id": p.page_id, "split": assignment[p.page_id].split, "site": p.site}
+               for p in sel.pages]
+    previewed = {r["page_id"] for r in pick(planned, splits, ex.preview_pages)}
     outs = {
         s: _export_split(s, by_split[s], root, version, config, classes, assignment,
-                         progress, log)
+                         progress, log, previewed)
         for s in splits
     }
     manifest = [row for o in outs.values() for row in o.manifest]
@@ -323,7 +335,9 @@ def _write(
     names = classes.names
     colours = [classes.color(n) for n in names]
     if ex.preview_pages > 0:
-        sheet = contact_sheet(root, pick(manifest, splits, ex.preview_pages), names, colours)
+        ready = {k: v for o in outs.values() for k, v in o.thumbnails.items()}
+        sheet = contact_sheet(root, pick(manifest, splits, ex.preview_pages), names, colours,
+                              ready=ready)
         sheet.save(root / "preview.png", "PNG", compress_level=ex.png_level, optimize=False)
     card = CardData(
         dataset=config.dataset.name, version=version, splits=splits, manifest=manifest,

@@ -411,3 +411,18 @@ def test_verify_catches_a_damaged_sha256sums(release_copy, damage):
         assert not rep.ok and rep.verdict().startswith("FAILED ")
     finally:
         sums.write_bytes(original)
+
+
+def test_preview_made_during_export_equals_one_made_from_the_files(release):
+    from catalog.config import LabelsConfig
+    from export.masks import ClassSet
+    from export.preview import contact_sheet, pick
+
+    classes = ClassSet.from_labels(LabelsConfig())
+    rows = _manifest(release)
+    chosen = pick(rows, ["train", "val"], Config().export.preview_pages)
+    assert len(chosen) == Config().export.preview_pages
+    colours = [classes.color(n) for n in classes.names]
+    from_files = contact_sheet(release, chosen, classes.names, colours)
+    written = Image.open(release / "preview.png").convert("RGB")
+    assert np.array_equal(np.asarray(written), np.asarray(from_files))
