@@ -2,7 +2,8 @@
 
 Debian's chromedriver is named explicitly so that Selenium Manager never runs (it would
 try to download a driver). The flags are the ones measured to work headless as root with
-no network; `offline` also keeps every hostname but loopback from resolving.
+no network; `offline` also keeps every hostname but loopback from resolving. Nobody is
+there to answer a page's dialogs, so none opens.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.command import Command
+
+from .cdp import cdp
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
@@ -32,6 +37,12 @@ BASE_FLAGS = (
     "--mute-audio",
     "--disable-quic",
     "--window-size=1280,800",
+)
+# alert() or confirm() would fail every later command ("unexpected alert open") and
+# window.open would pile up windows: in an unattended capture they do nothing.
+NO_DIALOGS = (
+    "window.alert = () => undefined; window.confirm = () => true;"
+    " window.prompt = () => null; window.print = () => undefined; window.open = () => null;"
 )
 OFFLINE_RULE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
 
@@ -62,6 +73,7 @@ def chrome_options(opts: BrowserOptions, user_data_dir: str | None = None) -> we
     # and it works through a Grid where a CDP event listener would not.
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     options.page_load_strategy = "normal"
+    options.unhandled_prompt_behavior = "dismiss"  # a dialog that still opens
     return options
 
 
@@ -70,18 +82,29 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
     opts = opts or BrowserOptions()
     if opts.grid:
         driver = webdriver.Remote(command_executor=opts.grid, options=chrome_options(opts))
-        driver._webseg_profile = None  # type: ignore[attr-defined]
-        return driver
-    profile = tempfile.mkdtemp(prefix="webseg-chromium-")
+        driver._webseg_profile = None  # type: ignore[attr-defined]  # the Grid owns it
+    else:
+        profile = tempfile.mkdtemp(prefix="webseg-chromium-")
+        try:
+            # A session of its own: Ctrl-C in a terminal signals the foreground process
+            # group, and the browser must live on to finish the pages in flight.
+            service = Service(CHROMEDRIVER, popen_kw={"start_new_session": True})
+            driver = webdriver.Chrome(service=service, options=chrome_options(opts, profile))
+        except Exception:
+            shutil.rmtree(profile, ignore_errors=True)
+            raise
+        driver._webseg_profile = profile  # type: ignore[attr-defined]
     try:
-        driver = webdriver.Chrome(
-            service=Service(CHROMEDRIVER), options=chrome_options(opts, profile)
-        )
+        cdp(driver, "Page.addScriptToEvaluateOnNewDocument", {"source": NO_DIALOGS})
     except Exception:
-        shutil.rmtree(profile, ignore_errors=True)
+        stop_browser(driver)
         raise
-    driver._webseg_profile = profile  # type: ignore[attr-defined]
     return driver
+
+
+def performance_log(driver: Any) -> list[dict[str, Any]]:
+    """The entries logged since the last call; webdriver.Remote lacks `get_log`."""
+    return driver.execute(Command.GET_LOG, {"type": "performance"})["value"]
 
 
 def stop_browser(driver: webdriver.Remote) -> None:

@@ -17,6 +17,7 @@ import json
 import math
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from catalog.records import BOXES_SCHEMA, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import Workspace
 
+from .browser import performance_log
 from .cdp import cdp
 
 # Our own screenshots are trusted and can be very tall.
@@ -43,9 +45,14 @@ Image.MAX_IMAGE_PIXELS = None
 
 _JS_DIR = Path(__file__).with_name("js")
 _JS = {name: (_JS_DIR / f"{name}.js").read_text(encoding="utf-8") for name in ("boxes", "prepare")}
-# Thousands of boxes cross the WebDriver wire faster as one JSON string than as objects.
-_JS["boxes_json"] = (
-    "return JSON.stringify((function(){" + _JS["boxes"] + "}).apply(null, arguments));"
+# One round trip does it all: prepare, wait, then read the boxes. Thousands of boxes
+# cross the WebDriver wire faster as one JSON string than as objects.
+_JS["prepare_and_read"] = (
+    "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
+    "const __read = function() {" + _JS["boxes"] + "};"
+    "(function() {" + _JS["prepare"] + "}).call(null, __opts, function() {"
+    "  try { __done(JSON.stringify(__read.call(null, __opts))); }"
+    "  catch (e) { __done(JSON.stringify({error: String(e && e.stack || e)})); } });"
 )
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -118,8 +125,19 @@ def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
     driver._webseg_viewport = key
 
 
+def _same_url(a: str, b: str) -> bool:
+    try:
+        return normalise_url(a) == normalise_url(b)
+    except BadURL:
+        return False
+
+
 def parse_document_response(entries: list[dict[str, Any]], requested: str) -> DocumentResponse:
-    """Find the top-level document's request chain in performance-log entries."""
+    """Find the navigation to `requested` and its redirect chain in performance-log entries.
+
+    The log may still hold the previous page's late events, so the navigation is the
+    document request for the requested URL, not merely the first one.
+    """
     resp = DocumentResponse()
     main_request: str | None = None
     for entry in entries:
@@ -129,15 +147,17 @@ def parse_document_response(entries: list[dict[str, Any]], requested: str) -> Do
             continue
         method, params = msg.get("method"), msg.get("params", {})
         if method == "Network.requestWillBeSent" and params.get("type") == "Document":
-            # The first document request is the navigation; frames come later.
-            if main_request is None:
+            url = params.get("request", {}).get("url", "")
+            if main_request is None and not params.get("redirectResponse") and _same_url(url, requested):
                 main_request = params.get("requestId")
-            if params.get("requestId") != main_request:
+            if main_request is None or params.get("requestId") != main_request:
                 continue
             redirect = params.get("redirectResponse")
             if redirect:
                 resp.redirects.append(redirect.get("url", ""))
-            resp.url = params.get("request", {}).get("url", resp.url)
+            resp.url = url
+        elif main_request is None:
+            continue
         elif method == "Network.responseReceived" and params.get("requestId") == main_request:
             r = params.get("response", {})
             resp.status = r.get("status")
@@ -146,8 +166,6 @@ def parse_document_response(entries: list[dict[str, Any]], requested: str) -> Do
             resp.headers = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
         elif method == "Network.loadingFailed" and params.get("requestId") == main_request:
             resp.error = params.get("errorText", "failed")
-    if resp.redirects and resp.redirects[0] != requested:
-        resp.redirects.insert(0, requested)
     return resp
 
 
@@ -215,12 +233,13 @@ def find_blank_from(pixels: np.ndarray, boxes: list[dict[str, Any]], min_run: in
     return int(run[0]["bbox"][1])
 
 
-def _document_ready(driver: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _guard(driver.execute_script, "return document.readyState") == "complete":
-            return
-        time.sleep(0.05)
+def _set_timeouts(driver: Any, cfg: CaptureConfig) -> None:
+    key = (cfg.timeout, cfg.image_wait)
+    if getattr(driver, "_webseg_timeouts", None) == key:
+        return
+    driver.set_page_load_timeout(cfg.timeout)
+    driver.set_script_timeout(cfg.image_wait + 10)
+    driver._webseg_timeouts = key
 
 
 def capture_page(
@@ -232,16 +251,21 @@ def capture_page(
     *,
     crawl_id: str = "",
     depth: int = 0,
+    before_navigate: Callable[[], None] | None = None,
 ) -> CaptureResult:
-    """Load `url` at `viewport` and write its page directory; see the module docstring."""
+    """Load `url` at `viewport` and write its page directory; see the module docstring.
+
+    `before_navigate` is called right before the request leaves (politeness timing).
+    """
     requested = normalise_url(url)
     vw, vh, dpr = viewport
     timings: dict[str, float] = {}
     flags: list[str] = []
     t0 = time.monotonic()
     _guard(set_viewport, driver, vw, vh, dpr)
-    _guard(driver.get_log, "performance")  # drop what earlier pages logged
-    _guard(driver.set_page_load_timeout, cfg.timeout)
+    _guard(_set_timeouts, driver, cfg)
+    if before_navigate is not None:
+        before_navigate()
     error = ""
     try:
         _guard(driver.get, requested)
@@ -252,8 +276,7 @@ def capture_page(
     except WebDriverException as exc:
         error = str(exc).splitlines()[0][:300]
     timings["load"] = time.monotonic() - t0
-    resp = parse_document_response(_guard(driver.get_log, "performance"), requested)
-    current = _guard(lambda: driver.current_url)
+    resp = parse_document_response(_guard(performance_log, driver), requested)
     record = PageRecord(
         page_id="",
         url=url,
@@ -271,35 +294,43 @@ def capture_page(
     )
     if resp.headers.get("retry-after"):
         record.retry_after = _retry_after_seconds(resp.headers["retry-after"])
-    if current.startswith("http"):
+    # The network log, not the browser's address bar: a navigation that never committed
+    # leaves the previous page showing, and its result must not be filed over that page.
+    if resp.url.startswith("http"):
         with contextlib.suppress(BadURL):
-            record.final_url = normalise_url(current)
+            record.final_url = normalise_url(resp.url)
     record.page_id = page_id(record.final_url, (vw, vh), dpr)
 
-    if error or resp.error or current.startswith("chrome-error:"):
-        record.status, record.error = "unreachable", resp.error or error or "navigation failed"
+    timed_out = "timeout" in flags
+    if timed_out and resp.status is None:
+        record.status, record.error = "timeout", "no response before the timeout"
+        return _write(ws, record, None, [], timings, t0)
+    if not timed_out and (error or resp.error or resp.status is None):
+        record.status = "unreachable"
+        record.error = error or resp.error or "no response"
         return _write(ws, record, None, [], timings, t0)
     if resp.content_type and not resp.content_type.startswith(HTML_TYPES):
         record.status = "not_html"
         return _write(ws, record, None, [], timings, t0)
-    if "timeout" in flags:
+    if timed_out:
         record.status = "timeout"
     elif resp.status is not None and resp.status >= 400:
         record.status = "http_error"
 
     t = time.monotonic()
-    if "timeout" not in flags:
-        _document_ready(driver, cfg.timeout)
-    _guard(driver.execute_script, "window.scrollTo(0, 0)")
-    _guard(driver.set_script_timeout, cfg.image_wait + 5)
     try:
-        _guard(driver.execute_async_script, _JS["prepare"], {"waitMs": int(cfg.image_wait * 1000)})
+        raw = _guard(
+            driver.execute_async_script,
+            _JS["prepare_and_read"],
+            {"waitMs": int(cfg.image_wait * 1000), "maxText": cfg.text_max_chars},
+        )
     except TimeoutException:
+        # A page still busy after the image wait: read the boxes as they are.
         flags.append("prepare_timeout")
-    timings["prepare"] = time.monotonic() - t
-
-    t = time.monotonic()
-    data = json.loads(_guard(driver.execute_script, _JS["boxes_json"], {"maxText": cfg.text_max_chars}))
+        raw = _guard(driver.execute_script, "return JSON.stringify((function(){" + _JS["boxes"] + "}).apply(null, arguments));", {"maxText": cfg.text_max_chars})
+    data = json.loads(raw)
+    if "error" in data:
+        raise RuntimeError(f"box extraction failed on {requested}: {data['error'][:300]}")
     timings["boxes"] = time.monotonic() - t
     record.title = (data.get("title") or "")[:300]
     record.page_height_css = int(math.ceil(data["docHeight"]))

@@ -18,13 +18,12 @@ from typing import Any
 from catalog.config import CaptureConfig
 from catalog.workspace import Workspace
 
-from .browser import BrowserOptions, stop_browser
+from .browser import BrowserOptions, start_browser, stop_browser
 from .capture import BrowserDied, CaptureResult, capture_page
 from .frontier import Entry
 from .orphans import note_browser
 from .politeness import Politeness
 from .robots import Robots
-from .session import Tab, start_detached
 
 
 @dataclass
@@ -48,7 +47,7 @@ class Worker(threading.Thread):
                  capture_cfg: CaptureConfig, browser_opts: BrowserOptions,
                  robots: Robots | None, politeness: Politeness, recycle_after: int,
                  crawl_id: str,
-                 starter: Callable[[BrowserOptions], Any] = start_detached):
+                 starter: Callable[[BrowserOptions], Any] = start_browser):
         super().__init__(name=f"browser-{index}", daemon=True)
         self.index = index
         self.jobs, self.results = jobs, results
@@ -83,9 +82,9 @@ class Worker(threading.Thread):
 
     def _stop_driver(self) -> None:
         with self.driver_lock:
-            tab, self.driver = self.driver, None
-        if tab is not None:
-            stop_browser(tab._driver)
+            driver, self.driver = self.driver, None
+        if driver is not None:
+            stop_browser(driver)
 
     def _ensure_driver(self) -> None:
         if self.driver is not None and self.pages_on_driver >= self.recycle_after > 0:
@@ -94,7 +93,7 @@ class Worker(threading.Thread):
             driver = self.starter(self.browser_opts)
             note_browser(self.ws, driver)
             with self.driver_lock:
-                self.driver = Tab(driver)
+                self.driver = driver
             self.pages_on_driver = 0
 
     def _do(self, job: Job) -> Outcome:
@@ -112,11 +111,11 @@ class Worker(threading.Thread):
             return Outcome(job, "no_browser", error=msg)
         # The host's turn is taken at the navigation itself, so the delay holds between
         # the requests the server sees, whatever the capture does before loading.
-        self.driver.before_get = lambda: self.politeness.start(host)
         try:
             result = capture_page(
                 self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
                 crawl_id=self.crawl_id, depth=job.entry.depth,
+                before_navigate=lambda: self.politeness.start(host),
             )
         except BrowserDied as exc:
             self._stop_driver()
