@@ -5,7 +5,8 @@ per the contracts), pins the process to one core and times `make_release`. Basel
 the same run: the plain loop of decoding each screenshot and encoding it again as PNG with
 OpenCV's (libpng's) defaults, and the same loop with the export's own codec (`export.png`),
 the least any tiled export must do. Target: at least 20 pages/s, in CPU time of the one
-core. Each figure is the best of --repeat runs: other work on a shared machine only ever
+core, with the process set up as `python -m export` sets it (export.memory). Each figure
+is the best of --repeat runs: other work on a shared machine only ever
 adds time (wall time is shown too, and inflates most).
 
     .venv/bin/python bench/export.py [--pages 40]
@@ -26,6 +27,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog import Catalog, Config, Workspace  # noqa: E402
+from export.memory import keep_freed_memory  # noqa: E402
 from export.pagefiles import decode_image, encode_image_png  # noqa: E402
 from export.release import make_release  # noqa: E402
 from export.synthetic import add_page  # noqa: E402
@@ -85,6 +87,7 @@ def main() -> int:
     ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement; best counts")
     args = ap.parse_args()
+    keep_freed_memory()  # as `python -m export` does
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:

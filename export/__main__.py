@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from catalog.cli import add_common_args, load, run_main
 
+from .memory import keep_freed_memory
 from .release import make_release, versions
 from .verify import verify_release
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_verify(argv[1:])
     if argv and argv[0] == "release":
         argv = argv[1:]
+    keep_freed_memory()
     return cmd_release(argv)
 
 

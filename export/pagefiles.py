@@ -63,9 +63,9 @@ def class_histogram(sem: np.ndarray) -> np.ndarray:
     return total
 
 
-def encode_image_png(arr: np.ndarray, level: int) -> bytes:
+def encode_image_png(arr: np.ndarray, level: int, scratch: dict | None = None) -> bytes:
     """PNG of pixels in RGB(A) order (or grey), as the export writes images and tiles."""
-    return encode_pixels(arr, level)
+    return encode_pixels(arr, level, scratch)
 
 
 def decode_image(data: bytes, name: object) -> np.ndarray:
@@ -73,9 +73,10 @@ def decode_image(data: bytes, name: object) -> np.ndarray:
     return decode_pixels(data, name)
 
 
-def encode_mask_png(sem: np.ndarray, palette: list[int], level: int) -> bytes:
+def encode_mask_png(sem: np.ndarray, palette: list[int], level: int,
+                    scratch: dict | None = None) -> bytes:
     """Palette PNG of a class-id mask: Pillow reads it as mode "P" with the class colours."""
-    return encode_indexed(sem, palette, level)
+    return encode_indexed(sem, palette, level, scratch)
 
 
 def read_mask_file(path: Path) -> np.ndarray:
@@ -189,6 +190,7 @@ def _write_tiles(
 ) -> list[dict]:
     rows = []
     height, width = image.shape[:2]
+    scratch: dict = {}  # one row buffer per tile shape, for all of the page's tiles
     for x, y in tile_windows(width, height, tile):
         name = f"{page_id}_x{x:05d}_y{y:05d}.png"
         tile_image = image[y : y + tile, x : x + tile]
@@ -200,8 +202,9 @@ def _write_tiles(
             padded_mask = np.full((tile, tile), IGNORE, np.uint8)
             padded_mask[: tile_mask.shape[0], : tile_mask.shape[1]] = tile_mask
             tile_mask = padded_mask
-        _put(split_dir, f"tiles/images/{name}", encode_image_png(tile_image, level), digests)
-        _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level),
+        _put(split_dir, f"tiles/images/{name}", encode_image_png(tile_image, level, scratch),
+             digests)
+        _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level, scratch),
              digests)
         rows.append(
             {

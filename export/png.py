@@ -46,8 +46,20 @@ def _png(width: int, height: int, colour_type: int, rows: np.ndarray, level: int
     return b"".join(parts)
 
 
-def encode_pixels(arr: np.ndarray, level: int) -> bytes:
-    """PNG of uint8 pixels in RGB(A) order, (h, w, 3|4), or grey (h, w); filter UP."""
+def _rows(scratch: dict | None, shape: tuple[int, int]) -> np.ndarray:
+    """A row buffer of `shape`, reused from `scratch` (fresh memory costs page faults)."""
+    if scratch is None:
+        return np.empty(shape, np.uint8)
+    buf = scratch.get(shape)
+    if buf is None:
+        buf = scratch[shape] = np.empty(shape, np.uint8)
+    return buf
+
+
+def encode_pixels(arr: np.ndarray, level: int, scratch: dict | None = None) -> bytes:
+    """PNG of uint8 pixels in RGB(A) order, (h, w, 3|4), or grey (h, w); filter UP.
+
+    scratch: a dict kept by the caller across calls, for the row buffer."""
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or 0 in arr.shape:
         raise ValueError(f"cannot write a PNG of a {arr.dtype} array shaped {arr.shape}")
     channels = 1 if arr.ndim == 2 else arr.shape[2]
@@ -55,7 +67,7 @@ def encode_pixels(arr: np.ndarray, level: int) -> bytes:
         raise ValueError(f"cannot write a PNG of {channels} channels")
     height, width = arr.shape[:2]
     flat = arr.reshape(height, width * channels)
-    rows = np.empty((height, width * channels + 1), np.uint8)
+    rows = _rows(scratch, (height, width * channels + 1))
     rows[:, 0] = _FILTER_UP
     rows[0, 1:] = flat[0]
     # UP: each byte minus the one above, modulo 256 (uint8 arithmetic wraps just so).
@@ -63,14 +75,15 @@ def encode_pixels(arr: np.ndarray, level: int) -> bytes:
     return _png(width, height, _COLOUR_TYPE[channels], rows, level)
 
 
-def encode_indexed(idx: np.ndarray, palette: list[int], level: int) -> bytes:
+def encode_indexed(idx: np.ndarray, palette: list[int], level: int,
+                   scratch: dict | None = None) -> bytes:
     """Palette ("P" mode) PNG of uint8 indices (h, w) with a 256-colour palette; no filter."""
     if idx.dtype != np.uint8 or idx.ndim != 2 or 0 in idx.shape:
         raise ValueError(f"cannot write a palette PNG of a {idx.dtype} array shaped {idx.shape}")
     if len(palette) != 768:
         raise ValueError(f"a palette has 768 entries, not {len(palette)}")
     height, width = idx.shape
-    rows = np.empty((height, width + 1), np.uint8)
+    rows = _rows(scratch, (height, width + 1))
     rows[:, 0] = _FILTER_NONE
     rows[:, 1:] = idx
     return _png(width, height, 3, rows, level, bytes(palette))
