@@ -85,7 +85,7 @@ def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
     chars = sum(len(b.text) for b in texts)
     if images and not texts and is_ad_shaped(rect):
         return "advertisement", 0.7
-    tol = max(40.0, 0.04 * height)
+    tol = min(150.0, max(40.0, 0.04 * height))
     near_top = y <= top + tol
     near_bottom = y + h >= bottom - tol
     # A thin full-width bar of links is a menu, whatever its names say, unless it closes

@@ -18,6 +18,11 @@ from .cluster import Item, cluster
 from .geometry import Rect, area, inter_area, union_rect
 from .tree import Node
 
+# Blocks of running text: a run of them straight in a container is one part of the page.
+FLOW_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "pre",
+                       "blockquote", "hr", "figure", "address"})
+PROSE_TAGS = frozenset({"p", "pre", "blockquote"})
+
 
 @dataclass
 class Proposal:
@@ -87,6 +92,31 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
             if area(rect) >= min_area:
                 out.append(Proposal(rect, None, leaves, "cluster"))
 
+    def flow(kids: list[Node], objects: list[Box]) -> None:
+        """Visit the parts of an opened container. Consecutive text blocks (paragraphs,
+        headings, lists straight in the container, as in a plain document) are one part
+        together, with the loose objects among them; any other block is a part."""
+        runs: list[list[Node]] = []
+        for k in sorted(kids, key=lambda k: (k.content[1], k.content[0])):
+            if k.box.tag in FLOW_TAGS and runs and runs[-1][-1].box.tag in FLOW_TAGS:
+                runs[-1].append(k)
+            else:
+                runs.append([k])
+        rest = list(objects)
+        for run in runs:
+            # Without a paragraph it is no text: a logo heading beside a menu list.
+            if len(run) < 2 or not any(k.box.tag in PROSE_TAGS for k in run):
+                for k in run:
+                    visit(k)
+                continue
+            rect = union_rect(_rect_of(k) for k in run)
+            inside = [b for b in rest if inter_area(b.bbox, rect) >= 0.5 * area(b.bbox)]
+            rest = [b for b in rest if b not in inside]
+            leaves = [b for k in run for b in k.all_leaves] + inside
+            out.append(Proposal(union_rect([rect, *(b.bbox for b in inside)]), None, leaves,
+                                "cluster"))
+        loose(rest)
+
     def outer(node: Node, chain: list[Node]) -> Node:
         """The outermost box of the chain of lone children ending at `node` that is not
         much larger than it: a person marking the part picks the outer box (seen on dev
@@ -116,9 +146,7 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
             loose(stray)
             return
         if is_root or _is_wrapper(node, kids, page, p):
-            for k in kids:
-                visit(k)
-            loose(stray)
+            flow(kids, stray)
             return
         emit(outer(node, chain))
 

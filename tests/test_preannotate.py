@@ -428,3 +428,20 @@ def test_css_background_is_an_image_only_where_nothing_is_drawn_over_it():
     assert masks["image"][100, 200] == 0
     assert masks["image"][310, 10] == 255
     assert masks["text"][15, 20] == 255
+
+
+def test_a_plain_document_is_one_text_part_not_one_part_per_paragraph():
+    """Paragraphs, headings and lists straight in body (a documentation page)."""
+    boxes = [_box(0, "block", (0, 0, 1000, 1200), tag="body", depth=0),
+             _box(1, "block", (0, 0, 1000, 120), 0, background="rgb(0, 60, 90)")]
+    boxes.append(_box(2, "text", (20, 40, 200, 30), 1, text="Site"))
+    nid, y = 3, 160
+    for tag, h in [("h1", 40), ("p", 80), ("ul", 200), ("p", 60), ("h2", 30), ("p", 120),
+                   ("pre", 150), ("p", 60)]:
+        boxes.append(_box(nid, "block", (20, y, 960, h), 0, tag=tag))
+        boxes.append(_box(nid + 1, "text", (20, y, 900, min(h, 20)), nid, text="words " * 30))
+        nid, y = nid + 2, y + h + 16
+    page = parse_boxes({"schema": 1, "width": 1000, "height": 1200, "boxes": boxes})
+    regions = propose_regions(page, label_set())
+    got = sorted((r.label, [round(v) for v in r.bbox]) for r in regions)
+    assert got == [("header", [0, 0, 1000, 120]), ("main", [20, 160, 960, y - 16 - 160])]
