@@ -169,6 +169,28 @@ def parse_document_response(entries: list[dict[str, Any]], requested: str) -> Do
     return resp
 
 
+def decode_boxes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The box extractor's compact wire format -> one dict per box (see js/boxes.js)."""
+    strings, nodes = data["strings"], data["pathNodes"]
+    paths: list[str] = []
+    for parent, step in nodes:  # parents always come before their children
+        paths.append(step if parent < 0 else f"{paths[parent]}>{step}")
+    fields = data["fields"]
+    string_at = [i for i, f in enumerate(fields) if f in set(data["stringFields"])]
+    path_at = fields.index("path")
+    boxes = []
+    for row in data["rows"]:
+        for i in string_at:
+            row[i] = strings[row[i]]
+        row[path_at] = paths[row[path_at]] if row[path_at] >= 0 else ""
+        box = dict(zip(fields, row[: len(fields)], strict=True))
+        box["fixed"], box["visible"] = bool(box["fixed"]), bool(box["visible"])
+        if row[len(fields)]:
+            box.update(row[len(fields)])
+        boxes.append(box)
+    return boxes
+
+
 def _png_size(png: bytes) -> tuple[int, int]:
     width, height = struct.unpack(">II", png[16:24])
     return width, height
@@ -343,7 +365,7 @@ def capture_page(
     timings["screenshot"] = time.monotonic() - t
     width, height = _png_size(png)
     scale = width / vw  # the real ratio of image to CSS pixels
-    boxes, beyond = to_image_boxes(data["boxes"], scale, width, height)
+    boxes, beyond = to_image_boxes(decode_boxes(data), scale, width, height)
     record.boxes_beyond_cap = beyond
 
     if width * height >= cfg.blank_check_pixels:

@@ -76,16 +76,20 @@ function clipOf(el) {
   return c;
 }
 
+// CSS paths as a tree: each element's path is its parent's plus one step, so the paths of
+// thousands of boxes travel as [parent, step] pairs and are joined on the other side.
+const pathNodes = [];  // [parent node index or -1, step]
 const pathCache = new Map();
 function cssPath(el) {
-  if (!el || el.nodeType !== 1) return "";
+  if (!el || el.nodeType !== 1) return -1;
   let p = pathCache.get(el);
   if (p !== undefined) return p;
-  if (el === root) { p = "html"; pathCache.set(el, p); return p; }
   let part = el.tagName.toLowerCase();
   // getAttribute, not el.id: a form with an input named "id" shadows the property.
   const id = el.getAttribute("id");
-  if (id && /^[A-Za-z][\w-]*$/.test(id)) {
+  if (el === root) {
+    part = "html";
+  } else if (id && /^[A-Za-z][\w-]*$/.test(id)) {
     part += "#" + id;
   } else if (el.parentElement) {
     let i = 1;
@@ -94,7 +98,9 @@ function cssPath(el) {
     }
     part += `:nth-of-type(${i})`;
   }
-  p = el.parentElement ? cssPath(el.parentElement) + ">" + part : part;
+  const parent = el === root ? -1 : cssPath(el.parentElement);
+  p = pathNodes.length;
+  pathNodes.push([parent, part]);
   pathCache.set(el, p);
   return p;
 }
@@ -315,5 +321,29 @@ for (const a of document.querySelectorAll("a[href], area[href]")) {
   if (href && /^https?:/i.test(href)) links.push(href);
 }
 
-return {boxes, links, title: document.title || "", docWidth, docHeight,
-  viewport: [vw, vh], contentType: document.contentType || ""};
+// The wire format: one array per box in FIELDS order, repeated strings sent once.
+const FIELDS = ["id", "kind", "bbox", "tag", "role", "dom_id", "classes", "path", "text",
+  "font_size", "font_weight", "color", "background", "z", "fixed", "visible",
+  "hidden_reason", "parent", "depth"];
+const STRING_FIELDS = new Set(["kind", "tag", "role", "dom_id", "classes", "text", "color",
+  "background", "hidden_reason"]);
+const known = new Set(FIELDS);
+const strings = [], stringIndex = new Map();
+function str(v) {
+  let i = stringIndex.get(v);
+  if (i === undefined) { i = strings.length; strings.push(v); stringIndex.set(v, i); }
+  return i;
+}
+const round2 = (v) => Math.round(v * 100) / 100;
+const rows = boxes.map((b) => {
+  const row = FIELDS.map((f) => (STRING_FIELDS.has(f) ? str(b[f]) : b[f]));
+  row[2] = b.bbox.map(round2);
+  let extra = null;
+  for (const k in b) if (!known.has(k)) (extra = extra || {})[k] = b[k];
+  row.push(extra);
+  return row;
+});
+
+return {fields: FIELDS, stringFields: Array.from(STRING_FIELDS), rows, strings, pathNodes,
+  links, title: document.title || "", docWidth, docHeight, viewport: [vw, vh],
+  contentType: document.contentType || ""};
