@@ -86,6 +86,8 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=40)
     ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement; best counts")
+    ap.add_argument("--textured", action="store_true",
+                    help="pages with noise-inked text and noisy pictures (MB-sized PNGs)")
     args = ap.parse_args()
     keep_freed_memory()  # as `python -m export` does
     if hasattr(os, "sched_setaffinity"):
@@ -96,7 +98,7 @@ def main() -> int:
         with Catalog(ws.catalog_path) as cat:
             for i in range(args.pages):
                 add_page(ws, cat, f"https://www.site{i % 10}.org/p{i}", seed=i, width=1280,
-                         height=4000)
+                         height=4000, textured=args.textured)
         shots = [ws.screenshot(p) for p in ws.page_ids()]
 
         def plain() -> None:
@@ -123,7 +125,8 @@ def main() -> int:
         r = result["r"]
         n = r.pages
         size = sum(s.stat().st_size for s in shots) / len(shots) / 1e3
-        print(f"pages: {n} of 1280x4000 (screenshots {size:.0f} kB each), tiles: {r.tiles} of "
+        kind = "textured" if args.textured else "flat-colour"
+        print(f"pages: {n} {kind} of 1280x4000 (screenshots {size:.0f} kB each), tiles: {r.tiles} of "
               f"{args.tile} px, one core, best of {rep}")
         print(f"baseline: OpenCV decode + encode each screenshot:   "
               f"{n / l_cpu:6.1f} pages/s CPU, {n / l_wall:6.1f} pages/s wall")

@@ -21,8 +21,16 @@ def _save_png(arr: np.ndarray, path: Path, mode: str) -> None:
     Image.fromarray(arr).convert(mode).save(path, "PNG", compress_level=1)
 
 
-def draw_page(width: int, height: int, seed: int) -> tuple[np.ndarray, list[dict], dict]:
-    """Screenshot pixels, regions and element masks (bool arrays) of a made-up page."""
+def draw_page(
+    width: int, height: int, seed: int, textured: bool = False
+) -> tuple[np.ndarray, list[dict], dict]:
+    """Screenshot pixels, regions and element masks (bool arrays) of a made-up page.
+
+    Plain pages are flat colour (text lines as solid bars, pictures as filled boxes), so
+    their PNGs are small; textured=True inks text lines with per-pixel grey noise and
+    fills pictures with noisy gradients: PNGs of a few MB, harder to code than real
+    screenshots, whose glyphs and photos have more structure than noise.
+    """
     rng = np.random.default_rng(seed)
     img = np.full((height, width, 3), 250, np.uint8)
     text = np.zeros((height, width), bool)
@@ -52,6 +60,13 @@ def draw_page(width: int, height: int, seed: int) -> tuple[np.ndarray, list[dict
         text[ty + 6 : ty + 18, width - side + 30 : width - 60] = True
     img[text] = (20, 20, 20)
     img[height - foot :] = (60, 60, 60)
+    if textured:
+        ink = text & (rng.random(text.shape) < 0.4)
+        img[ink] = rng.integers(20, 250, (int(ink.sum()), 1), dtype=np.uint8)
+        yy, xx = np.mgrid[0:height, 0:width]
+        photo = np.stack([(xx * 0.2 + yy * 0.05) % 256, (yy * 0.3) % 256, (xx * 0.1) % 256], -1)
+        photo = (photo + rng.normal(0, 12, photo.shape)).clip(0, 255).astype(np.uint8)
+        img[image] = photo[image]
     regions = [
         {"label": "header", "bbox": [0, 0, width, head]},
         {"label": "navigation", "bbox": [20, head // 3 - 4, width - 60, 28]},
@@ -94,13 +109,14 @@ def add_page(
     dup_group: str | None = None,
     canonical: bool = True,
     template: str | None = None,
+    textured: bool = False,
 ) -> str:
     """One captured page with its files and catalog rows; returns its page id."""
     pid = page_id(url, (1280, 800))
     ws.ensure()
     d = ws.page_dir(pid)
     d.mkdir(parents=True, exist_ok=True)
-    img, regions, masks = draw_page(width, height, seed)
+    img, regions, masks = draw_page(width, height, seed, textured)
     _save_png(img, d / "screenshot.png", "RGB")
     rec = PageRecord(
         page_id=pid, url=url, final_url=url, status="ok", viewport=[1280, 800],
