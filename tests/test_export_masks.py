@@ -141,3 +141,79 @@ def test_resize_keeps_the_aspect_ratio():
 def test_too_many_classes_are_refused():
     with pytest.raises(ValueError, match="254"):
         ClassSet.from_labels(LabelsConfig(regions=[f"r{i}" for i in range(252)]))
+
+
+@given(st.lists(arrays(bool, (9, 13)), min_size=1, max_size=10))
+@settings(max_examples=100, deadline=None)
+def test_masks_scanned_together_give_each_mask_its_own_components(masks):
+    from export.masks import element_instances
+
+    together = element_instances(masks)
+    assert len(together) == len(masks)
+    for mask, found in zip(masks, together, strict=True):
+        alone = component_instances(mask)
+        assert [(i.rle, i.bbox, i.area) for i in found] == [(i.rle, i.bbox, i.area) for i in alone]
+
+
+def test_components_of_repeated_columns_match_pycocotools():
+    # Blocks of identical columns (a text line, a box, a diagonal that joins them).
+    mask = np.zeros((60, 50), bool)
+    mask[10:22, 3:40] = True
+    mask[30:33, 5:45] = True
+    for k in range(8):
+        mask[22 + k, 40 + k] = True
+    for inst in component_instances(mask):
+        assert inst.rle["counts"] == _coco_encode(decode_rle(inst.rle))
+    assert len(component_instances(mask)) == 2
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 3), (7, 5, 4), (7, 5), (1, 1, 3)])
+def test_png_pixels_round_trip_through_pillow(shape):
+    import io
+
+    from PIL import Image
+
+    from export.png import decode_pixels, encode_pixels
+
+    arr = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_pixels(arr, 1)
+    assert data == encode_pixels(arr, 1)  # same pixels, same bytes
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == {3: "RGB", 4: "RGBA"}.get(shape[-1] if len(shape) == 3 else 0, "L")
+        assert np.array_equal(np.asarray(im), arr)
+    assert np.array_equal(decode_pixels(data, "x"), arr)
+
+
+def test_palette_png_reads_as_mode_p_with_its_colours_and_top_rows():
+    import io
+
+    from PIL import Image
+
+    from export.png import encode_indexed, read_indexed_top
+
+    idx = np.random.default_rng(1).integers(0, 11, (40, 17), dtype=np.uint8)
+    palette = CLASSES.palette()
+    data = encode_indexed(idx, palette, 1)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "P" and im.getpalette()[:768] == palette
+        assert np.array_equal(np.asarray(im), idx)
+    top, colours = read_indexed_top(data, 9)
+    assert np.array_equal(top, idx[:9]) and colours.reshape(-1).tolist() == palette
+
+
+def test_other_pngs_decode_through_the_fallback():
+    import io
+
+    from PIL import Image
+
+    from export.png import decode_grey8, decode_pixels
+
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 4, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).quantize(8).save(buf, "PNG")  # palette, decoded to RGB
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        want = np.asarray(im.convert("RGB"))
+    assert np.array_equal(decode_pixels(buf.getvalue(), "p"), want)
+    assert decode_grey8(buf.getvalue()) is None
+    with pytest.raises(ValueError, match="not a readable image"):
+        decode_pixels(b"not a png", "junk.png")
