@@ -133,8 +133,11 @@ def paint_semantic(
     sem = np.zeros((height, width), np.uint8)
     for cls, (x0, y0, x1, y1) in region_order(regions):
         sem[y0:y1, x0:x1] = cls
+    fill = np.empty_like(sem)
     for cls, mask in sorted(elements, key=lambda e: e[0]):
-        np.copyto(sem, np.uint8(cls), where=mask)
+        # OpenCV's masked copy is about three times numpy's copyto(where=) here.
+        fill.fill(cls)
+        cv2.copyTo(fill, np.ascontiguousarray(mask).view(np.uint8), sem)
     return sem
 
 
