@@ -1,11 +1,32 @@
 """Segmentation metrics: segments matched one-to-one at an IoU threshold, BCubed over
 pixels (Kiesel et al., CIKM 2020) and IoU per class.
 
-BCubed follows Kiesel et al.'s framework (multiplicity BCubed over pixels; what one side
-leaves unsegmented is left out of that side's score). IoU per class flattens each side's
-rectangles of a class into one pixel mask. Pixels are sampled every `step` pixels in both
-directions; at step 4 the figures differ from full resolution by well under 0.01 and
-cost 16 times less.
+BCubed as Kiesel, Kneist, Meyer, Komlossy, Stein and Potthast define it for web page
+segmentations ("Web Page Segmentation Revisited: Evaluation Framework and Dataset", CIKM
+2020; their R framework, webis-de/cikm20-web-page-segmentation-revisited-evaluation-
+framework-and-dataset, src/main/r/segmentations/clustering.R and clustering-evaluation.R),
+with pixels as the elements and area as their size:
+
+- The elements are the pixels that at least one segment of either segmentation covers
+  (the framework intersects the segments' polygons of both sides; a pixel in no segment
+  of either side, the page's bare background, is no element and counts nowhere).
+- Segments may overlap; the extended BCubed of Amigo et al. (2009, section 6.2) applies.
+  For elements e, e' sharing at least one segment of the algorithm's segmentation A,
+  multiplicity precision is min(|A(e) & A(e')|, |T(e) & T(e')|) / |A(e) & A(e')|, with
+  A(e), T(e) the segments of A and of the truth T holding e. Pairs sharing no segment of A
+  are left out (0/0 in the framework).
+- An element's precision is the mean multiplicity precision over the elements it shares a
+  segment of A with (itself included); BCubed precision is the mean over the elements in
+  at least one segment of A, each weighted by area. A pixel that A segments and T does not
+  shares no segment of T with anything and so scores 0: proposing what the truth leaves
+  out costs precision. A pixel that A leaves out is not in the precision at all.
+- Recall is the same with A and T swapped (over pixels in a true segment), F1 their
+  harmonic mean.
+
+Pixels are grouped into atoms (the same segments on both sides) weighted by pixel count,
+which gives the same sums as pixel pairs. Pixels are sampled every `step` pixels in both
+directions; at step 4 the figures differ from full resolution by well under 0.01 and cost
+16 times less. IoU per class flattens each side's rectangles of a class into one mask.
 """
 
 from __future__ import annotations
@@ -86,7 +107,7 @@ def _multiplicity_precision(a: np.ndarray, b: np.ndarray, weight: np.ndarray) ->
     """Extended BCubed precision of `a` against `b` (Amigo et al. 2009), over atoms: groups
     of pixels in exactly the same segments on both sides, weighted by their pixel count.
     Pixels in no segment of `a` do not count; pairs sharing more segments in `a` than in
-    `b` are penalised in proportion."""
+    `b` are penalised in proportion (see the module's docstring)."""
     ai, bi = a.astype(np.int32), b.astype(np.int32)
     shared_a = ai @ ai.T  # segments of `a` two atoms share
     shared_b = bi @ bi.T
@@ -103,10 +124,10 @@ def _multiplicity_precision(a: np.ndarray, b: np.ndarray, weight: np.ndarray) ->
 def bcubed(
     pred: Sequence[Segment], true: Sequence[Segment], width: int, height: int, step: int = 4
 ) -> tuple[float, float, float]:
-    """BCubed precision, recall and F1 with pixels as the items, as Kiesel et al. (CIKM
-    2020) extend it to segmentations: segments may overlap (multiplicity BCubed), and a
-    pixel that one side leaves unsegmented counts on the other side's score only
-    (precision is over proposed pixels, recall over true ones)."""
+    """BCubed precision, recall and F1 with pixels as the elements, exactly as Kiesel et al.
+    (CIKM 2020) define it (module docstring): only pixels some segment of either side
+    covers are elements; precision is over proposed pixels (those no true segment holds
+    score 0), recall over true ones. Either side empty: all 0."""
     if not pred or not true:
         return 0.0, 0.0, 0.0
     mp = _membership(pred, width, height, step)

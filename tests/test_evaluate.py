@@ -79,6 +79,40 @@ def test_bcubed_of_nested_segments_is_exact_for_the_same_nesting():
         bcubed(pred, nested, 100, 100, step=1), abs=0.03)
 
 
+def test_bcubed_counts_no_background_pixel():
+    # Kiesel et al.: only pixels in some segment of either side are elements, so the
+    # 9,900 bare pixels around a 10 x 10 block change nothing.
+    block = [S("a", 0, 0, 10, 10)]
+    assert bcubed(block, block, 100, 100, step=1) == pytest.approx((1.0, 1.0, 1.0))
+    halves = [S("a", 0, 0, 5, 10), S("b", 5, 0, 5, 10)]
+    p, r, f = bcubed(block, halves, 100, 100, step=1)
+    assert (p, r, f) == pytest.approx((0.5, 1.0, 2 / 3))
+
+
+def test_bcubed_of_overlapping_proposals_by_hand():
+    # Truth: one 100 x 10 block. Proposal: x 0-60 and x 40-100, overlapping in x 40-60.
+    # Atoms a (x 0-40, 400 px), b (x 40-60, 200 px, in both), c (x 60-100, 400 px).
+    # Precision: b pairs with itself sharing 2 proposed but 1 true segment (1/2), so b
+    # scores (400 + 200 / 2 + 400) / 1000 = 0.9, a and c score 1: P = 0.98.
+    # Recall: a shares the true segment with everything but only a and b share a proposed
+    # one: 600 / 1000; same for c; b: 1. R = (0.6 * 400 * 2 + 200) / 1000 = 0.68.
+    true = [S("a", 0, 0, 100, 10)]
+    pred = [S("x", 0, 0, 60, 10), S("y", 40, 0, 60, 10)]
+    p, r, f = bcubed(pred, true, 100, 10, step=1)
+    assert (p, r) == pytest.approx((0.98, 0.68))
+    assert f == pytest.approx(2 * 0.98 * 0.68 / 1.66)
+
+
+def test_bcubed_of_lost_nesting_by_hand():
+    # Truth: main (the page) with a header (top 20%) in it; proposal: header and the rest.
+    # Recall: a header pixel shares 2 true segments with header pixels (1 proposed: 1/2)
+    # and 1 with the rest (0 proposed: 0): 0.2 * 0.5 = 0.1; a pixel of the rest: 0.8.
+    # R = 0.2 * 0.1 + 0.8 * 0.8 = 0.66. Every proposed pair is right: P = 1.
+    nested = [S("main", 0, 0, 100, 100), S("header", 0, 0, 100, 20)]
+    p, r, _ = bcubed([S("x", 0, 20, 100, 80), S("h", 0, 0, 100, 20)], nested, 100, 100, step=1)
+    assert (p, r) == pytest.approx((1.0, 0.66))
+
+
 def test_class_iou():
     true = [S("header", 0, 0, 100, 20), S("main", 0, 20, 100, 80)]
     pred = [S("header", 0, 0, 100, 40), S("main", 0, 40, 100, 60)]
