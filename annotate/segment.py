@@ -40,7 +40,9 @@ def _significant(n: Node, min_area: float, content_share: float) -> bool:
 
 
 def _is_band(kid: Node, node: Node) -> bool:
-    wide = max(kid.rect[2], kid.content[2]) >= 0.8 * max(node.rect[2], node.content[2])
+    # Measured against what the container holds, not its box: a page-wide wrapper around a
+    # centred layout has bands as wide as the layout (seen on dev pages).
+    wide = max(kid.rect[2], kid.content[2]) >= 0.8 * node.content[2]
     return wide and kid.content[3] <= 0.35 * node.content[3]
 
 

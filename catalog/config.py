@@ -115,7 +115,7 @@ class PreannotateConfig:
     chain_growth: float = 3.0  # a lone-child chain shows its outer box if at most this
     # many times the inner one's area
     edge_tol: float = 0.01  # share of the content height (at least 10 px): "touches the end"
-    wrapper_height: float = 0.4  # share of the content height: a stack is at least this tall
+    wrapper_height: float = 0.3  # share of the content height: a stack is at least this tall
     nested: float = 0.9  # a part this much inside a small segment (below) joins it
     nest_area: float = 0.3  # share of the content area: the largest segment that takes parts in
     loose_overlap: float = 0.3  # a group of loose objects overlapping segments more is dropped

@@ -185,6 +185,37 @@ def test_a_stack_from_top_to_bottom_is_opened_and_loose_objects_are_grouped():
     assert tops == [20, 700]
 
 
+def test_bands_of_a_centred_layout_in_a_page_wide_wrapper_open_it():
+    # The lower part of the page is a page-wide wrapper around a 900 px layout: a story
+    # and, under it, a footer band as wide as the layout (not as the wrapper's box).
+    boxes = [_box(0, "block", (0, 0, 1280, 1000), tag="body", depth=0)]
+    nid = 1
+
+    def add(kind, bbox, parent, **kw):
+        nonlocal nid
+        boxes.append(_box(nid, kind, bbox, parent, **kw))
+        nid += 1
+        return nid - 1
+
+    head = add("block", (0, 0, 1280, 150), 0)
+    add("text", (200, 60, 300, 20), head, text="Site name")
+    mid = add("block", (190, 150, 900, 400), 0)
+    for i in range(10):
+        add("text", (200, 160 + 36 * i, 880, 18), mid, text="Running text. " * 5)
+    lower = add("block", (0, 560, 1280, 440), 0)
+    story = add("block", (190, 560, 900, 280), lower)
+    for i in range(7):
+        add("text", (200, 570 + 36 * i, 880, 18), story, text="More running text. " * 4)
+    foot = add("block", (190, 850, 900, 150), lower)
+    for i in range(4):
+        add("text", (200, 860 + 32 * i, 880, 16), foot, text="Contact and legal notes")
+    page = parse_boxes({"schema": 1, "width": 1280, "height": 1000, "boxes": boxes})
+    rects = [r.bbox for r in propose_regions(page, label_set())]
+    assert any(g.iou(r, (190, 850, 900, 150)) > 0.9 for r in rects)
+    assert any(g.iou(r, (190, 560, 900, 280)) > 0.9 for r in rects)
+    assert not any(g.iou(r, (0, 560, 1280, 440)) > 0.5 for r in rects)
+
+
 def test_hidden_and_offpage_objects_do_not_make_regions():
     doc = classic_page()
     doc["boxes"].append(_box(999, "text", (0, 5000, 100, 20), 0, text="far below"))
