@@ -126,20 +126,28 @@ function backgroundOf(el) {
 }
 function effectiveBackground(el) { return backgroundOf(el).color; }
 
+// Both walk up the tree; cached per element, since every box of a subtree asks again.
+const zCache = new Map();
 function zHint(el) {
-  for (let e = el; e && e !== root; e = e.parentElement) {
-    const s = style(e);
-    if (s.position !== "static" && s.zIndex !== "auto") return parseInt(s.zIndex, 10) || 0;
-  }
-  return 0;
+  if (!el || el === root || el.nodeType !== 1) return 0;
+  let z = zCache.get(el);
+  if (z !== undefined) return z;
+  const s = style(el);
+  z = (s.position !== "static" && s.zIndex !== "auto") ? (parseInt(s.zIndex, 10) || 0)
+    : zHint(el.parentElement);
+  zCache.set(el, z);
+  return z;
 }
 
+const fixedCache = new Map();
 function isFixed(el) {
-  for (let e = el; e && e !== root; e = e.parentElement) {
-    const p = style(e).position;
-    if (p === "fixed" || p === "sticky") return true;
-  }
-  return false;
+  if (!el || el === root || el.nodeType !== 1) return false;
+  let f = fixedCache.get(el);
+  if (f !== undefined) return f;
+  const p = style(el).position;
+  f = p === "fixed" || p === "sticky" || isFixed(el.parentElement);
+  fixedCache.set(el, f);
+  return f;
 }
 
 function landmarkOf(el) {
