@@ -151,6 +151,8 @@ class Pusher:
         self.project_id = project_id
         self.retries = config.labelstudio.retries
         self.backoff = config.labelstudio.backoff
+        # One try per request: the retries (and the look at what the server already took)
+        # happen around whole batches, in _with_retries.
         self.quick = copy.copy(client)
         self.quick.retries = 0
 
@@ -167,29 +169,45 @@ class Pusher:
                  for i in items],
             )
 
-    def _with_resume(self, items: list[Built], send: Callable[[list[Built]], None]) -> None:
-        """Send, and after a lost connection look at what the server took before resending."""
+    def _with_retries(
+        self, send: Callable[[], None], before_retry: Callable[[], bool] | None = None
+    ) -> None:
+        """Call `send`, retrying with exponential backoff while the server is unavailable.
+
+        `before_retry` runs before each new try; it returns False when nothing is left.
+        """
         wait = self.backoff
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(wait)
                 wait *= 2
-                try:
-                    items = self._drop_already_there(items)
-                except StudioUnavailable:
-                    continue
-                if not items:
-                    return
+                if before_retry is not None:
+                    try:
+                        if not before_retry():
+                            return
+                    except StudioUnavailable as exc:
+                        last = exc
+                        continue
             try:
-                send(items)
+                send()
                 return
             except StudioUnavailable as exc:
                 last = exc
         raise self.client.unavailable(_why(last), self.retries)
 
+    def _with_resume(self, items: list[Built], send: Callable[[list[Built]], None]) -> None:
+        """Send, and after a lost connection look at what the server took before resending."""
+        pending = [items]
+
+        def resume() -> bool:
+            pending[0] = self._drop_already_there(pending[0])
+            return bool(pending[0])
+
+        self._with_retries(lambda: send(pending[0]), resume)
+
     def _drop_already_there(self, items: list[Built]) -> list[Built]:
-        remote = remote_tasks(self._quick_client(), self.project_id)
+        remote = remote_tasks(self.quick, self.project_id)
         done, rest = [], []
         for item in items:
             # A task and its prediction are committed in one transaction: a task that is
@@ -203,11 +221,6 @@ class Pusher:
             self._record(done)
         return rest
 
-    def _quick_client(self) -> StudioClient:
-        # One try per call: the retries (and the look at what the server already took)
-        # happen around whole batches, in _with_resume.
-        return self.quick
-
     def import_tasks(self, items: list[Built], rejected: list[tuple[str, str]]) -> int:
         """Import a batch; a refused batch is halved until the refused page is alone."""
         created = 0
@@ -216,7 +229,7 @@ class Pusher:
             nonlocal created
             body = b"[" + b",".join(i.body for i in batch) + b"]"
             try:
-                resp = self._quick_client().request(
+                resp = self.quick.request(
                     "POST", f"/api/projects/{self.project_id}/import",
                     params={"return_task_ids": "true"}, data=body,
                 )
@@ -248,7 +261,7 @@ class Pusher:
 
         def send(batch: list[Built]) -> None:
             nonlocal replaced
-            quick = self._quick_client()
+            quick = self.quick
             payload = []
             for item in batch:
                 for old in quick.get("/api/predictions", task=item.task_id) or []:
@@ -277,18 +290,8 @@ class Pusher:
             self._record(batch)
             replaced += len(batch)
 
-        wait = self.backoff
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(wait)
-                wait *= 2
-            try:
-                send(items)
-                return replaced
-            except StudioUnavailable as exc:
-                last = exc
-        raise self.client.unavailable(_why(last), self.retries)
+        self._with_retries(lambda: send(items))
+        return replaced
 
 
 def _why(exc: Exception | None) -> str:

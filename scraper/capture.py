@@ -45,6 +45,8 @@ Image.MAX_IMAGE_PIXELS = None
 
 _JS_DIR = Path(__file__).with_name("js")
 _JS = {name: (_JS_DIR / f"{name}.js").read_text(encoding="utf-8") for name in ("boxes", "prepare")}
+# The boxes alone, for a page still busy after the image wait.
+_JS["read"] = "return JSON.stringify((function(){" + _JS["boxes"] + "}).apply(null, arguments));"
 # One round trip does it all: prepare, wait, then read the boxes. Thousands of boxes
 # cross the WebDriver wire faster as one JSON string than as objects.
 _JS["prepare_and_read"] = (
@@ -349,7 +351,7 @@ def capture_page(
     except TimeoutException:
         # A page still busy after the image wait: read the boxes as they are.
         flags.append("prepare_timeout")
-        raw = _guard(driver.execute_script, "return JSON.stringify((function(){" + _JS["boxes"] + "}).apply(null, arguments));", {"maxText": cfg.text_max_chars})
+        raw = _guard(driver.execute_script, _JS["read"], {"maxText": cfg.text_max_chars})
     data = json.loads(raw)
     if "error" in data:
         raise RuntimeError(f"box extraction failed on {requested}: {data['error'][:300]}")

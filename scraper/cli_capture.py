@@ -60,7 +60,8 @@ def run_capture(args: argparse.Namespace) -> int:
     ws.clean_partial()
     catalog = open_catalog(ws)
     jobs = [(url, vp) for url in args.urls for vp in viewports]
-    driver = start_browser(BrowserOptions(grid=args.grid, offline=args.offline, user_agent=config.crawl.user_agent))
+    opts = BrowserOptions(grid=args.grid, offline=args.offline, user_agent=config.crawl.user_agent)
+    driver = start_browser(opts)
     counts: dict[str, int] = {}
     t0 = time.monotonic()
     try:
@@ -70,7 +71,7 @@ def run_capture(args: argparse.Namespace) -> int:
             except BrowserDied as exc:
                 print(f"[{i}/{len(jobs)}] {url}: {exc}; restarting the browser", file=sys.stderr)
                 stop_browser(driver)
-                driver = start_browser(BrowserOptions(grid=args.grid, offline=args.offline))
+                driver = start_browser(opts)
                 result = capture_page(driver, url, vp, ws, cfg)
             page = result.page
             with catalog.transaction() as conn:
