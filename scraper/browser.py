@@ -72,6 +72,9 @@ def chrome_options(opts: BrowserOptions, user_data_dir: str | None = None) -> we
     # The performance log carries the document's HTTP status, content type and redirects,
     # and it works through a Grid where a CDP event listener would not.
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    # Network events only: the Page domain's lifecycle events would be logged, sent and
+    # parsed for every page, and nothing reads them.
+    options.add_experimental_option("perfLoggingPrefs", {"enableNetwork": True, "enablePage": False})
     options.page_load_strategy = "normal"
     options.unhandled_prompt_behavior = "dismiss"  # a dialog that still opens
     return options

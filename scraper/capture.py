@@ -46,15 +46,18 @@ Image.MAX_IMAGE_PIXELS = None
 _JS_DIR = Path(__file__).with_name("js")
 _JS = {name: (_JS_DIR / f"{name}.js").read_text(encoding="utf-8") for name in ("boxes", "prepare")}
 # The boxes alone, for a page still busy after the image wait.
-_JS["read"] = "return JSON.stringify((function(){" + _JS["boxes"] + "}).apply(null, arguments));"
+_JS["read"] = (
+    "const __b = (function(){" + _JS["boxes"] + "}).apply(null, arguments);"
+    "return __b.docHeight + ' ' + JSON.stringify(__b);"
+)
 # One round trip does it all: prepare, wait, then read the boxes. Thousands of boxes
 # cross the WebDriver wire faster as one JSON string than as objects.
 _JS["prepare_and_read"] = (
     "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
     "const __read = function() {" + _JS["boxes"] + "};"
     "(function() {" + _JS["prepare"] + "}).call(null, __opts, function() {"
-    "  try { __done(JSON.stringify(__read.call(null, __opts))); }"
-    "  catch (e) { __done(JSON.stringify({error: String(e && e.stack || e)})); } });"
+    "  try { const __b = __read.call(null, __opts); __done(__b.docHeight + ' ' + JSON.stringify(__b)); }"
+    "  catch (e) { __done('error ' + String(e && e.stack || e)); } });"
 )
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -266,6 +269,22 @@ def _set_timeouts(driver: Any, cfg: CaptureConfig) -> None:
     driver._webseg_timeouts = key
 
 
+@dataclass
+class Grab:
+    """What the browser handed over for one page, not yet parsed or written.
+
+    Taking it is the browser's work; finishing it (`finish_capture`) is Python's, and can
+    run while the browser already loads the next page.
+    """
+
+    record: PageRecord
+    timings: dict[str, float]
+    t0: float
+    viewport_width: int
+    boxes_json: str = ""  # the box extractor's result, as it came over the wire
+    screenshot_b64: str = ""  # DevTools' base64 PNG
+
+
 def capture_page(
     driver: Any,
     url: str,
@@ -281,6 +300,22 @@ def capture_page(
 
     `before_navigate` is called right before the request leaves (politeness timing).
     """
+    grab = grab_page(driver, url, viewport, cfg, crawl_id=crawl_id, depth=depth,
+                     before_navigate=before_navigate)
+    return finish_capture(grab, ws, cfg)
+
+
+def grab_page(
+    driver: Any,
+    url: str,
+    viewport: tuple[int, int, float],
+    cfg: CaptureConfig,
+    *,
+    crawl_id: str = "",
+    depth: int = 0,
+    before_navigate: Callable[[], None] | None = None,
+) -> Grab:
+    """The part of a capture that needs the browser: load, boxes, screenshot."""
     requested = normalise_url(url)
     vw, vh, dpr = viewport
     timings: dict[str, float] = {}
@@ -324,18 +359,19 @@ def capture_page(
         with contextlib.suppress(BadURL):
             record.final_url = normalise_url(resp.url)
     record.page_id = page_id(record.final_url, (vw, vh), dpr)
+    grab = Grab(record, timings, t0, vw)
 
     timed_out = "timeout" in flags
     if timed_out and resp.status is None:
         record.status, record.error = "timeout", "no response before the timeout"
-        return _write(ws, record, None, [], timings, t0)
+        return grab
     if not timed_out and (error or resp.error or resp.status is None):
         record.status = "unreachable"
         record.error = error or resp.error or "no response"
-        return _write(ws, record, None, [], timings, t0)
+        return grab
     if resp.content_type and not resp.content_type.startswith(HTML_TYPES):
         record.status = "not_html"
-        return _write(ws, record, None, [], timings, t0)
+        return grab
     if timed_out:
         record.status = "timeout"
     elif resp.status is not None and resp.status >= 400:
@@ -352,21 +388,34 @@ def capture_page(
         # A page still busy after the image wait: read the boxes as they are.
         flags.append("prepare_timeout")
         raw = _guard(driver.execute_script, _JS["read"], {"maxText": cfg.text_max_chars})
-    data = json.loads(raw)
-    if "error" in data:
-        raise RuntimeError(f"box extraction failed on {requested}: {data['error'][:300]}")
+    # "<document height> <boxes JSON>": the height sizes the screenshot now, and the
+    # JSON is parsed later, off the browser's time.
+    head, _, grab.boxes_json = raw.partition(" ")
     timings["boxes"] = time.monotonic() - t
-    record.title = (data.get("title") or "")[:300]
-    record.page_height_css = int(math.ceil(data["docHeight"]))
+    if head == "error":
+        raise RuntimeError(f"box extraction failed on {requested}: {grab.boxes_json[:300]}")
+    record.page_height_css = int(math.ceil(float(head)))
     height_css = min(record.page_height_css, cfg.max_height)
     if record.page_height_css > cfg.max_height:
         flags.append("truncated")
 
     t = time.monotonic()
-    png = _screenshot(driver, vw, max(height_css, 1), cfg.optimize_for_speed)
+    grab.screenshot_b64 = _screenshot(driver, vw, max(height_css, 1), cfg.optimize_for_speed)
     timings["screenshot"] = time.monotonic() - t
+    return grab
+
+
+def finish_capture(grab: Grab, ws: Workspace, cfg: CaptureConfig) -> CaptureResult:
+    """Parse what the browser handed over and write the page directory."""
+    record, timings = grab.record, grab.timings
+    if not grab.screenshot_b64:
+        return _write(ws, record, None, [], timings, grab.t0)
+    t = time.monotonic()
+    data = json.loads(grab.boxes_json)
+    record.title = (data.get("title") or "")[:300]
+    png = base64.b64decode(grab.screenshot_b64)
     width, height = _png_size(png)
-    scale = width / vw  # the real ratio of image to CSS pixels
+    scale = width / grab.viewport_width  # the real ratio of image to CSS pixels
     boxes, beyond = to_image_boxes(decode_boxes(data), scale, width, height)
     record.boxes_beyond_cap = beyond
 
@@ -375,7 +424,7 @@ def capture_page(
         blank_from = find_blank_from(np.asarray(image.convert("L")), boxes)
         if blank_from is not None:
             # Keep only what was painted, and say so, rather than a silent half-white image.
-            flags.append("blank_below")
+            record.flags.append("blank_below")
             record.blank_from = blank_from
             buf = io.BytesIO()
             image.crop((0, 0, width, blank_from)).save(buf, "PNG", compress_level=1)
@@ -385,11 +434,13 @@ def capture_page(
                 [dict(b, bbox=[v / scale for v in b["bbox"]]) for b in boxes], scale, width, height
             )
     record.width, record.height = width, height
+    timings["parse"] = time.monotonic() - t
     links = [link for link in data.get("links", []) if link.startswith(("http://", "https://"))]
-    return _write(ws, record, png, boxes, timings, t0, links)
+    return _write(ws, record, png, boxes, timings, grab.t0, links)
 
 
-def _screenshot(driver: Any, width: int, height: int, fast: bool) -> bytes:
+def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
+    """The full page as DevTools' base64 PNG, taken with the page's scripts switched off."""
     _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": True})
     try:
         params: dict[str, Any] = {
@@ -402,7 +453,7 @@ def _screenshot(driver: Any, width: int, height: int, fast: bool) -> bytes:
         shot = _guard(cdp, driver, "Page.captureScreenshot", params)
     finally:
         _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": False})
-    return base64.b64decode(shot["data"])
+    return shot["data"]
 
 
 def _retry_after_seconds(value: str) -> float:

@@ -179,6 +179,8 @@ class Engine:
             while True:
                 if not (self.stop_requested or self.fatal):
                     self._dispatch()
+                else:
+                    self._take_back_waiting()
                 if not self.in_flight and (self.stop_requested or self.fatal
                                            or self._finished()):
                     break
@@ -221,7 +223,7 @@ class Engine:
 
     def _dispatch(self) -> None:
         assert self.pool is not None
-        free = self.pool.size - len(self.in_flight)
+        free = self.pool.capacity - len(self.in_flight)
         budget = self._budget_left()
         if free <= 0 or budget <= 0:
             return
@@ -252,6 +254,15 @@ class Engine:
             free -= 1
             budget -= 1
             full = self._full_sites()
+
+    def _take_back_waiting(self) -> None:
+        """Stopping: pages handed out but not yet started go back to the queue."""
+        assert self.pool is not None
+        for job in self.pool.take_back():
+            e = job.entry
+            self.in_flight.pop((e.url, e.viewport), None)
+            self.politeness.release(e.host)
+            self.frontier.set_state(e, "queued")
 
     def _finished(self) -> bool:
         """Nothing in flight and nothing left that this crawl may still do."""

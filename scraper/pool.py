@@ -1,9 +1,11 @@
 """The browser pool: K worker threads, each driving one browser (local or on a Grid).
 
-A worker takes a page, asks robots.txt, captures it and hands the outcome back; it never
-writes the catalog (the engine does, in one transaction per page). Its browser is
-replaced after `recycle_after` pages, and at once when it dies: the page it was on goes
-back to the engine to be tried again.
+A worker takes a page, asks robots.txt, has its browser load and grab it (boxes and
+screenshot), and passes the grab to its finisher thread, which parses it, writes the page
+directory and hands the outcome back; the browser meanwhile loads the next page. Neither
+writes the catalog (the engine does, in one transaction per page). A browser is replaced
+after `recycle_after` pages, and at once when it dies: the page it was on goes back to
+the engine to be tried again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from catalog.config import CaptureConfig
 from catalog.workspace import Workspace
 
 from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, CaptureResult, capture_page
+from .capture import BrowserDied, CaptureResult, Grab, finish_capture, grab_page
 from .frontier import Entry
 from .orphans import note_browser
 from .politeness import Politeness
@@ -61,8 +63,14 @@ class Worker(threading.Thread):
         self.pages_on_driver = 0
         self.restarts = 0
         self.driver_lock = threading.Lock()  # the bench reads `driver` to measure memory
+        # One grab waits at most: each holds a screenshot, and a finisher that falls
+        # behind should slow the browser rather than fill the memory.
+        self.grabs: queue.Queue = queue.Queue(maxsize=1)
+        self.finisher = threading.Thread(target=self._finish_grabs, name=f"finisher-{index}",
+                                         daemon=True)
 
     def run(self) -> None:
+        self.finisher.start()
         try:
             while True:
                 job = self.jobs.get()
@@ -75,10 +83,28 @@ class Worker(threading.Thread):
                     # A browser in an unknown state (a hung driver, a half-run script) is
                     # not trusted with the next page; a fresh one costs a second or two.
                     self._stop_driver()
-                out.worker = self.index
-                self.results.put(out)
+                if out is not None:
+                    self._put(out)
         finally:
             self._stop_driver()
+            self.grabs.put(None)
+            self.finisher.join()
+
+    def _put(self, out: Outcome) -> None:
+        out.worker = self.index
+        self.results.put(out)
+
+    def _finish_grabs(self) -> None:
+        while True:
+            item = self.grabs.get()
+            if item is None:
+                return
+            job, grab = item
+            try:
+                out = Outcome(job, "captured", result=finish_capture(grab, self.ws, self.capture_cfg))
+            except Exception as exc:  # a page that cannot be parsed or written is an error
+                out = Outcome(job, "capture_error", error=f"{type(exc).__name__}: {exc}"[:300])
+            self._put(out)
 
     def _stop_driver(self) -> None:
         with self.driver_lock:
@@ -96,7 +122,8 @@ class Worker(threading.Thread):
                 self.driver = driver
             self.pages_on_driver = 0
 
-    def _do(self, job: Job) -> Outcome:
+    def _do(self, job: Job) -> Outcome | None:
+        """The outcome, or None when the page went on to the finisher."""
         host = job.entry.host
         if self.robots is not None:
             verdict = self.robots.check(job.entry.url)
@@ -112,8 +139,8 @@ class Worker(threading.Thread):
         # The host's turn is taken at the navigation itself, so the delay holds between
         # the requests the server sees, whatever the capture does before loading.
         try:
-            result = capture_page(
-                self.driver, job.entry.url, job.viewport, self.ws, self.capture_cfg,
+            grab: Grab = grab_page(
+                self.driver, job.entry.url, job.viewport, self.capture_cfg,
                 crawl_id=self.crawl_id, depth=job.entry.depth,
                 before_navigate=lambda: self.politeness.start(host),
             )
@@ -122,7 +149,8 @@ class Worker(threading.Thread):
             self.restarts += 1
             return Outcome(job, "browser_died", error=str(exc)[:300])
         self.pages_on_driver += 1
-        return Outcome(job, "captured", result=result)
+        self.grabs.put((job, grab))
+        return None
 
 
 class Pool:
@@ -143,8 +171,26 @@ class Pool:
         for w in self.workers:
             w.start()
 
+    @property
+    def capacity(self) -> int:
+        """Pages the engine keeps handed out: a browser always has its next page waiting."""
+        return 2 * self.size
+
     def submit(self, job: Job) -> None:
         self.jobs.put(job)
+
+    def take_back(self) -> list[Job]:
+        """The pages handed out that no browser has started yet (for a clean stop)."""
+        jobs = []
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return jobs
+            if job is None:  # a worker's stop signal stays where it was
+                self.jobs.put(None)
+                return jobs
+            jobs.append(job)
 
     def next_outcome(self, timeout: float) -> Outcome | None:
         try:
