@@ -8,6 +8,8 @@ for every page it started, and the pages it did not start given back on request.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,20 @@ def make_site(folder: Path, n: int) -> list[str]:
     return [f"p{i}.html" for i in range(n)]
 
 
-def pool_for(ws: Workspace) -> Pool:
-    return Pool(1, ws=ws, capture_cfg=CaptureConfig(), browser_opts=BrowserOptions(offline=True),
-                robots=None, politeness=Politeness(0.0, 1), recycle_after=0, crawl_id="test")
+@contextmanager
+def running_pool(tmp_path: Path, n_pages: int) -> Iterator[tuple[Pool, Workspace, list[str]]]:
+    """A one-browser pool, its workspace, and the URLs of a served site of n pages."""
+    names = make_site(tmp_path / "site", n_pages)
+    ws = Workspace(tmp_path / "ws").ensure()
+    with StaticServer(tmp_path / "site") as server:
+        pool = Pool(1, ws=ws, capture_cfg=CaptureConfig(),
+                    browser_opts=BrowserOptions(offline=True), robots=None,
+                    politeness=Politeness(0.0, 1), recycle_after=0, crawl_id="test")
+        pool.start()
+        try:
+            yield pool, ws, [server.url + name for name in names]
+        finally:
+            pool.close()
 
 
 def job(url: str) -> Job:
@@ -53,19 +66,12 @@ def outcomes(pool: Pool, n: int, timeout: float = 120) -> list[Outcome]:
 
 
 def test_pages_grabbed_back_to_back_are_each_written_whole(chromium: str, tmp_path: Path) -> None:
-    names = make_site(tmp_path / "site", 5)
-    ws = Workspace(tmp_path / "ws").ensure()
-    with StaticServer(tmp_path / "site") as server:
-        pool = pool_for(ws)
-        pool.start()
-        try:
-            for name in names:
-                pool.submit(job(server.url + name))
-            got = outcomes(pool, len(names))
-        finally:
-            pool.close()
-    assert [o.kind for o in got] == ["captured"] * len(names)
-    assert sorted(o.job.entry.url for o in got) == sorted(server.url + n for n in names)
+    with running_pool(tmp_path, 5) as (pool, ws, urls):
+        for url in urls:
+            pool.submit(job(url))
+        got = outcomes(pool, len(urls))
+    assert [o.kind for o in got] == ["captured"] * len(urls)
+    assert sorted(o.job.entry.url for o in got) == sorted(urls)
     for out in got:  # each page's files belong to that page, not to the one before it
         page = out.result.page
         meta = json.loads(ws.page_json(page.page_id).read_text())
@@ -78,42 +84,28 @@ def test_pages_grabbed_back_to_back_are_each_written_whole(chromium: str, tmp_pa
 
 def test_a_page_that_cannot_be_written_is_an_error_and_the_next_goes_on(
         chromium: str, tmp_path: Path) -> None:
-    names = make_site(tmp_path / "site", 2)
-    ws = Workspace(tmp_path / "ws").ensure()
-    with StaticServer(tmp_path / "site") as server:
-        pool = pool_for(ws)
-        pool.start()
-        try:
-            pool.submit(job(server.url + names[0]))
-            assert outcomes(pool, 1)[0].kind == "captured"
-            ws.pages_dir.rename(tmp_path / "moved")
-            ws.pages_dir.write_text("not a folder")  # the page directory cannot be made
-            pool.submit(job(server.url + names[1]))
-            failed = outcomes(pool, 1)[0]
-            ws.pages_dir.unlink()
-            ws.ensure()
-            pool.submit(job(server.url + names[1]))
-            again = outcomes(pool, 1)[0]
-        finally:
-            pool.close()
+    with running_pool(tmp_path, 2) as (pool, ws, urls):
+        pool.submit(job(urls[0]))
+        assert outcomes(pool, 1)[0].kind == "captured"
+        ws.pages_dir.rename(tmp_path / "moved")
+        ws.pages_dir.write_text("not a folder")  # the page directory cannot be made
+        pool.submit(job(urls[1]))
+        failed = outcomes(pool, 1)[0]
+        ws.pages_dir.unlink()
+        ws.ensure()
+        pool.submit(job(urls[1]))
+        again = outcomes(pool, 1)[0]
     assert failed.kind == "capture_error" and "pages" in failed.error
     assert again.kind == "captured" and ws.page_json(again.result.page.page_id).exists()
 
 
 def test_pages_no_browser_started_are_given_back_once(chromium: str, tmp_path: Path) -> None:
-    names = make_site(tmp_path / "site", 6)
-    ws = Workspace(tmp_path / "ws").ensure()
-    with StaticServer(tmp_path / "site") as server:
-        pool = pool_for(ws)
-        pool.start()
-        try:
-            for name in names:
-                pool.submit(job(server.url + name))
-            taken = pool.take_back()  # the browser is still starting: most pages wait
-            got = outcomes(pool, len(names) - len(taken))
-            assert pool.next_outcome(1.0) is None
-        finally:
-            pool.close()
+    with running_pool(tmp_path, 6) as (pool, _, urls):
+        for url in urls:
+            pool.submit(job(url))
+        taken = pool.take_back()  # the browser is still starting: most pages wait
+        got = outcomes(pool, len(urls) - len(taken))
+        assert pool.next_outcome(1.0) is None
     assert len(taken) >= 3
-    urls = [j.entry.url for j in taken] + [o.job.entry.url for o in got]
-    assert sorted(urls) == sorted(server.url + n for n in names)  # each once: none lost
+    back = [j.entry.url for j in taken] + [o.job.entry.url for o in got]
+    assert sorted(back) == sorted(urls)  # each once: none lost
