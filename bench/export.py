@@ -1,41 +1,58 @@
 """Export throughput: pages/s for a release with masks and 1024 px tiles of 1280x4000 pages.
 
-Builds a synthetic workspace (screenshots, regions, text/image/interactive masks written
-per the contracts), pins the process to one core and times `make_release`. Baselines, in
-the same run: the plain loop of decoding each screenshot and encoding it again as PNG with
-OpenCV's (libpng's) defaults, and the same loop with the export's own codec (`export.png`),
-the least any tiled export must do. Target: at least 20 pages/s, in CPU time of the one
-core, with the process set up as `python -m export` sets it (export.memory). Each figure
-is the best of --repeat runs: other work on a shared machine only ever
-adds time (wall time is shown too, and inflates most).
+Builds a workspace of 1280x4000 pages (regions and text/image/interactive masks drawn, per
+the contracts), pins the process to one core and times `make_release`. Screenshots are
+stored as the capture stores them (Chromium's fast PNG: rows filtered UP, zlib level 1).
+Page sets:
+  (default)        textured: noise-inked text, noisy pictures; 3 to 4 MB PNGs, harder to
+                   code than real screenshots (0.9 to 3.7 MB at this size);
+  --captured WS    real screenshots from a capture workspace (`python -m scraper capture
+                   --workspace WS URL...`), joined top to bottom into 1280x4000 pages;
+  --flat           flat colour (about 90 kB PNGs), the easy case.
+Baselines, in the same run: decoding each screenshot and encoding it again as PNG with
+OpenCV's (libpng's) defaults, and with the export's own codec. Floors: libspng decoding
+alone, ISA-L inflating alone (the least any reader of the file does) and inflating plus
+deflating the tile images (the least a tiled export with these PNG settings does).
+Target: at least 20 pages/s, in CPU time of the one core, with the process set up as
+`python -m export` sets it (export.memory). Each figure is the best of --repeat runs:
+other work on a shared machine only ever adds time (wall time is shown too, and
+inflates most). The last line gives pages/s; the exit status is 1 when the target is
+missed on the pages measured.
 
-    .venv/bin/python bench/export.py [--pages 40]
+    .venv/bin/python bench/export.py [--pages 40] [--flat | --captured WS]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import pyspng  # noqa: E402
+from isal import isal_zlib  # noqa: E402
 
 from catalog import Catalog, Config, Workspace  # noqa: E402
 from export.memory import keep_freed_memory  # noqa: E402
 from export.pagefiles import decode_image, encode_image_png  # noqa: E402
+from export.png import isal_level, read_up_rows  # noqa: E402
 from export.release import make_release  # noqa: E402
 from export.synthetic import add_page  # noqa: E402
 
 TARGET = 20.0  # pages/s
+WIDTH, HEIGHT = 1280, 4000
 
 
-def _timed(fn, repeat: int = 1) -> tuple[float, float]:
+def _timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, float]:
     """Best (wall, CPU) seconds of `repeat` calls."""
     best_wall = best_cpu = float("inf")
     for _ in range(repeat):
@@ -46,39 +63,112 @@ def _timed(fn, repeat: int = 1) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def _breakdown(ws: Workspace, tile: int, repeat: int = 5) -> list[tuple[str, float]]:
-    """CPU ms per page of the export's steps, on the first page (best of `repeat`)."""
+def captured_pages(src: Path, n: int) -> list[np.ndarray]:
+    """n RGB pages of WIDTH x HEIGHT from the capture workspace's screenshots: page i is
+    screenshot i with the following ones below it, cut at HEIGHT (real pixels only)."""
+    shots = []
+    for path in sorted(src.glob("pages/*/screenshot.png")):
+        arr = decode_image(path.read_bytes(), path)
+        if arr.ndim == 3 and arr.shape[1] == WIDTH:
+            shots.append(arr[..., :3])
+    if not shots:
+        raise SystemExit(f"no {WIDTH} px wide screenshots under {src}/pages/")
+    pages = []
+    for i in range(n):
+        parts, rows, k = [], 0, i
+        while rows < HEIGHT:
+            parts.append(shots[k % len(shots)])
+            rows += parts[-1].shape[0]
+            k += 1
+        pages.append(np.ascontiguousarray(np.concatenate(parts)[:HEIGHT]))
+    return pages
+
+
+def build(ws: Workspace, n: int, kind: str, captured: Path | None) -> None:
+    pixels = captured_pages(captured, n) if captured else [None] * n
+    with Catalog(ws.catalog_path) as cat:
+        for i in range(n):
+            add_page(ws, cat, f"https://www.site{i % 10}.org/p{i}", seed=i, width=WIDTH,
+                     height=HEIGHT, textured=kind == "textured", pixels=pixels[i])
+
+
+def _breakdown(ws: Workspace, tile: int, n_pages: int = 5,
+               repeat: int = 3) -> list[tuple[str, float]]:
+    """CPU ms per page of the export's steps, mean over the first pages (each step the
+    best of `repeat`), done as export_page does them."""
     from catalog.config import LabelsConfig
     from export.coco import page_annotations
     from export.masks import ClassSet, paint_semantic
-    from export.pagefiles import element_masks, encode_mask_png, region_boxes
-    from export.select import select_pages
+    from export.pagefiles import _tile_pngs, element_masks, encode_mask_png, region_boxes
+    from export.select import check_page, select_pages
     from export.tiles import tile_windows
 
     classes = ClassSet.from_labels(LabelsConfig())
     with Catalog(ws.catalog_path) as cat:
-        page = select_pages(ws, cat, classes, False).pages[0]
-    size = (page.width, page.height)
-    regions, _ = region_boxes(page, classes, size)
-    elements = element_masks(page, classes, size)
-    sem = paint_semantic(*size, regions, elements)
-    palette = classes.palette()
-    data = page.screenshot.read_bytes()
-    pixels = decode_image(data, page.screenshot)
-    windows = tile_windows(*size, tile)
-    steps = {
-        "read element masks": lambda: element_masks(page, classes, size),
-        "paint + encode semantic mask": lambda: encode_mask_png(
-            paint_semantic(*size, regions, elements), palette, 1),
-        "COCO instances (regions, components)": lambda: page_annotations(
-            1, *size, regions, elements),
-        "decode screenshot": lambda: decode_image(data, page.screenshot),
-        f"encode {len(windows)} tile images": lambda: [
-            encode_image_png(pixels[y : y + tile, x : x + tile], 1) for x, y in windows],
-        f"encode {len(windows)} tile masks": lambda: [
-            encode_mask_png(sem[y : y + tile, x : x + tile], palette, 1) for x, y in windows],
-    }
-    return [(name, 1000 * _timed(fn, repeat)[1]) for name, fn in steps.items()]
+        pages = select_pages(ws, cat, classes, False).pages[:n_pages]
+    per_step: dict[str, list[float]] = {}
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-export-files-", dir=ws.root))
+    for page in pages:
+        size = (page.width, page.height)
+        regions, _ = region_boxes(page, classes, size)
+        elements = element_masks(page, classes, size)
+        sem = paint_semantic(*size, regions, elements)
+        palette = classes.palette()
+        data = page.screenshot.read_bytes()
+        up = read_up_rows(data)
+        source = up if up is not None else decode_image(data, page.screenshot)
+        windows = tile_windows(*size, tile)
+        scratch: dict = {}
+        tile_pngs = list(_tile_pngs(source, windows, tile, 1, scratch))
+        mask_pngs = [encode_mask_png(sem[y : y + tile, x : x + tile], palette, 1, scratch)
+                     for x, y in windows]
+        written = [data, encode_mask_png(sem, palette, 1), *tile_pngs, *mask_pngs]
+
+        def write_files(written=written) -> None:
+            for k, blob in enumerate(written):
+                (out_dir / f"{k}.png").write_bytes(blob)
+
+        reader = ("inflate screenshot rows (ISA-L)" if up is not None
+                  else "decode screenshot (libspng)")
+        steps = {
+            "select: check annotation, PNG CRCs": lambda page=page: check_page(
+                ws, page.page_id, page.annotation_path, classes),
+            "read element masks": lambda page=page, size=size: element_masks(
+                page, classes, size),
+            "paint + encode semantic mask": lambda size=size, r=regions, e=elements,
+            p=palette: encode_mask_png(paint_semantic(*size, r, e), p, 1),
+            "COCO instances (regions, components)": lambda size=size, r=regions,
+            e=elements: page_annotations(1, *size, r, e),
+            reader: lambda data=data, page=page: (
+                read_up_rows(data) or decode_image(data, page.screenshot)),
+            f"cut + deflate {len(windows)} tile images": lambda s=source, w=windows,
+            sc=scratch: list(_tile_pngs(s, w, tile, 1, sc)),
+            f"encode {len(windows)} tile masks": lambda sem=sem, w=windows, p=palette,
+            sc=scratch: [encode_mask_png(sem[y : y + tile, x : x + tile], p, 1, sc)
+                         for x, y in w],
+            "SHA-256 of the files written": lambda written=written: [
+                hashlib.sha256(b).digest() for b in written],
+            "write the files (page cache)": write_files,
+        }
+        for name, fn in steps.items():
+            per_step.setdefault(name, []).append(1000 * _timed(fn, repeat)[1])
+    return [(name, statistics.mean(ms)) for name, ms in per_step.items()]
+
+
+def _tile_sizes(ws: Workspace, tile: int, level: int) -> tuple[float, float]:
+    """MB of tile images a page at the export's PNG level and at ISA-L's fastest (0),
+    on the first page; (MB at the level, MB at 0)."""
+    from export.png import UpRows
+    from export.tiles import tile_windows
+
+    data = ws.screenshot(ws.page_ids()[0]).read_bytes()
+    up = read_up_rows(data)
+    px = up.pixels() if isinstance(up, UpRows) else decode_image(data, "page")
+    windows = tile_windows(px.shape[1], px.shape[0], tile)
+    return tuple(
+        sum(len(encode_image_png(px[y : y + tile, x : x + tile], lv)) for x, y in windows) / 1e6
+        for lv in (level, 0)
+    )
 
 
 def main() -> int:
@@ -86,28 +176,51 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=40)
     ap.add_argument("--tile", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement; best counts")
-    ap.add_argument("--textured", action="store_true",
-                    help="pages with noise-inked text and noisy pictures (MB-sized PNGs)")
+    kinds = ap.add_mutually_exclusive_group()
+    kinds.add_argument("--flat", action="store_true", help="flat-colour pages (small PNGs)")
+    kinds.add_argument("--textured", action="store_true", help="textured pages (the default)")
+    kinds.add_argument("--captured", type=Path, metavar="WS",
+                       help="real screenshots from this capture workspace")
     args = ap.parse_args()
+    kind = "flat" if args.flat else "captured" if args.captured else "textured"
     keep_freed_memory()  # as `python -m export` does
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         ws = Workspace(Path(tmp) / "ws")
         ws.ensure()
-        with Catalog(ws.catalog_path) as cat:
-            for i in range(args.pages):
-                add_page(ws, cat, f"https://www.site{i % 10}.org/p{i}", seed=i, width=1280,
-                         height=4000, textured=args.textured)
+        build(ws, args.pages, kind, args.captured)
         shots = [ws.screenshot(p) for p in ws.page_ids()]
+        blobs = [s.read_bytes() for s in shots]
 
-        def plain() -> None:
+        def opencv() -> None:
             for s in shots:
                 cv2.imencode(".png", cv2.imdecode(np.fromfile(s, np.uint8), cv2.IMREAD_UNCHANGED))
 
-        def baseline() -> None:
+        def codec() -> None:
             for s in shots:
                 encode_image_png(decode_image(s.read_bytes(), s), 1)
+
+        def spng_floor() -> None:
+            for b in blobs:
+                pyspng.load(b)
+
+        def inflate_floor() -> None:
+            for b in blobs:
+                read_up_rows(b)
+
+        from export.tiles import tile_windows
+
+        def tiles_floor() -> None:  # inflate, then deflate each tile's rows as they come
+            for b in blobs:
+                up = read_up_rows(b)
+                if up is None:
+                    continue
+                rows = up.rows.reshape(up.height, -1)
+                for x, y in tile_windows(up.width, up.height, args.tile):
+                    isal_zlib.compress(np.ascontiguousarray(
+                        rows[y : y + args.tile, 1 + 3 * x : 1 + 3 * (x + args.tile)]),
+                        isal_level(1))
 
         result = {}
 
@@ -118,37 +231,52 @@ def main() -> int:
             result["r"] = make_release(ws, cfg, log=lambda _: None)
 
         rep = max(1, args.repeat)
-        l_wall, l_cpu = _timed(plain, rep)
-        b_wall, b_cpu = _timed(baseline, rep)
+        load0 = os.getloadavg()
+        l_wall, l_cpu = _timed(opencv, rep)
+        b_wall, b_cpu = _timed(codec, rep)
+        s_cpu = _timed(spng_floor, rep)[1]
+        i_cpu = _timed(inflate_floor, rep)[1]
+        t_cpu = _timed(tiles_floor, rep)[1]
         p_wall, p_cpu = _timed(lambda: export(0), rep)
         e_wall, e_cpu = _timed(lambda: export(args.tile), rep)
         r = result["r"]
         n = r.pages
-        size = sum(s.stat().st_size for s in shots) / len(shots) / 1e3
-        kind = "textured" if args.textured else "flat-colour"
-        print(f"pages: {n} {kind} of 1280x4000 (screenshots {size:.0f} kB each), tiles: {r.tiles} of "
+        all_up = all(read_up_rows(b) is not None for b in blobs)
+        size = sum(len(b) for b in blobs) / len(blobs) / 1e3
+        print(f"pages: {n} {kind} of {WIDTH}x{HEIGHT} (screenshots {size:.0f} kB each, "
+              f"{'all' if all_up else 'not all'} UP-filtered as captured), tiles: {r.tiles} of "
               f"{args.tile} px, one core, best of {rep}")
         print(f"baseline: OpenCV decode + encode each screenshot:   "
               f"{n / l_cpu:6.1f} pages/s CPU, {n / l_wall:6.1f} pages/s wall")
         print(f"baseline: the same with the export's PNG codec:     "
               f"{n / b_cpu:6.1f} pages/s CPU, {n / b_wall:6.1f} pages/s wall")
+        print(f"floor: libspng decode alone:                        {n / s_cpu:6.1f} pages/s CPU")
+        print(f"floor: ISA-L inflate alone (UP rows, no unfilter):  {n / i_cpu:6.1f} pages/s CPU")
+        print(f"floor: inflate + deflate of the tile images' rows:  {n / t_cpu:6.1f} pages/s CPU")
         print(f"export without tiles (masks, COCO, manifest, card): "
               f"{n / p_cpu:6.1f} pages/s CPU, {n / p_wall:6.1f} pages/s wall")
         print(f"export with masks and tiles:                        "
               f"{n / e_cpu:6.1f} pages/s CPU, {n / e_wall:6.1f} pages/s wall")
-        print("where the time goes (CPU ms per page):")
+        mb, mb0 = _tile_sizes(ws, args.tile, Config().export.png_level)
+        print(f"tile images: {mb:.1f} MB a page at the export's PNG level "
+              f"(ISA-L's fastest level would write {mb0:.1f} MB)")
+        print("where the time goes (CPU ms per page, mean of the first 5 pages):")
         steps = _breakdown(ws, args.tile)
         for name, ms in steps:
             print(f"  {name:40s} {ms:6.1f}")
         whole = 1000 * e_cpu / n
         rest = whole - sum(ms for _, ms in steps)
-        print(f"  {'the rest (files, hashes, JSON, preview)':40s} {rest:6.1f}")
+        print(f"  {'the rest (JSON, manifest, card, preview)':40s} {rest:6.1f}")
         print(f"  {'whole export, per page':40s} {whole:6.1f}")
+        load1 = os.getloadavg()
+        print("load average before, after: " + ", ".join(
+            " ".join(f"{v:.2f}" for v in la) for la in (load0, load1)))
         rate = n / e_cpu
         verdict = "met" if rate >= TARGET else "MISSED"
-        print(f"export {rate:.1f} pages/s (CPU, one core; baselines: OpenCV decode+encode "
-              f"{n / l_cpu:.1f}, export codec {n / b_cpu:.1f}; wall {n / e_wall:.1f}); "
-              f"target {TARGET:.0f} pages/s {verdict}")
+        print(f"export {rate:.1f} pages/s ({kind} pages; CPU, one core; baselines: OpenCV "
+              f"decode+encode {n / l_cpu:.1f}, export codec {n / b_cpu:.1f}; floors: libspng "
+              f"decode {n / s_cpu:.1f}, inflate {n / i_cpu:.1f}, inflate+tile deflate "
+              f"{n / t_cpu:.1f}; wall {n / e_wall:.1f}); target {TARGET:.0f} pages/s {verdict}")
         return 0 if rate >= TARGET else 1
 
 

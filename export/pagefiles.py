@@ -2,14 +2,17 @@
 
 PNG settings are fixed (see `png`: one filter per kind of image, ISA-L deflate at the
 config's level, no text chunks), so the same inputs give the same bytes. Without a resize
-the screenshot's own bytes are copied, never re-encoded. The screenshot is decoded once,
-only when tiles or a resize need its pixels; tiles are views into it and into the
-semantic mask, encoded without copies beyond the PNG row buffer.
+the screenshot's own bytes are copied, never re-encoded. The screenshot is read once and
+inflated only when tiles, a resize or a thumbnail need it. Tiles of a screenshot stored
+UP-filtered (as the capture writes them) are cut from its filtered rows, never unfiltered
+(`png.UpRows`); any other screenshot is decoded and its tiles are views into the pixels.
+Either way a tile's bytes are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,15 @@ from PIL import Image
 
 from .coco import page_annotations
 from .masks import IGNORE, Box, ClassSet, int_box, paint_semantic
-from .png import decode_grey8, decode_pixels, encode_indexed, encode_pixels
+from .png import (
+    UpRows,
+    decode_grey8,
+    decode_pixels,
+    encode_indexed,
+    encode_pixels,
+    encode_up_window,
+    read_up_rows,
+)
 from .preview import thumbnail
 from .select import PageInput
 from .tiles import resized_size, tile_windows
@@ -141,12 +152,15 @@ def export_page(
 
     shot_bytes = page.screenshot.read_bytes()
     pixels: np.ndarray | None = None
+    up: UpRows | None = None
     if size != (page.width, page.height):
         pixels = cv2.resize(decode_image(shot_bytes, page.screenshot), size,
                             interpolation=cv2.INTER_AREA)
         image_bytes = encode_image_png(pixels, png_level)
     else:
         image_bytes = shot_bytes
+        if tile > 0 or thumbnail_caption is not None:
+            up = read_up_rows(shot_bytes)
     mask_bytes = encode_mask_png(sem, palette, png_level)
 
     image_rel, mask_rel = f"images/{page.page_id}.png", f"masks/{page.page_id}.png"
@@ -156,15 +170,20 @@ def export_page(
 
     tiles = []
     if tile > 0:
-        if pixels is None:
-            pixels = decode_image(shot_bytes, page.screenshot)
-        tiles = _write_tiles(page.page_id, pixels, sem, palette, split_dir, tile, png_level,
+        source: np.ndarray | UpRows
+        if pixels is None and up is not None and min(width, height) >= tile:
+            source = up  # no tile needs padding: cut them from the filtered rows
+        else:
+            if pixels is None:
+                pixels = up.pixels() if up else decode_image(shot_bytes, page.screenshot)
+            source = pixels
+        tiles = _write_tiles(page.page_id, source, sem, palette, split_dir, tile, png_level,
                              digests)
 
     thumb = None
     if thumbnail_caption is not None:
         if pixels is None:
-            pixels = decode_image(shot_bytes, page.screenshot)
+            pixels = up.pixels() if up else decode_image(shot_bytes, page.screenshot)
         colours = np.array(palette, np.uint8).reshape(256, 3)
         thumb = thumbnail(pixels, sem, colours, thumbnail_caption)
 
@@ -184,26 +203,43 @@ def export_page(
     )
 
 
-def _write_tiles(
-    page_id: str, image: np.ndarray, sem: np.ndarray, palette: list[int], split_dir: Path,
-    tile: int, level: int, digests: dict[str, str],
-) -> list[dict]:
-    rows = []
-    height, width = image.shape[:2]
-    scratch: dict = {}  # one row buffer per tile shape, for all of the page's tiles
-    for x, y in tile_windows(width, height, tile):
-        name = f"{page_id}_x{x:05d}_y{y:05d}.png"
+def _tile_pngs(
+    image: np.ndarray | UpRows, windows: list[tuple[int, int]], tile: int, level: int,
+    scratch: dict,
+) -> Iterator[bytes]:
+    """The PNG of each tile image, one at a time; from UpRows only when every window lies
+    on the page."""
+    if isinstance(image, UpRows):
+        tops = image.pixel_rows(y for _, y in windows)
+        for x, y in windows:
+            yield encode_up_window(image, x, y, tile, tile, tops[y], level, scratch)
+        return
+    for x, y in windows:
         tile_image = image[y : y + tile, x : x + tile]
-        tile_mask = sem[y : y + tile, x : x + tile]
         if tile_image.shape[:2] != (tile, tile):  # the page is smaller than a tile
             padded = np.zeros((tile, tile, *image.shape[2:]), np.uint8)  # beyond the page: black
             padded[: tile_image.shape[0], : tile_image.shape[1]] = tile_image
             tile_image = padded
+        yield encode_image_png(tile_image, level, scratch)
+
+
+def _write_tiles(
+    page_id: str, image: np.ndarray | UpRows, sem: np.ndarray, palette: list[int],
+    split_dir: Path, tile: int, level: int, digests: dict[str, str],
+) -> list[dict]:
+    rows = []
+    height, width = sem.shape
+    scratch: dict = {}  # one row buffer per tile shape, for all of the page's tiles
+    windows = tile_windows(width, height, tile)
+    for (x, y), image_png in zip(windows, _tile_pngs(image, windows, tile, level, scratch),
+                                 strict=True):
+        name = f"{page_id}_x{x:05d}_y{y:05d}.png"
+        tile_mask = sem[y : y + tile, x : x + tile]
+        if tile_mask.shape != (tile, tile):  # the page is smaller than a tile
             padded_mask = np.full((tile, tile), IGNORE, np.uint8)
             padded_mask[: tile_mask.shape[0], : tile_mask.shape[1]] = tile_mask
             tile_mask = padded_mask
-        _put(split_dir, f"tiles/images/{name}", encode_image_png(tile_image, level, scratch),
-             digests)
+        _put(split_dir, f"tiles/images/{name}", image_png, digests)
         _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level, scratch),
              digests)
         rows.append(

@@ -7,12 +7,20 @@ ISA-L (`isal`, several times faster than zlib at zlib's level-1 size) and wrappe
 IHDR/PLTE/IDAT/IEND chunks, with no text or time chunks. The same pixels and library
 versions give the same bytes. Reading: libspng (`pyspng`) decodes 8-bit PNGs about three
 times faster than libpng; other bit depths and colour types go through OpenCV/Pillow.
+
+Screenshots as the capture writes them (Chromium's fast PNG: every row filtered UP) need
+no unfiltering at all for tiles: a window of UP-filtered rows is the UP-filtered tile,
+except its first row, whose pixels are the sum of every filtered row above it. So such a
+file is only inflated (ISA-L, about twice zlib's speed) and its rows are cut into tiles;
+`UpRows` holds them, and a tile comes out byte for byte as `encode_pixels` writes it.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -29,20 +37,21 @@ def isal_level(png_level: int) -> int:
     return min(3, max(0, (png_level + 2) // 3))
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(
-        ">I", zlib.crc32(data, zlib.crc32(kind))
-    )
+def _chunk(kind: bytes, data: bytes) -> list[bytes]:
+    """A chunk's parts, joined once by the caller (each `+` would copy the data again).
+    ISA-L's CRC-32 is zlib's value, several times faster on megabyte IDATs."""
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    return [struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)]
 
 
 def _png(width: int, height: int, colour_type: int, rows: np.ndarray, level: int,
          palette: bytes = b"") -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     idat = isal_zlib.compress(rows, isal_level(level))
-    parts = [SIGNATURE, _chunk(b"IHDR", ihdr)]
+    parts = [SIGNATURE, *_chunk(b"IHDR", ihdr)]
     if palette:
-        parts.append(_chunk(b"PLTE", palette))
-    parts += [_chunk(b"IDAT", idat), _chunk(b"IEND", b"")]
+        parts += _chunk(b"PLTE", palette)
+    parts += [*_chunk(b"IDAT", idat), *_chunk(b"IEND", b"")]
     return b"".join(parts)
 
 
@@ -124,6 +133,20 @@ def decode_grey8(data: bytes) -> np.ndarray | None:
         return None
 
 
+def _chunks(data: bytes) -> Iterable[tuple[bytes, bytes, int]]:
+    """(kind, body, stored CRC) of each chunk after the signature, up to IEND."""
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return  # truncated: the caller finds what is missing
+        yield kind, data[pos + 8 : end], struct.unpack(">I", data[end : end + 4])[0]
+        if kind == b"IEND":
+            return
+        pos = end + 4
+
+
 def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The first `rows` rows of a palette PNG as the export writes it (8-bit, unfiltered,
     not interlaced), inflating no further than they reach, and its (256, 3) palette.
@@ -134,17 +157,12 @@ def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | 
         return None
     width, height = struct.unpack(">II", data[16:24])
     rows = min(rows, height)
-    palette, idat, pos = b"", [], 8
-    while pos + 8 <= len(data):
-        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
+    palette, idat = b"", []
+    for kind, body, _ in _chunks(data):
         if kind == b"PLTE":
             palette = body
         elif kind == b"IDAT":
             idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
     if not palette or len(palette) % 3:
         return None
     try:
@@ -159,3 +177,95 @@ def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | 
     colours = np.zeros((256, 3), np.uint8)
     colours[: len(palette) // 3] = np.frombuffer(palette, np.uint8).reshape(-1, 3)[:256]
     return lines[:, 1:], colours
+
+
+@dataclass(frozen=True)
+class UpRows:
+    """A PNG's rows as stored, every one filtered UP: (height, 1 + width * channels) bytes,
+    the filter byte first. Pixels are the running sum of the rows down each column."""
+
+    rows: np.ndarray
+    width: int
+    height: int
+    channels: int
+
+    def pixel_rows(self, ys: Iterable[int]) -> dict[int, np.ndarray]:
+        """Pixels of rows `ys` (flat, width * channels), summing the filtered rows above
+        each once: a reduction down the columns, a fraction of a full unfilter."""
+        acc = np.zeros(self.width * self.channels, np.uint8)
+        out, done = {}, 0
+        for y in sorted(set(ys)):
+            # uint8 sums wrap modulo 256, as the UP filter does.
+            acc += np.add.reduce(self.rows[done : y + 1, 1:], axis=0, dtype=np.uint8)
+            out[y], done = acc.copy(), y + 1
+        return out
+
+    def pixels(self) -> np.ndarray:
+        """All pixels, (h, w, c) or (h, w) for grey; a row at a time, since numpy's
+        accumulate down the columns is ten times slower than this loop."""
+        src = self.rows[:, 1:]
+        out = np.empty_like(src)
+        out[0] = src[0]
+        for y in range(1, self.height):
+            np.add(out[y - 1], src[y], out=out[y])
+        shape = (self.height, self.width) + ((self.channels,) if self.channels > 1 else ())
+        return out.reshape(shape)
+
+
+_CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> channels
+_PROBE_ROWS = 8  # rows inflated first to see whether a file is all UP before inflating it all
+
+
+def read_up_rows(data: bytes) -> UpRows | None:
+    """The rows of an 8-bit, non-interlaced grey/RGB/RGBA PNG whose rows are all filtered
+    UP (the first may be unfiltered: with nothing above, the two are the same), as
+    Chromium's fast capture writes every screenshot. None for any other PNG, or a damaged
+    one (a bad CRC, a short or failing stream): the caller decodes it the general way,
+    which reports the damage.
+    """
+    head = _header(data)
+    if head is None or head[0] != 8 or head[1] not in _CHANNELS or data[26:29] != b"\0\0\0":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    if isal_zlib.crc32(data[12:29]) != struct.unpack(">I", data[29:33])[0]:
+        return None
+    channels = _CHANNELS[head[1]]
+    stride = 1 + width * channels
+    idat = []
+    for kind, body, crc in _chunks(data):
+        if kind == b"IDAT":
+            if isal_zlib.crc32(body, isal_zlib.crc32(kind)) != crc:
+                return None
+            idat.append(body)
+    stream = idat[0] if len(idat) == 1 else b"".join(idat)
+    try:
+        probe = isal_zlib.decompressobj().decompress(stream, stride * min(height, _PROBE_ROWS))
+        if not _all_up(np.frombuffer(probe, np.uint8)[::stride]):
+            return None
+        raw = isal_zlib.decompress(stream, bufsize=stride * height)
+    except isal_zlib.error:
+        return None
+    if len(raw) != stride * height:
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(height, stride)
+    return UpRows(rows, width, height, channels) if _all_up(rows[:, 0]) else None
+
+
+def _all_up(filters: np.ndarray) -> bool:
+    return len(filters) > 0 and filters[0] in (_FILTER_NONE, _FILTER_UP) and bool(
+        (filters[1:] == _FILTER_UP).all())
+
+
+def encode_up_window(src: UpRows, x: int, y: int, width: int, height: int,
+                     top: np.ndarray, level: int, scratch: dict | None = None) -> bytes:
+    """PNG of the window (x, y, width, height) of `src`, byte for byte what encode_pixels
+    writes for those pixels; top: the pixels of row y (from `pixel_rows`)."""
+    if x < 0 or y < 0 or x + width > src.width or y + height > src.height or 0 in (width, height):
+        raise ValueError(f"window {width}x{height} at ({x}, {y}) is not inside "
+                         f"{src.width}x{src.height}")
+    c = src.channels
+    rows = _rows(scratch, (height, width * c + 1))
+    rows[:, 0] = _FILTER_UP
+    rows[0, 1:] = top[x * c : (x + width) * c]  # UP with nothing above: the pixels
+    rows[1:, 1:] = src.rows[y + 1 : y + height, 1 + x * c : 1 + (x + width) * c]
+    return _png(width, height, _COLOUR_TYPE[c], rows, level)

@@ -2,12 +2,15 @@
 
 A page here looks like a web page to the export: a screenshot with a header, navigation
 links, lines of text, pictures and a footer; regions over them; text, image and
-interactive masks where those are. Nothing is drawn by a browser.
+interactive masks where those are. Nothing is drawn by a browser, but the screenshot is
+stored the way the capture stores one (see `capture_png`).
 """
 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,26 @@ from catalog.sites import site_of
 
 def _save_png(arr: np.ndarray, path: Path, mode: str) -> None:
     Image.fromarray(arr).convert(mode).save(path, "PNG", compress_level=1)
+
+
+def capture_png(arr: np.ndarray) -> bytes:
+    """RGB pixels (h, w, 3) as PNG the way Chromium's fast capture (`optimizeForSpeed`,
+    the scraper's default) writes screenshots: every row filtered UP, zlib level 1, one
+    IDAT. Written with zlib here, so the bytes differ from Chromium's, not their kind."""
+    height, width = arr.shape[:2]
+    flat = arr.reshape(height, -1)
+    rows = np.empty((height, flat.shape[1] + 1), np.uint8)
+    rows[:, 0] = 2  # UP
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + chunk(b"IEND", b""))
 
 
 def draw_page(
@@ -110,14 +133,26 @@ def add_page(
     canonical: bool = True,
     template: str | None = None,
     textured: bool = False,
+    capture_like: bool = True,
+    pixels: np.ndarray | None = None,
 ) -> str:
-    """One captured page with its files and catalog rows; returns its page id."""
+    """One captured page with its files and catalog rows; returns its page id.
+
+    capture_like=False stores the screenshot as Pillow writes PNGs (adaptive filters);
+    pixels (RGB, height x width x 3) replace the drawn screenshot, under drawn labels."""
     pid = page_id(url, (1280, 800))
     ws.ensure()
     d = ws.page_dir(pid)
     d.mkdir(parents=True, exist_ok=True)
     img, regions, masks = draw_page(width, height, seed, textured)
-    _save_png(img, d / "screenshot.png", "RGB")
+    if pixels is not None:
+        if pixels.shape != (height, width, 3):
+            raise ValueError(f"pixels are {pixels.shape}, not ({height}, {width}, 3)")
+        img = pixels
+    if capture_like:
+        (d / "screenshot.png").write_bytes(capture_png(img))
+    else:
+        _save_png(img, d / "screenshot.png", "RGB")
     rec = PageRecord(
         page_id=pid, url=url, final_url=url, status="ok", viewport=[1280, 800],
         device_pixel_ratio=1.0, width=width, height=height, captured_at=1.0,
