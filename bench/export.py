@@ -155,20 +155,26 @@ def _breakdown(ws: Workspace, tile: int, n_pages: int = 5,
     return [(name, statistics.mean(ms)) for name, ms in per_step.items()]
 
 
-def _tile_sizes(ws: Workspace, tile: int, level: int) -> tuple[float, float]:
-    """MB of tile images a page at the export's PNG level and at ISA-L's fastest (0),
-    on the first page; (MB at the level, MB at 0)."""
-    from export.png import UpRows
+def _tile_levels(ws: Workspace, tile: int, level: int) -> list[tuple[float, float]]:
+    """(MB, CPU ms) of one page's tile images at the export's PNG level and at ISA-L's
+    fastest (0), over the first 5 pages: what a lower-compression setting would buy."""
+    from export.pagefiles import _tile_pngs
     from export.tiles import tile_windows
 
-    data = ws.screenshot(ws.page_ids()[0]).read_bytes()
-    up = read_up_rows(data)
-    px = up.pixels() if isinstance(up, UpRows) else decode_image(data, "page")
-    windows = tile_windows(px.shape[1], px.shape[0], tile)
-    return tuple(
-        sum(len(encode_image_png(px[y : y + tile, x : x + tile], lv)) for x, y in windows) / 1e6
-        for lv in (level, 0)
-    )
+    out = []
+    for lv in (level, 0):
+        mb, ms = [], []
+        for pid in ws.page_ids()[:5]:
+            data = ws.screenshot(pid).read_bytes()
+            src = read_up_rows(data)
+            src = src if src is not None else decode_image(data, "page")
+            windows = tile_windows(WIDTH, HEIGHT, tile)
+            scratch: dict = {}
+            mb.append(sum(map(len, _tile_pngs(src, windows, tile, lv, scratch))) / 1e6)
+            ms.append(1000 * _timed(lambda s=src, w=windows, sc=scratch, lv=lv: list(
+                _tile_pngs(s, w, tile, lv, sc)), 3)[1])
+        out.append((statistics.mean(mb), statistics.mean(ms)))
+    return out
 
 
 def main() -> int:
@@ -257,9 +263,11 @@ def main() -> int:
               f"{n / p_cpu:6.1f} pages/s CPU, {n / p_wall:6.1f} pages/s wall")
         print(f"export with masks and tiles:                        "
               f"{n / e_cpu:6.1f} pages/s CPU, {n / e_wall:6.1f} pages/s wall")
-        mb, mb0 = _tile_sizes(ws, args.tile, Config().export.png_level)
-        print(f"tile images: {mb:.1f} MB a page at the export's PNG level "
-              f"(ISA-L's fastest level would write {mb0:.1f} MB)")
+        level = Config().export.png_level
+        (mb, ms), (mb0, ms0) = _tile_levels(ws, args.tile, level)
+        print(f"tile images: {mb:.2f} MB and {ms:.1f} ms a page at png_level {level} (ISA-L "
+              f"level {isal_level(level)}); ISA-L's fastest (png_level 0): {mb0:.2f} MB "
+              f"({100 * (mb0 / mb - 1):+.0f}%), {ms0:.1f} ms")
         print("where the time goes (CPU ms per page, mean of the first 5 pages):")
         steps = _breakdown(ws, args.tile)
         for name, ms in steps:

@@ -31,7 +31,7 @@ from .png import (
     encode_up_window,
     read_up_rows,
 )
-from .preview import thumbnail
+from .preview import shown_rows, thumbnail
 from .select import PageInput
 from .tiles import resized_size, tile_windows
 
@@ -182,10 +182,12 @@ def export_page(
 
     thumb = None
     if thumbnail_caption is not None:
-        if pixels is None:
-            pixels = up.pixels() if up else decode_image(shot_bytes, page.screenshot)
+        shown = pixels
+        if shown is None:  # a thumbnail shows the top of the page: unfilter only that
+            shown = (up.pixels(shown_rows(width)) if up
+                     else decode_image(shot_bytes, page.screenshot))
         colours = np.array(palette, np.uint8).reshape(256, 3)
-        thumb = thumbnail(pixels, sem, colours, thumbnail_caption)
+        thumb = thumbnail(shown, sem, colours, thumbnail_caption)
 
     return PageResult(
         image=image_rel,

@@ -200,16 +200,17 @@ class UpRows:
             out[y], done = acc.copy(), y + 1
         return out
 
-    def pixels(self) -> np.ndarray:
-        """All pixels, (h, w, c) or (h, w) for grey; a row at a time, since numpy's
-        accumulate down the columns is ten times slower than this loop."""
-        src = self.rows[:, 1:]
+    def pixels(self, rows: int | None = None) -> np.ndarray:
+        """Pixels of the top `rows` rows (all by default), (rows, w, c) or (rows, w) for
+        grey; a row at a time, since numpy's accumulate down the columns is ten times
+        slower than this loop."""
+        n = self.height if rows is None else max(1, min(rows, self.height))
+        src = self.rows[:n, 1:]
         out = np.empty_like(src)
         out[0] = src[0]
-        for y in range(1, self.height):
+        for y in range(1, n):
             np.add(out[y - 1], src[y], out=out[y])
-        shape = (self.height, self.width) + ((self.channels,) if self.channels > 1 else ())
-        return out.reshape(shape)
+        return out.reshape((n, self.width) + ((self.channels,) if self.channels > 1 else ()))
 
 
 _CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> channels

@@ -21,7 +21,7 @@ def caption(split: str, page_id: str, site: str) -> str:
     return f"{split} {page_id[:16]} {site}"
 
 
-def _shown_rows(width: int) -> int:
+def shown_rows(width: int) -> int:
     """Rows of a page `width` wide that fill a thumbnail's height at THUMB_W."""
     return int(THUMB_H * width / THUMB_W)
 
@@ -34,7 +34,7 @@ def thumbnail(image: np.ndarray, mask: np.ndarray, palette: np.ndarray,
     Only the rows shown are resized (area averaging), so a tall page costs little more.
     """
     h, w = image.shape[:2]
-    crop_h = min(h, _shown_rows(w))
+    crop_h = min(h, shown_rows(w))
     size = (THUMB_W, max(1, round(crop_h * THUMB_W / w)))
     top = image[:crop_h]
     if top.ndim == 2:
@@ -85,7 +85,7 @@ def contact_sheet(
             continue
         image = decode_pixels((release / row["image"]).read_bytes(), row["image"])
         mask_bytes = (release / row["mask"]).read_bytes()
-        top = read_indexed_top(mask_bytes, _shown_rows(image.shape[1]))
+        top = read_indexed_top(mask_bytes, shown_rows(image.shape[1]))
         if top is None:
             with Image.open(io.BytesIO(mask_bytes)) as m:
                 pal = np.array(m.getpalette("RGB") + [0] * 768, np.uint8)[:768]

@@ -42,6 +42,7 @@ def test_a_window_of_up_rows_is_the_png_of_its_pixels(case):
     up = read_up_rows(encode_pixels(arr, 1))
     assert up is not None
     assert np.array_equal(up.pixels(), arr)
+    assert np.array_equal(up.pixels(th), arr[:th])  # the top rows alone
     top = up.pixel_rows([y, 0])[y]
     data = encode_up_window(up, x, y, tw, th, top, 1)
     want = arr[y : y + th, x : x + tw]
