@@ -56,7 +56,7 @@ def hinted_label(boxes: list[Box]) -> str:
     return ""
 
 
-def _link_share(leaves: list[Box]) -> float:
+def link_share(leaves: list[Box]) -> float:
     """Share of the content that is links: by characters, or by area where the content
     is pictures (menus drawn as images)."""
     text = sum(len(b.text) for b in leaves if b.kind == "text")
@@ -81,7 +81,7 @@ def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
     x, y, w, h = rect
     images = [b for b in leaves if b.kind == "image"]
     texts = [b for b in leaves if b.kind == "text"]
-    links = _link_share(leaves)
+    links = link_share(leaves)
     chars = sum(len(b.text) for b in texts)
     if images and not texts and is_ad_shaped(rect):
         return "advertisement", 0.7

@@ -12,7 +12,7 @@ from .classify import Context, classify
 from .geometry import area, clip, inter_area
 from .labelset import LabelSet
 from .pixels import unexplained_regions
-from .segment import Proposal, segment_tree
+from .segment import Opener, Proposal, segment_tree
 from .tree import BACKDROP, Node, build_tree
 
 # A region's score estimates the chance that an annotator keeps it as proposed: the share
@@ -52,14 +52,17 @@ def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal]
 
 
 def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig | None = None,
-                    gray: np.ndarray | None = None) -> list[Region]:
+                    gray: np.ndarray | None = None,
+                    opener: Opener | None = None) -> list[Region]:
     """Labelled, scored regions of one page; `gray` (the screenshot as 8-bit grey, optional)
-    lets the pixel check add what the DOM does not explain."""
+    lets the pixel check add what the DOM does not explain. `opener` takes the open-or-keep
+    decision for containers (default: segment.py's rules; split.learned_opener() is the
+    learned alternative, which does not beat them yet)."""
     params = params or PreannotateConfig()
     root = build_tree(page)
     if root is None:
         return []
-    proposals: list[Proposal] = segment_tree(root, params)
+    proposals: list[Proposal] = segment_tree(root, params, opener)
     if gray is not None and gray.shape == (page.height, page.width):
         proposals += pixel_proposals(gray, page, proposals, params.pixel_area * area(root.content))
     ctx = Context(page.width, page.height, root.content)

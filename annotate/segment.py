@@ -9,6 +9,7 @@ container (no block of their own) are grouped by visual adjacency (cluster.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from catalog.config import PreannotateConfig
@@ -36,10 +37,10 @@ class Proposal:
 def _significant(n: Node, min_area: float, content_share: float) -> bool:
     # A band drawn across the page counts by its box, even with little in it (a header
     # with a logo and a search field); the objects in it must still be of some size.
-    return area(_rect_of(n)) >= min_area and area(n.content) >= content_share * min_area
+    return area(rect_of(n)) >= min_area and area(n.content) >= content_share * min_area
 
 
-def _is_band(kid: Node, node: Node) -> bool:
+def is_band(kid: Node, node: Node) -> bool:
     # Measured against what the container holds, not its box: a page-wide wrapper around a
     # centred layout has bands as wide as the layout (seen on dev pages).
     wide = max(kid.rect[2], kid.content[2]) >= 0.8 * node.content[2]
@@ -62,10 +63,16 @@ def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: PreannotateConfig) 
         return touches_top or touches_bottom
     # From one end only: a stack if it holds a band (a full-width part, such as a header,
     # a menu bar or a footer); a row of columns is one part of the page.
-    return (touches_top or touches_bottom) and any(_is_band(k, node) for k in kids)
+    return (touches_top or touches_bottom) and any(is_band(k, node) for k in kids)
 
 
-def _rect_of(node: Node) -> Rect:
+# Decides whether a container is opened into its parts (True) or kept as one segment
+# (False): called with the container, its significant children, the page's content, the
+# depth of the container below the root and the verdict of the rules above (_is_wrapper).
+Opener = Callable[[Node, list[Node], Rect, int, bool], bool]
+
+
+def rect_of(node: Node) -> Rect:
     # A container whose floats overflow it (height 0 with content below) is drawn by its
     # content; otherwise by its own box, as a person would draw it.
     r, c = node.rect, node.content
@@ -74,7 +81,10 @@ def _rect_of(node: Node) -> Rect:
     return r
 
 
-def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposal]:
+def segment_tree(root: Node, p: PreannotateConfig | None = None,
+                 opener: Opener | None = None) -> list[Proposal]:
+    """Top-level segments under `root`. `opener` (default: the rules' verdict) takes the
+    open-or-keep decision for each container that is not the root."""
     p = p or PreannotateConfig()
     page = root.content
     min_area = p.min_area * area(page)
@@ -82,7 +92,7 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
 
     def emit(node: Node) -> None:
         src = "landmark" if node.box.kind == "landmark" else "tree"
-        out.append(Proposal(_rect_of(node), node, node.all_leaves, src))
+        out.append(Proposal(rect_of(node), node, node.all_leaves, src))
 
     def loose(objects: list[Box]) -> None:
         if not objects:
@@ -94,7 +104,7 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
             if area(rect) >= min_area:
                 out.append(Proposal(rect, None, leaves, "cluster"))
 
-    def flow(kids: list[Node], objects: list[Box]) -> None:
+    def flow(kids: list[Node], objects: list[Box], depth: int) -> None:
         """Visit the parts of an opened container. Consecutive text blocks (paragraphs,
         headings, lists straight in the container, as in a plain document) are one part
         together, with the loose objects among them; any other block is a part."""
@@ -109,9 +119,9 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
             # Without a paragraph it is no text: a logo heading beside a menu list.
             if len(run) < 2 or not any(k.box.tag in PROSE_TAGS for k in run):
                 for k in run:
-                    visit(k)
+                    visit(k, depth=depth)
                 continue
-            rect = union_rect(_rect_of(k) for k in run)
+            rect = union_rect(rect_of(k) for k in run)
             inside = [b for b in rest if inter_area(b.bbox, rect) >= 0.5 * area(b.bbox)]
             rest = [b for b in rest if b not in inside]
             leaves = [b for k in run for b in k.all_leaves] + inside
@@ -125,12 +135,17 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
         pages), but not a page-sized layer that happens to hold only this part."""
         best = node
         for n in reversed(chain):
-            if area(_rect_of(n)) > p.chain_growth * area(_rect_of(node)):
+            if area(rect_of(n)) > p.chain_growth * area(rect_of(node)):
                 break
             best = n
         return best
 
-    def visit(node: Node, is_root: bool = False, chain: list[Node] | None = None) -> None:
+    def opens(node: Node, kids: list[Node], depth: int) -> bool:
+        rule = _is_wrapper(node, kids, page, p)
+        return rule if opener is None else opener(node, kids, page, depth, rule)
+
+    def visit(node: Node, is_root: bool = False, chain: list[Node] | None = None,
+              depth: int = 0) -> None:
         chain = chain or []
         kids = [c for c in node.children if _significant(c, min_area, p.content_share)]
         stray = list(node.leaves)
@@ -138,17 +153,17 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None) -> list[Proposa
             if c not in kids:
                 stray.extend(c.all_leaves)
         if not kids:
-            if is_root or _is_wrapper(node, [], page, p):
+            if is_root or opens(node, [], depth):
                 loose(stray)
             else:
                 emit(outer(node, chain))
             return
         if len(kids) == 1 and area(kids[0].content) >= p.chain_cover * area(node.content):
-            visit(kids[0], is_root, [] if is_root else [*chain, node])
+            visit(kids[0], is_root, [] if is_root else [*chain, node], depth)
             loose(stray)
             return
-        if is_root or _is_wrapper(node, kids, page, p):
-            flow(kids, stray)
+        if is_root or opens(node, kids, depth):
+            flow(kids, stray, depth + 1)
             return
         emit(outer(node, chain))
 
