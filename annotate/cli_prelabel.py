@@ -16,6 +16,7 @@ from catalog.workspace import CorruptFile, read_json
 from .evaluate import evaluate_kreuzer, evaluate_workspace
 from .labelset import label_set
 from .preannotate import VERSION, preannotate_page
+from .split import learned_opener
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="only Kreuzer pages whose folder contains NAME (repeatable)")
     ev.add_argument("--limit", type=int, default=0, help="at most this many pages")
     ev.add_argument("--worst", type=int, default=9, help="pages on the contact sheet")
+    ev.add_argument("--learned-split", action="store_true",
+                    help="Kreuzer: open or keep containers by the learned model "
+                         "(annotate/split_weights.py) instead of the rules")
     ev.set_defaults(func=_evaluate)
 
 
@@ -101,8 +105,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     labels = label_set(config.labels)
     out = Path(args.out) if args.out else ws.root / "evaluation"
     if args.kreuzer:
+        opener = learned_opener() if args.learned_split else None
         evaluate_kreuzer(Path(args.kreuzer), out, labels, split=args.split, limit=args.limit,
-                         names=args.page, worst=args.worst, params=config.preannotate)
+                         names=args.page, worst=args.worst, params=config.preannotate,
+                         opener=opener)
     else:
         evaluate_workspace(ws, out, labels, worst=args.worst)
     return 0

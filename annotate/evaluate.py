@@ -44,6 +44,7 @@ from .labelset import LabelSet
 from .metrics import Segment, bcubed, class_iou, match_segments
 from .overlay import contact_sheet, side_by_side
 from .preannotate import VERSION, load_gray, preannotate
+from .segment import Opener
 
 EVAL_SCHEMA = 1
 METHODS = ("proposal", "whole_page", "naive_dom")
@@ -191,9 +192,11 @@ def truth_segments(truth: dict[str, Any], width: int, height: int) -> list[Segme
 def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "all",
                      limit: int = 0, names: list[str] | None = None, worst: int = 9,
                      params: PreannotateConfig | None = None,
-                     console: Console | None = None) -> dict[str, Any]:
+                     console: Console | None = None,
+                     opener: Opener | None = None) -> dict[str, Any]:
     """Capture the corpus' stripped pages, pre-annotate them and score them against the
-    rendered truth; write evaluation.json, overlays and the worst pages' sheet into `out`."""
+    rendered truth; write evaluation.json, overlays and the worst pages' sheet into `out`.
+    `opener`: the open-or-keep decision of the segmentation (default: the rules)."""
     console = console or Console()
     pages = list_pages(corpus)
     if split != "all":
@@ -226,7 +229,7 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
             use_pixels = params is None or params.pixels
             gray = load_gray(ws.screenshot(pid), (page.width, page.height)) if use_pixels else None
             t0 = time.perf_counter()
-            ann, _ = preannotate(page, pid, labels, gray, params)
+            ann, _ = preannotate(page, pid, labels, gray, params, opener)
             ms = (time.perf_counter() - t0) * 1000
             pred = [Segment(r.label, tuple(r.bbox)) for r in ann.regions]
             cap = float(read_json(ws.page_json(pid)).get("timings", {}).get("total", 0.0))

@@ -23,6 +23,7 @@ from .boxes import PageBoxes, load_boxes
 from .labelset import LabelSet
 from .masks import element_masks
 from .regions import propose_regions
+from .segment import Opener
 
 VERSION = "webseg-preannotate-1"
 
@@ -41,11 +42,12 @@ def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 
 
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
-                gray: np.ndarray | None = None,
-                params: PreannotateConfig | None = None) -> tuple[Annotation, dict[str, np.ndarray]]:
-    """Pure: the annotation record and its masks for one page."""
+                gray: np.ndarray | None = None, params: PreannotateConfig | None = None,
+                opener: Opener | None = None) -> tuple[Annotation, dict[str, np.ndarray]]:
+    """Pure: the annotation record and its masks for one page (`opener`: see
+    propose_regions)."""
     t0 = time.perf_counter()
-    regions = propose_regions(page, labels, params, gray)
+    regions = propose_regions(page, labels, params, gray, opener)
     masks = element_masks(page, labels.masks)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,12 +119,20 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> dict[
     }
 
 
-def score(devs: Sequence[DevPage], opener: Opener | None, params: PreannotateConfig) -> dict[str, float]:
-    """Mean segment F1, BCubed P/R/F1 over pages and label accuracy of matched segments."""
+def truth_opener(dev: DevPage) -> Opener:
+    """The truth's own answers (should_open) on one page: the ceiling of any decision."""
+    truth = [s.bbox for s in dev.true]
+    return lambda node, kids, page, depth, rule: should_open(node, truth)
+
+
+def score(devs: Sequence[DevPage], opener_of: Callable[[DevPage], Opener | None],
+          params: PreannotateConfig) -> dict[str, float]:
+    """Mean segment F1, BCubed P/R/F1 over pages and label accuracy of matched segments,
+    with the opener `opener_of` gives for each page."""
     labels = label_set(None)
     rows, pairs = [], []
     for d in devs:
-        regions = propose_regions(d.page, labels, params, d.gray, opener)
+        regions = propose_regions(d.page, labels, params, d.gray, opener_of(d))
         pred = [Segment(r.label, tuple(r.bbox)) for r in regions]
         m = match_segments(pred, d.true)
         rows.append((m.f1, *bcubed(pred, d.true, d.page.width, d.page.height)))
@@ -155,7 +163,7 @@ def load_dev(corpus: Path, out: Path) -> list[DevPage]:
 
 
 def _line(name: str, s: dict[str, float]) -> str:
-    return (f"{name:>26}: segment F1 {s['seg_f1']:.3f}  BCubed P {s['bcubed_p']:.3f} "
+    return (f"{name:>28}: segment F1 {s['seg_f1']:.3f}  BCubed P {s['bcubed_p']:.3f} "
             f"R {s['bcubed_r']:.3f} F1 {s['bcubed_f1']:.3f}  label accuracy "
             f"{s['label_accuracy']:.3f}")
 
@@ -207,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([v for _, ys in per_page for v in ys], dtype=np.float64)
     print(f"{len(devs)} dev pages, {len(y)} decisions, {int(y.sum())} of them 'open'")
     if args.folds > 1:
-        print(_line("rules", score(devs, None, params)))
+        print(_line("rules", score(devs, lambda d: None, params)))
+        print(_line("truth's decisions (ceiling)", score(devs, truth_opener, params)))
         folds = [list(range(i, len(devs), args.folds)) for i in range(args.folds)]
         scores = []
         for fold in folds:
@@ -215,13 +224,14 @@ def main(argv: list[str] | None = None) -> int:
             xt = np.array([v for k in train for v in per_page[k][0]], dtype=np.float64)
             yt = np.array([v for k in train for v in per_page[k][1]], dtype=np.float64)
             opener = learned_opener(fit(xt, yt, args.l2))
-            s = score([devs[k] for k in fold], opener, params)
+            s = score([devs[k] for k in fold], lambda d, o=opener: o, params)
             scores.append((len(fold), s))
         total = sum(n for n, _ in scores)
         cv = {k: sum(n * s[k] for n, s in scores) / total for k in scores[0][1]}
         print(_line(f"learned ({args.folds}-fold, dev)", cv))
     model = fit(x, y, args.l2)
-    print(_line("learned (fitted on dev)", score(devs, learned_opener(model), params)))
+    fitted = learned_opener(model)
+    print(_line("learned (fitted on dev)", score(devs, lambda d: fitted, params)))
     for name, w in zip(FEATURES, model["weights"], strict=True):
         print(f"  {name:>14} {w:+.3f}")
     if not args.dry_run:

@@ -12,6 +12,7 @@ import pytest
 from annotate import geometry as g
 from annotate.boxes import Box, parse_boxes
 from annotate.labelset import label_set
+from annotate.preannotate import preannotate
 from annotate.regions import propose_regions
 from annotate.split import FEATURES, features, learned_opener, probability
 from annotate.split_weights import MODEL
@@ -136,3 +137,10 @@ def test_the_truth_opens_a_container_around_one_much_smaller_segment():
     truth = [(100, 100, 200, 200)]
     assert should_open(_container((0, 0, 1000, 1000)), truth)
     assert not should_open(_container((90, 90, 220, 220)), truth)
+
+
+def test_preannotate_passes_the_opener_on():
+    page = parse_boxes(classic_page())
+    rules, _ = preannotate(page, "p", label_set())
+    split, _ = preannotate(page, "p", label_set(), opener=lambda node, kids, *_: bool(kids))
+    assert len(rules.regions) == 3 and len(split.regions) == 4
