@@ -67,8 +67,8 @@ def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: PreannotateConfig) 
 
 
 # Decides whether a container is opened into its parts (True) or kept as one segment
-# (False): called with the container, its significant children, the page's content, the
-# depth of the container below the root and the verdict of the rules above (_is_wrapper).
+# (False): called with the container, its significant children, the page's content, how
+# many containers were opened above it and the verdict of the rules above (_is_wrapper).
 Opener = Callable[[Node, list[Node], Rect, int, bool], bool]
 
 

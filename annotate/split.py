@@ -5,10 +5,14 @@ as one segment or opens it into its parts. Its rules (_is_wrapper) get the layou
 most pages but miss where people draw their blocks coarser or finer than the DOM suggests
 (rows of columns, stacked blocks, pages whose truth is one block). This module scores the
 same decision with a logistic regression over a few features of the container and its
-children, the rules' verdict among them, so that the model learns where to overrule them.
+children, the rules' verdict among them, so that a model can learn where to overrule them.
 
 The weights live in split_weights.py, written by `python -m annotate.train_split` from the
-dev pages of the Kreuzer corpus only; nothing is downloaded or learned at run time.
+dev pages of the Kreuzer corpus only; nothing is downloaded or learned at run time. Fitted
+on those 38 pages the model does not beat the rules (README, "Pre-annotation and its
+quality"), so it is opt-in: propose_regions(..., opener=learned_opener()) or
+`python -m annotate evaluate --learned-split`. More annotated pages (pulled from Label
+Studio) are what it lacks.
 """
 
 from __future__ import annotations
