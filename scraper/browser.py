@@ -9,9 +9,11 @@ there to answer a page's dialogs, so none opens.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
@@ -43,6 +45,15 @@ BASE_FLAGS = (
 NO_DIALOGS = (
     "window.alert = () => undefined; window.confirm = () => true;"
     " window.prompt = () => null; window.print = () => undefined; window.open = () => null;"
+)
+# The capture style (no animations, every content-visibility section painted, see
+# js/prepare.js) from the document's first moment: added after load, it would make
+# Chromium style the whole page a second time, the costliest step of reading the boxes.
+CAPTURE_CSS = (Path(__file__).with_name("js") / "capture.css").read_text(encoding="utf-8").strip()
+CAPTURE_STYLE_AT_START = (
+    "try { const sheet = new CSSStyleSheet(); sheet.replaceSync(" + json.dumps(CAPTURE_CSS) + ");"
+    " window.__websegCaptureSheet = sheet;"
+    " document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; } catch (e) {}"
 )
 OFFLINE_RULE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
 
@@ -98,7 +109,8 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
             raise
         driver._webseg_profile = profile  # type: ignore[attr-defined]
     try:
-        cdp(driver, "Page.addScriptToEvaluateOnNewDocument", {"source": NO_DIALOGS})
+        cdp(driver, "Page.addScriptToEvaluateOnNewDocument",
+            {"source": NO_DIALOGS + CAPTURE_STYLE_AT_START})
     except Exception:
         stop_browser(driver)
         raise

@@ -37,7 +37,7 @@ from catalog.records import BOXES_SCHEMA, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import Workspace
 
-from .browser import performance_log
+from .browser import CAPTURE_CSS, performance_log
 from .cdp import cdp
 
 # Our own screenshots are trusted and can be very tall.
@@ -382,7 +382,8 @@ def grab_page(
         raw = _guard(
             driver.execute_async_script,
             _JS["prepare_and_read"],
-            {"waitMs": int(cfg.image_wait * 1000), "maxText": cfg.text_max_chars},
+            {"waitMs": int(cfg.image_wait * 1000), "maxText": cfg.text_max_chars,
+             "css": CAPTURE_CSS},
         )
     except TimeoutException:
         # A page still busy after the image wait: read the boxes as they are.

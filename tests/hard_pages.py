@@ -32,6 +32,18 @@ LAZY_IMAGES = """<!doctype html><html><body style="margin:0">
 <img id="scripted" class="lazy" data-src="/green.png" width="200" height="100">
 <p>end</p></body></html>"""
 
+# A block that fades in over 1000 s and one that slides in over as long: captured as the
+# page ends up, opaque and in place. With ?replace, the page's own script drops the
+# style sheets adopted before it ran (as some frameworks do).
+ANIMATED = """<!doctype html><html><head><style>
+body{margin:0}
+@keyframes fade{from{opacity:0}to{opacity:1}}
+@keyframes slide{from{transform:translateX(800px)}to{transform:none}}
+#fade{height:100px;background:rgb(0,0,200);animation:fade 1000s}
+#slide{height:100px;width:200px;background:rgb(0,150,0);transition:width 1000s;animation:slide 1000s}
+</style>SCRIPT</head><body><div id="fade">Fading in</div><div id="slide">Sliding in</div>
+<div style="height:1200px"></div></body></html>"""
+
 CONTENT_VISIBILITY = """<!doctype html><html><body style="margin:0;font:20px sans-serif">
 <div style="height:3000px">Top</div>
 <section style="content-visibility:auto;contain-intrinsic-size:1000px 500px">
@@ -105,6 +117,9 @@ class HardPages(BaseHTTPRequestHandler):
                 "{i.src=i.dataset.src;o.disconnect()}})).observe(i))</script><p>end</p>",
             ),
             "/cv": CONTENT_VISIBILITY,
+            "/animated": ANIMATED.replace("SCRIPT", ""),
+            "/animated-replace": ANIMATED.replace(
+                "SCRIPT", "<script>document.adoptedStyleSheets = [];</script>"),
             "/resize": RESIZE_REACTIVE,
             "/hidden": HIDDEN_THINGS,
             "/other": "<html><body><p>Other page</p></body></html>",

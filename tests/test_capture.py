@@ -79,6 +79,18 @@ def test_content_visibility_sections_are_painted(driver, server, ws):
     assert page_alignment(ws.page_dir(page.page_id)).score == 1.0
 
 
+@pytest.mark.parametrize("path", ["/animated", "/animated-replace"])
+def test_animations_are_captured_at_their_end(driver, server, ws, path):
+    page = capture_page(driver, server + path, DESKTOP, ws, CaptureConfig()).page
+    px = pixels(ws, page.page_id)
+    # Below each block's line of text: the block's own colour, nothing else.
+    assert (px[25:95, 5:1275] == [0, 0, 200]).all(), "the fading block is fully opaque"
+    assert (px[125:195, 5:195] == [0, 150, 0]).all(), "the sliding block is in its place"
+    assert (px[110:190, 210:1270] == [255, 255, 255]).all()
+    slide = next(b for b in boxes(ws, page.page_id) if b["dom_id"] == "slide")
+    assert slide["bbox"] == [0, 100, 200, 100] and slide["visible"]
+
+
 def test_scripts_reacting_to_the_capture_resize_do_not_move_the_picture(driver, server, ws):
     page = capture_page(driver, server + "/resize", DESKTOP, ws, CaptureConfig()).page
     align = page_alignment(ws.page_dir(page.page_id))

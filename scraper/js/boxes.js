@@ -80,6 +80,22 @@ function clipOf(el) {
 // thousands of boxes travel as [parent, step] pairs and are joined on the other side.
 const pathNodes = [];  // [parent node index or -1, step]
 const pathCache = new Map();
+// Counted for all the children of a parent at once: one by one, a list of thousands of
+// siblings costs a square of that.
+const nthCache = new Map();
+function nthOfType(el) {
+  let i = nthCache.get(el);
+  if (i === undefined) {
+    const seen = new Map();
+    for (let c = el.parentElement.firstElementChild; c; c = c.nextElementSibling) {
+      const n = (seen.get(c.tagName) || 0) + 1;
+      seen.set(c.tagName, n);
+      nthCache.set(c, n);
+    }
+    i = nthCache.get(el);
+  }
+  return i;
+}
 function cssPath(el) {
   if (!el || el.nodeType !== 1) return -1;
   let p = pathCache.get(el);
@@ -92,11 +108,7 @@ function cssPath(el) {
   } else if (id && /^[A-Za-z][\w-]*$/.test(id)) {
     part += "#" + id;
   } else if (el.parentElement) {
-    let i = 1;
-    for (let sib = el.previousElementSibling; sib; sib = sib.previousElementSibling) {
-      if (sib.tagName === el.tagName) i++;
-    }
-    part += `:nth-of-type(${i})`;
+    part += `:nth-of-type(${nthOfType(el)})`;
   }
   const parent = el === root ? -1 : cssPath(el.parentElement);
   p = pathNodes.length;

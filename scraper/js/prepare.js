@@ -1,17 +1,18 @@
 // Make the page ready to be captured as a person would see it once everything loaded:
 // no animations, every content-visibility section painted, lazy images loaded and decoded.
-// Async: arguments[0] = {waitMs}, arguments[last] = the callback Selenium waits for.
+// Async: arguments[0] = {waitMs, css}, arguments[last] = the callback Selenium waits for.
 const opts = arguments[0] || {};
 const done = arguments[arguments.length - 1];
-const style = document.createElement("style");
-style.setAttribute("data-webseg", "prepare");
-style.textContent = "*,*::before,*::after{content-visibility:visible!important;" +
-  "animation:none!important;transition:none!important;scroll-behavior:auto!important;" +
-  "caret-color:transparent!important}" +
-  // Scripts are switched off for the screenshot, and Chromium then renders <noscript>:
-  // keep it hidden, as it was when the boxes were read.
-  "noscript{display:none!important}";
-(document.head || document.documentElement).appendChild(style);
+// The capture style (capture.css) is adopted when the document starts, so the page is
+// styled once; a page that replaced the adopted sheets gets it now, at the price of
+// styling the whole document again.
+const sheet = window.__websegCaptureSheet;
+if (!(sheet && document.adoptedStyleSheets.includes(sheet))) {
+  const style = document.createElement("style");
+  style.setAttribute("data-webseg", "prepare");
+  style.textContent = opts.css || "";
+  (document.head || document.documentElement).appendChild(style);
+}
 
 const images = Array.from(document.images);
 for (const img of images) {
