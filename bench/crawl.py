@@ -12,7 +12,7 @@ machine does not decide the ratio.
 Targets: crawler >= 0.85 x baseline pages/min (with 1 and with 2 browsers) and >= 50
 pages/min with one browser. The last line states the figures; exit 1 when one is missed.
 
-    .venv/bin/python bench/crawl.py [--pages 60] [--repeats 2]
+    .venv/bin/python bench/crawl.py [--pages 60] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def run_baseline(urls: list[str], browsers: int, work: Path) -> tuple[float, flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=60, help="pages per configuration")
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each contender per configuration; the best counts")
     args = parser.parse_args()
     if not (SITE / "index.html").is_file():
