@@ -217,12 +217,18 @@ def _tile_pngs(
             yield encode_up_window(image, x, y, tile, tile, tops[y], level, scratch)
         return
     for x, y in windows:
-        tile_image = image[y : y + tile, x : x + tile]
-        if tile_image.shape[:2] != (tile, tile):  # the page is smaller than a tile
-            padded = np.zeros((tile, tile, *image.shape[2:]), np.uint8)  # beyond the page: black
-            padded[: tile_image.shape[0], : tile_image.shape[1]] = tile_image
-            tile_image = padded
-        yield encode_image_png(tile_image, level, scratch)
+        # Beyond the page (a page smaller than a tile): black.
+        yield encode_image_png(_padded(image[y : y + tile, x : x + tile], tile, 0), level,
+                               scratch)
+
+
+def _padded(window: np.ndarray, tile: int, fill: int) -> np.ndarray:
+    """A tile's window as is, or filled out to tile x tile where the page is smaller."""
+    if window.shape[:2] == (tile, tile):
+        return window
+    padded = np.full((tile, tile, *window.shape[2:]), fill, np.uint8)
+    padded[: window.shape[0], : window.shape[1]] = window
+    return padded
 
 
 def _write_tiles(
@@ -236,11 +242,7 @@ def _write_tiles(
     for (x, y), image_png in zip(windows, _tile_pngs(image, windows, tile, level, scratch),
                                  strict=True):
         name = f"{page_id}_x{x:05d}_y{y:05d}.png"
-        tile_mask = sem[y : y + tile, x : x + tile]
-        if tile_mask.shape != (tile, tile):  # the page is smaller than a tile
-            padded_mask = np.full((tile, tile), IGNORE, np.uint8)
-            padded_mask[: tile_mask.shape[0], : tile_mask.shape[1]] = tile_mask
-            tile_mask = padded_mask
+        tile_mask = _padded(sem[y : y + tile, x : x + tile], tile, IGNORE)
         _put(split_dir, f"tiles/images/{name}", image_png, digests)
         _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level, scratch),
              digests)

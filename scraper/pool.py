@@ -21,7 +21,7 @@ from catalog.config import CaptureConfig
 from catalog.workspace import Workspace
 
 from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, CaptureResult, Grab, finish_capture, grab_page
+from .capture import BrowserDied, CaptureResult, finish_capture, grab_page
 from .frontier import Entry
 from .orphans import note_browser
 from .politeness import Politeness
@@ -139,7 +139,7 @@ class Worker(threading.Thread):
         # The host's turn is taken at the navigation itself, so the delay holds between
         # the requests the server sees, whatever the capture does before loading.
         try:
-            grab: Grab = grab_page(
+            grab = grab_page(
                 self.driver, job.entry.url, job.viewport, self.capture_cfg,
                 crawl_id=self.crawl_id, depth=job.entry.depth,
                 before_navigate=lambda: self.politeness.start(host),
