@@ -32,6 +32,7 @@ def _driver(chromium: str):
         f"--user-data-dir={tempfile.mkdtemp(prefix='ls-ui-')}",
     ):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(chromium), options=opts)
 
 
@@ -47,6 +48,41 @@ def _wait(fn, timeout: float = 60.0, what: str = "condition"):
             last = exc
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+OUTLINER_TITLES = (
+    "return [...document.querySelectorAll('.lsf-outliner-item__title')]"
+    ".map(e => e.textContent.trim().toLowerCase());"
+)
+UI_STATE = (
+    "const a = window.Htx && window.Htx.annotationStore && window.Htx.annotationStore.selected;"
+    "return {url: location.href, htx: !!window.Htx, regions: a ? a.regions.length : null,"
+    " text: document.body.innerText.slice(0, 300)};"
+)
+
+
+def _outliner_titles(driver, expected: list[str]) -> list[str]:
+    """The outliner's region titles once it lists them all, reloading the task once if the
+    labelling UI has not rendered within 45 s (its first load can stall on a busy machine).
+    On failure the message says what the page showed, and a screenshot is kept."""
+    def listed():
+        titles = driver.execute_script(OUTLINER_TITLES)
+        return titles and len(titles) >= len(expected) and sorted(titles)
+
+    try:
+        return _wait(listed, timeout=45.0, what="the outliner")
+    except AssertionError:
+        driver.refresh()
+    try:
+        return _wait(listed, timeout=60.0, what="the outliner")
+    except AssertionError as exc:
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "labelstudio_task_failed.png"))
+        console = [e["message"][:200] for e in driver.get_log("browser")][-8:]
+        raise AssertionError(
+            f"{exc}; after a reload the UI showed {driver.execute_script(UI_STATE)}; "
+            f"console: {console}"
+        ) from None
 
 
 def test_pushed_task_shows_its_preannotated_regions(
@@ -83,13 +119,7 @@ def test_pushed_task_shows_its_preannotated_regions(
         _wait(lambda: "/user/login" not in driver.current_url, what="the login")
         driver.get(f"{labelstudio.url}/projects/{project['id']}/data?task={task['id']}")
         # The outliner re-renders while the task loads: read its titles in one script.
-        titles = _wait(
-            lambda: (t := driver.execute_script(
-                "return [...document.querySelectorAll('.lsf-outliner-item__title')]"
-                ".map(e => e.textContent.trim().toLowerCase());"
-            )) and len(t) >= len(expected) and sorted(t),
-            what="the outliner to list the predicted regions",
-        )
+        titles = _outliner_titles(driver, expected)
         assert titles == expected
         drawn = driver.execute_script(
             "const a = window.Htx.annotationStore.selected;"
