@@ -10,7 +10,6 @@ page's resize handlers and the picture would no longer match the boxes.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
+import pybase64
 from PIL import Image
 from selenium.common.exceptions import (
     InvalidSessionIdException,
@@ -174,26 +175,43 @@ def parse_document_response(entries: list[dict[str, Any]], requested: str) -> Do
     return resp
 
 
-def decode_boxes(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The box extractor's compact wire format -> one dict per box (see js/boxes.js)."""
+def image_boxes_from_wire(
+    data: dict[str, Any], scale: float, width: int, height: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The box extractor's compact wire format (see js/boxes.js) -> integer image-pixel boxes.
+
+    The same boxes as `to_image_boxes` of the decoded CSS-pixel boxes, made in one pass:
+    thousands of boxes a page, each built once.
+    """
     strings, nodes = data["strings"], data["pathNodes"]
     paths: list[str] = []
     for parent, step in nodes:  # parents always come before their children
         paths.append(step if parent < 0 else f"{paths[parent]}>{step}")
     fields = data["fields"]
-    string_at = [i for i, f in enumerate(fields) if f in set(data["stringFields"])]
-    path_at = fields.index("path")
-    boxes = []
+    n_fields = len(fields)
+    string_fields = set(data["stringFields"])
+    string_at = [i for i, f in enumerate(fields) if f in string_fields]
+    path_at, bbox_at = fields.index("path"), fields.index("bbox")
+    fixed_at, visible_at = fields.index("fixed"), fields.index("visible")
+    reason_at = fields.index("hidden_reason")
+    out, beyond = [], 0
     for row in data["rows"]:
+        below, bbox = _image_bbox(row[bbox_at], scale, width, height)
+        if below and strings[row[reason_at]] != "offpage":
+            beyond += 1
+            continue
         for i in string_at:
             row[i] = strings[row[i]]
         row[path_at] = paths[row[path_at]] if row[path_at] >= 0 else ""
-        box = dict(zip(fields, row[: len(fields)], strict=True))
-        box["fixed"], box["visible"] = bool(box["fixed"]), bool(box["visible"])
-        if row[len(fields)]:
-            box.update(row[len(fields)])
-        boxes.append(box)
-    return boxes
+        row[bbox_at] = bbox
+        row[fixed_at], row[visible_at] = bool(row[fixed_at]), bool(row[visible_at])
+        box = dict(zip(fields, row[:n_fields], strict=True))
+        if box["visible"] and (bbox[2] < 1 or bbox[3] < 1):
+            box["visible"], box["hidden_reason"] = False, "offpage"
+        if row[n_fields]:
+            box.update(row[n_fields])
+        out.append(box)
+    return out, beyond
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -209,20 +227,26 @@ def to_image_boxes(raw: list[dict[str, Any]], dpr: float, width: int, height: in
     """
     out, beyond = [], 0
     for box in raw:
-        x, y, w, h = box["bbox"]
-        x0, y0 = math.floor(x * dpr), math.floor(y * dpr)
-        x1, y1 = math.ceil((x + w) * dpr), math.ceil((y + h) * dpr)
-        if y0 >= height and box.get("hidden_reason") != "offpage":
+        below, bbox = _image_bbox(box["bbox"], dpr, width, height)
+        if below and box.get("hidden_reason") != "offpage":
             beyond += 1
             continue
-        cx0, cy0 = min(max(x0, 0), width), min(max(y0, 0), height)
-        cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
         b = dict(box)
-        b["bbox"] = [cx0, cy0, cx1 - cx0, cy1 - cy0]
-        if b["visible"] and (cx1 - cx0 < 1 or cy1 - cy0 < 1):
+        b["bbox"] = bbox
+        if b["visible"] and (bbox[2] < 1 or bbox[3] < 1):
             b["visible"], b["hidden_reason"] = False, "offpage"
         out.append(b)
     return out, beyond
+
+
+def _image_bbox(css: list[float], scale: float, width: int, height: int) -> tuple[bool, list[int]]:
+    """Whether a CSS-pixel box starts below the image, and its image-pixel box clamped into it."""
+    x, y, w, h = css
+    x0, y0 = math.floor(x * scale), math.floor(y * scale)
+    x1, y1 = math.ceil((x + w) * scale), math.ceil((y + h) * scale)
+    cx0, cy0 = min(max(x0, 0), width), min(max(y0, 0), height)
+    cx1, cy1 = min(max(x1, 0), width), min(max(y1, 0), height)
+    return y0 >= height, [cx0, cy0, cx1 - cx0, cy1 - cy0]
 
 
 def find_blank_from(pixels: np.ndarray, boxes: list[dict[str, Any]], min_run: int = 3) -> int | None:
@@ -388,7 +412,7 @@ def grab_page(
     except TimeoutException:
         # A page still busy after the image wait: read the boxes as they are.
         flags.append("prepare_timeout")
-        raw = _guard(driver.execute_script, _JS["read"], {"maxText": cfg.text_max_chars})
+        raw = _guard(read_boxes_wire, driver, cfg.text_max_chars)
     # "<document height> <boxes JSON>": the height sizes the screenshot now, and the
     # JSON is parsed later, off the browser's time.
     head, _, grab.boxes_json = raw.partition(" ")
@@ -406,18 +430,23 @@ def grab_page(
     return grab
 
 
+def read_boxes_wire(driver: Any, max_text: int) -> str:
+    """The page's boxes as they are now: "<document height> <wire-format JSON>"."""
+    return driver.execute_script(_JS["read"], {"maxText": max_text})
+
+
 def finish_capture(grab: Grab, ws: Workspace, cfg: CaptureConfig) -> CaptureResult:
     """Parse what the browser handed over and write the page directory."""
     record, timings = grab.record, grab.timings
     if not grab.screenshot_b64:
         return _write(ws, record, None, [], timings, grab.t0)
     t = time.monotonic()
-    data = json.loads(grab.boxes_json)
+    data = orjson.loads(grab.boxes_json)
     record.title = (data.get("title") or "")[:300]
-    png = base64.b64decode(grab.screenshot_b64)
+    png = pybase64.b64decode(grab.screenshot_b64, validate=True)
     width, height = _png_size(png)
     scale = width / grab.viewport_width  # the real ratio of image to CSS pixels
-    boxes, beyond = to_image_boxes(decode_boxes(data), scale, width, height)
+    boxes, beyond = image_boxes_from_wire(data, scale, width, height)
     record.boxes_beyond_cap = beyond
 
     if width * height >= cfg.blank_check_pixels:
@@ -490,7 +519,7 @@ def _write(
                 "dpr": record.device_pixel_ratio,
                 "boxes": boxes,
             }
-            (tmp / "boxes.json").write_text(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+            (tmp / "boxes.json").write_bytes(orjson.dumps(doc))
         timings["write"] = time.monotonic() - t
         timings["total"] = time.monotonic() - t0
         record.timings.update({k: round(v, 4) for k, v in timings.items()})

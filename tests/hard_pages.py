@@ -79,6 +79,22 @@ HIDDEN_THINGS = """<!doctype html><html><body style="margin:0;font:16px sans-ser
 <a href="/other" style="position:absolute;left:-9999px">Skip link</a>
 </body></html>"""
 
+# A drawing of many parts with HTML inside a foreignObject, and text that is not UTF-8
+# as it stands: a lone surrogate put there by a script, and an emoji cut by the text limit.
+DRAWING_AND_ODD_TEXT = """<!doctype html><html><head><title>Plain title</title></head>
+<body style="margin:0;font:16px sans-serif">
+<svg id="diagram" width="400" height="100">""" + "".join(
+    f'<rect x="{4 * i}" y="10" width="3" height="80"/><text x="{4 * i}" y="95">t{i}</text>'
+    for i in range(100)
+) + """</svg>
+<svg id="form" width="300" height="60"><g><foreignObject x="0" y="0" width="300" height="60">
+<button id="inside" style="width:120px;height:40px">Inside</button></foreignObject></g></svg>
+<p id="cut">""" + "a" * 199 + """😀 tail</p>
+<p id="odd"></p>
+<script>document.getElementById("odd").textContent = "odd \\ud800 text";
+document.title = "Odd \\ud83d title";</script>
+</body></html>"""
+
 SLOW_PART = b"""<!doctype html><html><body><h1 id="early">Arrived before the hang</h1>"""
 
 
@@ -122,6 +138,7 @@ class HardPages(BaseHTTPRequestHandler):
                 "SCRIPT", "<script>document.adoptedStyleSheets = [];</script>"),
             "/resize": RESIZE_REACTIVE,
             "/hidden": HIDDEN_THINGS,
+            "/drawing": DRAWING_AND_ODD_TEXT,
             "/other": "<html><body><p>Other page</p></body></html>",
             "/tall": tall_page(40000),
             "/very-tall": tall_page(140000),

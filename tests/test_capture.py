@@ -14,7 +14,13 @@ from catalog import Workspace
 from catalog.config import CaptureConfig
 from scraper.alignment import page_alignment
 from scraper.browser import BrowserOptions, start_browser, stop_browser
-from scraper.capture import capture_page, find_blank_from, to_image_boxes
+from scraper.capture import (
+    capture_page,
+    find_blank_from,
+    image_boxes_from_wire,
+    read_boxes_wire,
+    to_image_boxes,
+)
 from tests.hard_pages import start_hard_pages
 
 pytestmark = pytest.mark.browser
@@ -154,6 +160,55 @@ def test_boxes_are_scaled_and_clamped_into_the_image():
     assert beyond == 1
     assert out[0]["bbox"] == [20, 41, 61, 21]
     assert out[1]["bbox"] == [0, 180, 400, 20]
+
+
+def _decoded(data: dict) -> list[dict]:
+    """The wire format read the plain way: one dict per row, strings and paths looked up."""
+    paths: list[str] = []
+    for parent, step in data["pathNodes"]:
+        paths.append(step if parent < 0 else f"{paths[parent]}>{step}")
+    out = []
+    for row in data["rows"]:
+        box = dict(zip(data["fields"], row[:-1], strict=True))
+        for f in data["stringFields"]:
+            box[f] = data["strings"][box[f]]
+        box["path"] = paths[box["path"]] if box["path"] >= 0 else ""
+        box["fixed"], box["visible"] = bool(box["fixed"]), bool(box["visible"])
+        box.update(row[len(data["fields"])] or {})
+        out.append(box)
+    return out
+
+
+def test_wire_boxes_become_the_same_image_boxes_in_one_pass(driver, server):
+    driver.get(server + "/tall")
+    head, _, wire = read_boxes_wire(driver, 200).partition(" ")
+    assert float(head) == 40000
+    # A 2x image cut at 10,000 px: boxes are scaled, clamped, and those below are counted.
+    fast, beyond = image_boxes_from_wire(json.loads(wire), 2.0, 2560, 10000)
+    plain, plain_beyond = to_image_boxes(_decoded(json.loads(wire)), 2.0, 2560, 10000)
+    assert beyond == plain_beyond > 0
+    assert fast == plain and len(fast) > 100
+    assert [list(b) for b in fast] == [list(b) for b in plain]  # the same keys, in order
+
+
+def test_drawings_html_in_them_and_text_that_is_not_utf8(driver, server, ws):
+    page = capture_page(driver, server + "/drawing", DESKTOP, ws, CaptureConfig()).page
+    assert page.status == "ok"
+    doc = json.loads(ws.boxes_json(page.page_id).read_bytes().decode("utf-8"))  # strict UTF-8
+    found = doc["boxes"]
+    svgs = {b["dom_id"] for b in found if b["tag"] == "svg" and b["kind"] == "image"}
+    assert svgs == {"diagram", "form"}
+    # The parts of a drawing are painted by their svg: no boxes of their own, no text runs.
+    assert not [b for b in found if b["tag"] in ("rect", "text", "g", "foreignobject")]
+    assert not [b for b in found if b["text"].startswith("t") and b["kind"] == "text"]
+    inside = [b for b in found if b["dom_id"] == "inside" and b["kind"] == "interactive"]
+    assert len(inside) == 1 and inside[0]["visible"] and inside[0]["text"] == "Inside"
+    assert "svg#form" in inside[0]["path"]
+    texts = {b["dom_id"] or b["path"].rsplit(">", 1)[-1]: b["text"] for b in found if b["kind"] == "text"}
+    cut = next(t for t in texts.values() if t.startswith("aaa"))
+    assert len(cut) == 200 and cut.endswith("\ufffd")  # an emoji cut in half
+    assert "odd \ufffd text" in texts.values()
+    assert page.title == "Odd \ufffd title"
 
 
 def test_a_hung_response_is_captured_partially_and_the_next_page_works(driver, server, ws):

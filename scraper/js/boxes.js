@@ -226,26 +226,58 @@ function addBox(kind, el, rect, depth, extra) {
   return box;
 }
 
-// Elements first, in document order, so that parents get ids before their content.
-const walker = document.createTreeWalker(body, NodeFilter.SHOW_ELEMENT, {
-  acceptNode(n) { return SKIP_TAGS.has(n.tagName) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT; },
-});
-const depthOf = new Map([[body, 0]]);
-const elements = [body];
-for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-  depthOf.set(n, (depthOf.get(n.parentElement) || 0) + 1);
-  elements.push(n);
+// One walk over the body, in document order: the elements with their depth, and the text
+// nodes with some ink. Subtrees nobody sees (scripts, templates) are left out at once, and
+// so is the inside of a drawing: its parts are drawn by their svg and have no boxes of
+// their own (a syntax diagram is hundreds of paths, each costly to style); only HTML in a
+// foreignObject has, so an svg holding one is walked through. Plain sibling links rather
+// than a TreeWalker: its filter would call back into script for every node.
+function isSvgPart(n) {
+  return n instanceof SVGElement && n.tagName.toUpperCase() !== "SVG";
+}
+const elements = [body], depths = [0];
+const texts = [], textDepths = [];
+{
+  let n = body.firstChild, depth = 1, svgDepth = 0;  // svgDepth: depth of the outer svg walked through
+  while (n) {
+    let down = false;
+    if (n.nodeType === 3) {
+      if (!svgDepth && /\S/.test(n.data)) { texts.push(n); textDepths.push(depth); }
+    } else if (n.nodeType === 1 && !SKIP_TAGS.has(n.tagName)) {
+      elements.push(n);
+      depths.push(depth);
+      if (!(n instanceof SVGElement)) {
+        down = true;
+      } else if (svgDepth || n.getElementsByTagName("foreignObject").length) {
+        down = true;
+        if (!svgDepth) svgDepth = depth;
+      }
+    }
+    if (down && n.firstChild) {
+      n = n.firstChild;
+      depth += 1;
+      continue;
+    }
+    while (n && !n.nextSibling) {
+      n = n.parentNode;
+      depth -= 1;
+      if (depth <= svgDepth) svgDepth = 0;
+      if (n === body) n = null;
+    }
+    if (n) n = n.nextSibling;
+  }
 }
 
-for (const el of elements) {
+for (let i = 0; i < elements.length; i++) {
+  const el = elements[i];
+  // Nested svg parts are drawn by their outer svg.
+  if (isSvgPart(el)) continue;
+  if (el.tagName.toUpperCase() === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
   const s = style(el);
   if (s.display === "none" || s.display === "contents") continue;
-  // Nested svg parts are drawn by their outer svg.
-  if (el instanceof SVGElement && el.tagName.toUpperCase() !== "SVG") continue;
-  if (el.tagName.toUpperCase() === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
   const r = el.getBoundingClientRect();
   const rect = docRect(r);
-  const depth = depthOf.get(el) || 0;
+  const depth = depths[i];
   const landmark = landmarkOf(el);
   if (landmark) {
     elementBox.set(el, addBox("landmark", el, rect, depth, {landmark}).id);
@@ -272,16 +304,9 @@ for (const el of elements) {
 }
 
 // Text runs: one box per line of each text node, from the range's client rects.
-const textWalker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, {
-  acceptNode(n) {
-    const p = n.parentElement;
-    if (!p || SKIP_TAGS.has(p.tagName) || p.closest("svg")) return NodeFilter.FILTER_REJECT;
-    return /\S/.test(n.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
-  },
-});
 const range = document.createRange();
-for (let n = textWalker.nextNode(); n; n = textWalker.nextNode()) {
-  const el = n.parentElement;
+for (let t = 0; t < texts.length; t++) {
+  const n = texts[t], el = n.parentElement;
   const s = style(el);
   if (s.display === "none") continue;
   range.selectNodeContents(n);
@@ -301,7 +326,7 @@ for (let n = textWalker.nextNode(); n; n = textWalker.nextNode()) {
     }
   }
   const text = n.data.replace(/\s+/g, " ").trim().slice(0, MAX_TEXT);
-  const depth = (depthOf.get(el) || 0) + 1;
+  const depth = textDepths[t];
   // Text drawn in the colour of a plain background is not seen by anyone.
   const bg = backgroundOf(el);
   const invisibleInk = s.color === bg.color && !bg.image && !s.textShadow.includes("px");
@@ -349,7 +374,11 @@ const STRING_FIELDS = new Set(["kind", "tag", "role", "dom_id", "classes", "text
   "background", "hidden_reason"]);
 const known = new Set(FIELDS);
 const strings = [], stringIndex = new Map();
+// A lone surrogate (text cut inside an emoji, or put there by a script) is not UTF-8, and
+// the files written from these strings are.
+const wellFormed = (v) => (typeof v === "string" && !v.isWellFormed() ? v.toWellFormed() : v);
 function str(v) {
+  v = wellFormed(v);
   let i = stringIndex.get(v);
   if (i === undefined) { i = strings.length; strings.push(v); stringIndex.set(v, i); }
   return i;
@@ -359,11 +388,11 @@ const rows = boxes.map((b) => {
   const row = FIELDS.map((f) => (STRING_FIELDS.has(f) ? str(b[f]) : b[f]));
   row[2] = b.bbox.map(round2);
   let extra = null;
-  for (const k in b) if (!known.has(k)) (extra = extra || {})[k] = b[k];
+  for (const k in b) if (!known.has(k)) (extra = extra || {})[k] = wellFormed(b[k]);
   row.push(extra);
   return row;
 });
 
 return {fields: FIELDS, stringFields: Array.from(STRING_FIELDS), rows, strings, pathNodes,
-  links, title: document.title || "", docWidth, docHeight, viewport: [vw, vh],
+  links, title: wellFormed(document.title || ""), docWidth, docHeight, viewport: [vw, vh],
   contentType: document.contentType || ""};
