@@ -7,6 +7,7 @@ before a URL becomes an id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -36,7 +37,13 @@ def normalise_url(url: str) -> str:
     """
     if not isinstance(url, str) or not url.strip():
         raise BadURL(f"empty URL: {url!r}")
-    url = url.strip()
+    return _normalise(url.strip())
+
+
+# A site's pages link to the same pages over and over (navigation, footers): each page
+# brings hundreds of links, nearly all of them seen before.
+@functools.lru_cache(maxsize=1 << 16)
+def _normalise(url: str) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -207,18 +207,34 @@ function verdict(el, rect) {
   return {bbox: reason ? rect : visible, reason};
 }
 
-function addBox(kind, el, rect, depth, extra) {
+// What every box of an element shares, read once: an element often has several boxes
+// (a link with its lines of text), and each style read is a call into the engine.
+const attrCache = new Map();
+function attrsOf(el) {
+  let a = attrCache.get(el);
+  if (a) return a;
   const s = style(el);
+  a = {
+    tag: el.tagName.toLowerCase(), role: el.getAttribute("role") || "",
+    dom_id: el.getAttribute("id") || "",
+    classes: (el.getAttribute("class") || "").trim().slice(0, 200), path: cssPath(el),
+    font_size: parseFloat(s.fontSize) || 0, font_weight: parseInt(s.fontWeight, 10) || 400,
+    color: s.color, background: effectiveBackground(el), z: zHint(el), fixed: isFixed(el),
+    // Every ancestor is walked before the element, so its box, if any, is known by now.
+    parent: parentBoxId(el.parentElement),
+  };
+  attrCache.set(el, a);
+  return a;
+}
+
+function addBox(kind, el, rect, depth, extra) {
+  const a = attrsOf(el);
   const v = verdict(el, rect);
   const box = {
-    id: boxes.length, kind, bbox: v.bbox, tag: el.tagName.toLowerCase(),
-    role: el.getAttribute("role") || "", dom_id: el.getAttribute("id") || "",
-    classes: (el.getAttribute("class") || "").trim().slice(0, 200),
-    path: cssPath(el), text: "", font_size: parseFloat(s.fontSize) || 0,
-    font_weight: parseInt(s.fontWeight, 10) || 400, color: s.color,
-    background: effectiveBackground(el), z: zHint(el), fixed: isFixed(el),
-    visible: !v.reason, hidden_reason: v.reason, parent: parentBoxId(el.parentElement),
-    depth,
+    id: boxes.length, kind, bbox: v.bbox, tag: a.tag, role: a.role, dom_id: a.dom_id,
+    classes: a.classes, path: a.path, text: "", font_size: a.font_size,
+    font_weight: a.font_weight, color: a.color, background: a.background, z: a.z,
+    fixed: a.fixed, visible: !v.reason, hidden_reason: v.reason, parent: a.parent, depth,
   };
   if (extra) Object.assign(box, extra);
   boxes.push(box);
