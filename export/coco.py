@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .masks import Box, ClassSet, decode_rle, element_instances, rect_rle
+from .masks import Box, ClassSet, decode_rle, element_instances, rects_rle
 
 COCO_INFO_SCHEMA = 1
 
@@ -38,9 +38,10 @@ def page_annotations(
 ) -> list[dict]:
     """COCO annotations (without ids) of one page: regions, then elements by class."""
     anns = []
-    for cls, box in regions:
+    for (cls, box), rle in zip(regions, rects_rle([b for _, b in regions], height, width),
+                               strict=True):
         x0, y0, x1, y1 = box
-        anns.append(_ann(image_id, cls, rect_rle(box, height, width), box, (x1 - x0) * (y1 - y0)))
+        anns.append(_ann(image_id, cls, rle, box, (x1 - x0) * (y1 - y0)))
     ordered = sorted(elements, key=lambda e: e[0])
     for (cls, _), found in zip(ordered, element_instances([m for _, m in ordered]), strict=True):
         for inst in found:

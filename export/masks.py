@@ -21,6 +21,8 @@ from scipy.sparse.csgraph import connected_components
 
 from catalog.config import LabelsConfig
 
+from .rle import groups_rle
+
 CLASSES_SCHEMA = 1
 BACKGROUND = 0
 IGNORE = 255
@@ -141,24 +143,16 @@ def paint_semantic(
     return sem
 
 
-def _compress(counts: list[int], height: int, width: int) -> dict:
-    if len(counts) > 1 and counts[-1] == 0:  # pycocotools' own encoder omits it
-        counts = counts[:-1]
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
-
-
 def rect_rle(box: Box, height: int, width: int) -> dict:
     """Compressed COCO RLE of a filled rectangle, without building the dense mask."""
-    x0, y0, x1, y1 = box
-    h = y1 - y0
-    first = x0 * height + y0
-    last_end = (x1 - 1) * height + y1
-    if h == height:  # columns touch: one run
-        counts = [first, (x1 - x0) * height, height * width - (first + (x1 - x0) * height)]
-    else:
-        counts = [first] + [h, height - h] * (x1 - x0 - 1) + [h, height * width - last_end]
-    return _compress(counts, height, width)
+    return rects_rle([box], height, width)[0]
+
+
+def rects_rle(boxes: Sequence[Box], height: int, width: int) -> list[dict]:
+    """rect_rle of each box, encoded together (a page's regions in one pass)."""
+    x0, y0, x1, y1 = np.array(boxes, np.int64).reshape(-1, 4).T
+    texts = groups_rle(np.arange(len(boxes)), x0, x1 - x0, y0, y1, len(boxes), height, width)
+    return [{"size": [height, width], "counts": t} for t in texts]
 
 
 @dataclass(frozen=True)
@@ -166,46 +160,6 @@ class Instance:
     rle: dict
     bbox: Box
     area: int
-
-
-def rle_strings(counts: np.ndarray, owner: np.ndarray, n_owners: int) -> list[bytes]:
-    """COCO's compressed RLE text for many masks at once (pycocotools' rleToString).
-
-    counts: uncompressed counts of all masks, concatenated; owner: which mask each count
-    belongs to (non-decreasing). Vectorised because pycocotools converts uncompressed
-    counts one Python object at a time, which dominated the export of text-heavy pages.
-    """
-    n = len(counts)
-    wide = n and int(counts.max()) >= 2**31
-    counts = counts.astype(np.int64 if wide else np.int32)  # narrow: half the memory traffic
-    first = np.searchsorted(owner, np.arange(n_owners))  # every mask has two counts or more
-    # The format codes each count after a mask's third as the change from two before.
-    head = np.zeros(n, bool)
-    third = first + 2
-    head[first], head[first + 1], head[third[third < n]] = True, True, True
-    delta = counts.copy()
-    delta[2:] -= counts[:-2]
-    x = np.where(head, counts, delta)
-    # Each value is written in five-bit chunks, low first, until the rest is its sign
-    # extension: k chunks hold -2**(5k-1) <= x < 2**(5k-1).
-    magnitude = x ^ (x >> (8 * x.itemsize - 1))  # x for x >= 0, -x - 1 below
-    bits = np.frexp(magnitude.astype(np.float64))[1]  # bit length; exact below 2**53
-    n_chars = np.maximum(1, (bits + 5) // 5)
-    ends = np.cumsum(n_chars)
-    at = ends - n_chars
-    text = np.empty(int(ends[-1]) if n else 0, np.uint8)
-    # Most values (deltas of runs that repeat) need one chunk: later chunks only for the few.
-    text[at] = (x & 0x1F) + np.where(n_chars > 1, 32 + 48, 48)
-    which = np.flatnonzero(n_chars > 1)
-    k = 1
-    while len(which):
-        more = n_chars[which]
-        text[at[which] + k] = ((x[which] >> (5 * k)) & 0x1F) + np.where(more > k + 1, 80, 48)
-        k += 1
-        which = which[more > k]
-    bounds = np.r_[0, ends[np.r_[first[1:], n] - 1]].tolist() if n else [0] * (n_owners + 1)
-    data = text.tobytes()
-    return [data[bounds[i] : bounds[i + 1]] for i in range(n_owners)]
 
 
 @dataclass(frozen=True)
@@ -233,7 +187,9 @@ def _column_blocks(flags: np.ndarray, n_bits: int) -> list[Blocks]:
     # Transposed, with background above and below each column (so that runs never wrap)
     # and a stride of whole 8-byte words (so that columns compare as words).
     stride = (height + 2 + 7) // 8 * 8
-    col_major = np.zeros((width, stride), np.uint8)
+    col_major = np.empty((width, stride), np.uint8)  # zeroed only where transpose won't write
+    col_major[:, 0] = 0
+    col_major[:, height + 1 :] = 0
     cv2.transpose(flags, dst=col_major[:, 1 : height + 1])
     words = col_major.view(np.uint64)
     new = np.r_[True, (words[1:] != words[:-1]).any(axis=1)]
@@ -279,23 +235,6 @@ def _block_components(runs: Blocks, width: int) -> np.ndarray:
     return rank[comp]
 
 
-def _expand(runs: Blocks, comp: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(column, row0, row1, component) of every run of every column, ordered by component
-    and, within one, column-major: the order of the component's RLE counts."""
-    order = np.argsort(comp, kind="stable")  # block runs by component, then block and row
-    comp, block = comp[order], runs.block[order]
-    group = np.flatnonzero(np.r_[True, (comp[1:] != comp[:-1]) | (block[1:] != block[:-1])])
-    per_group = np.diff(np.r_[group, len(comp)])  # runs of one component in one block
-    columns = runs.length[block[group]]
-    total = per_group * columns
-    which = np.repeat(np.arange(len(group)), total)
-    k = np.arange(int(total.sum())) - np.repeat(np.cumsum(total) - total, total)
-    n_here = per_group[which]
-    node = order[group[which] + k % n_here]
-    col = runs.start[block[group]][which] + k // n_here
-    return col, runs.row0[node], runs.row1[node], comp[group[which]]
-
-
 def component_instances(mask: np.ndarray) -> list[Instance]:
     """One COCO instance per 8-connected component of a boolean mask, in scan order.
 
@@ -310,19 +249,20 @@ def element_instances(masks: Sequence[np.ndarray]) -> list[list[Instance]]:
     out: list[list[Instance]] = []
     for at in range(0, len(masks), 8):
         group = masks[at : at + 8]
-        flags = np.ascontiguousarray(group[0]).view(np.uint8).copy()
+        # Mask b as bit b of one byte a pixel (OpenCV's threshold and or: a third of
+        # numpy's shift and or).
+        flags = np.ascontiguousarray(group[0]).view(np.uint8)
         plane = np.empty_like(flags)
         for b, m in enumerate(group[1:], 1):
-            np.left_shift(np.ascontiguousarray(m).view(np.uint8), b, out=plane)
-            np.bitwise_or(flags, plane, out=flags)
-        rows = np.flatnonzero(flags.any(axis=1))
-        if not len(rows):
+            cv2.threshold(np.ascontiguousarray(m).view(np.uint8), 0, 1 << b, cv2.THRESH_BINARY,
+                          dst=plane)
+            flags = cv2.bitwise_or(flags, plane, dst=None if b == 1 else flags)
+        # Work on the masks' bounding box only: element masks often cover a small part.
+        left, top, w, h = cv2.boundingRect(flags)
+        if not w:
             out += [[] for _ in group]
             continue
-        cols = np.flatnonzero(flags.any(axis=0))
-        # Work on the masks' bounding box only: element masks often cover a small part.
-        top, left = int(rows[0]), int(cols[0])
-        sub = np.ascontiguousarray(flags[top : rows[-1] + 1, left : cols[-1] + 1])
+        sub = flags[top : top + h, left : left + w]
         for runs in _column_blocks(sub, len(group)):
             out.append(_instances(runs, sub.shape[1], (top, left), group[0].shape))
     return out
@@ -334,46 +274,23 @@ def _instances(runs: Blocks, sub_width: int, origin: tuple[int, int],
     if not len(runs.block):
         return []
     (top, left), (height, width) = origin, shape
-    col, row0, row1, lab = _expand(runs, _block_components(runs, sub_width))
-    col, row0, row1 = col + left, row0 + top, row1 + top
-    s = col * height + row0
-    e = col * height + row1
-    # Bounding boxes and areas per component.
-    comp_first = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    comp_last = np.r_[comp_first[1:] - 1, len(lab) - 1]
-    area = np.add.reduceat(e - s, comp_first)
-    y0 = np.minimum.reduceat(row0, comp_first)
-    y1 = np.maximum.reduceat(row1, comp_first)
-    x0, x1 = col[comp_first], col[comp_last] + 1
-    # Runs that continue from the bottom of a column to the top of the next are one run.
-    new = np.r_[True, (lab[1:] != lab[:-1]) | (s[1:] != e[:-1])]
-    last = np.r_[new[1:], True]
-    s, e, lab = s[new], e[last], lab[new]
-    comp = np.cumsum(np.r_[True, lab[1:] != lab[:-1]]) - 1
-    n_comp = int(comp[-1]) + 1
-    is_first = np.r_[True, comp[1:] != comp[:-1]]
-    is_last = np.r_[comp[1:] != comp[:-1], True]
-    gaps = s - np.where(is_first, 0, np.r_[0, e[:-1]])
-    # Output per run: gap, length; per component a tail of zeros after its last run.
-    total = height * width
-    out = np.empty(2 * len(s) + n_comp, np.int64)
-    owner = np.empty_like(out)
-    at = 2 * np.arange(len(s)) + comp
-    out[at], out[at + 1] = gaps, e - s
-    owner[at] = owner[at + 1] = comp
-    tail_at = at[is_last] + 2
-    out[tail_at] = total - e[is_last]
-    owner[tail_at] = comp[is_last]
-    keep = np.ones(len(out), bool)
-    keep[tail_at[out[tail_at] == 0]] = False  # pycocotools omits a trailing zero count
-    texts = rle_strings(out[keep], owner[keep], n_comp)
+    comp = _block_components(runs, sub_width)
+    order = np.argsort(comp, kind="stable")  # by component, then block and row
+    lab, block = comp[order], runs.block[order]
+    row0, row1 = runs.row0[order] + top, runs.row1[order] + top
+    col, ncols = runs.start[block] + left, runs.length[block]
+    first = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    area = np.add.reduceat((row1 - row0) * ncols, first)
+    x0, x1 = col[first], np.maximum.reduceat(col + ncols, first)
+    y0, y1 = np.minimum.reduceat(row0, first), np.maximum.reduceat(row1, first)
+    texts = groups_rle(lab, col, ncols, row0, row1, len(first), height, width)
     return [
         Instance(
-            {"size": [height, width], "counts": texts[i].decode("ascii")},
+            {"size": [height, width], "counts": texts[i]},
             (int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])),
             int(area[i]),
         )
-        for i in range(n_comp)
+        for i in range(len(first))
     ]
 
 
