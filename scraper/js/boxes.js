@@ -291,17 +291,23 @@ for (let i = 0; i < elements.length; i++) {
   if (el.tagName.toUpperCase() === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
   const s = style(el);
   if (s.display === "none" || s.display === "contents") continue;
-  const r = el.getBoundingClientRect();
-  const rect = docRect(r);
-  const depth = depths[i];
+  const tag = el.tagName.toUpperCase();
   const landmark = landmarkOf(el);
+  const block = !landmark && BLOCK_DISPLAYS.has(s.display) && el.tagName !== "A";
+  const image = IMAGE_TAGS.has(tag) || (tag === "INPUT" && (el.type || "") === "image");
+  const backgroundImage = !image && hasBackgroundImage(el);
+  const interactive = isInteractive(el);
+  // Most elements are inline runs of text (spans, code, emphasis): no box of their own,
+  // so no need to ask for their geometry.
+  if (!landmark && !block && !image && !backgroundImage && !interactive) continue;
+  const rect = docRect(el.getBoundingClientRect());
+  const depth = depths[i];
   if (landmark) {
     elementBox.set(el, addBox("landmark", el, rect, depth, {landmark}).id);
-  } else if (BLOCK_DISPLAYS.has(s.display) && rect[2] >= 4 && rect[3] >= 4 && el.tagName !== "A") {
+  } else if (block && rect[2] >= 4 && rect[3] >= 4) {
     elementBox.set(el, addBox("block", el, rect, depth).id);
   }
-  const tag = el.tagName.toUpperCase();
-  if (IMAGE_TAGS.has(tag) || (tag === "INPUT" && (el.type || "") === "image")) {
+  if (image) {
     if (tag === "PICTURE") continue;  // its img is the image
     const extra = {};
     if (tag === "IMG") {
@@ -309,10 +315,10 @@ for (let i = 0; i < elements.length; i++) {
       extra.loaded = el.complete && el.naturalWidth > 0;
     }
     addBox("image", el, rect, depth, extra);
-  } else if (hasBackgroundImage(el) && rect[2] >= 4 && rect[3] >= 4) {
+  } else if (backgroundImage && rect[2] >= 4 && rect[3] >= 4) {
     addBox("image", el, rect, depth, {background_image: true});
   }
-  if (isInteractive(el)) {
+  if (interactive) {
     const b = addBox("interactive", el, rect, depth);
     b.text = String(el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, MAX_TEXT);
     if (tag === "A") b.href = String(el.href).slice(0, 500);
