@@ -19,6 +19,7 @@ from catalog.sites import site_of
 
 from .groups import PageLinks
 from .masks import ClassSet
+from .png import SIGNATURE, png_size_checked
 
 
 @dataclass
@@ -110,6 +111,14 @@ def check_page(
 def _png_size(path: Path, check: bool = False) -> tuple[int, int]:
     """Image size from the header; check=True also walks every chunk's CRC to the end,
     which finds a truncated or damaged file without decoding its pixels."""
+    if check:
+        data = path.read_bytes()
+        if data.startswith(SIGNATURE):
+            size = png_size_checked(data)
+            if size is None:
+                raise ValueError(f"{path} is not a readable image (a chunk is damaged or "
+                                 "missing)")
+            return size
     try:
         with Image.open(path) as im:
             size = im.size
