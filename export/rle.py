@@ -139,17 +139,17 @@ def _repeat(text: np.ndarray, at: np.ndarray, key: np.ndarray,
         return text, at
     seg_at = at[seg]
     seg_len = np.r_[seg_at[1:], len(text)] - seg_at
-    n_out = int((seg_len * seg_rep).sum())
-    # 32-bit where the text allows (a page's is far shorter): half the memory traffic.
-    index = np.int32 if n_out < 2**31 else np.int64
-    seg_at, seg_len = seg_at.astype(index), seg_len.astype(index)
-    # One piece per copy of a segment; each output character is its piece's source
-    # position plus its offset in the piece.
-    piece = np.repeat(np.arange(len(seg), dtype=index), seg_rep)
-    piece_len = seg_len[piece]
-    piece_out = np.cumsum(piece_len, dtype=index) - piece_len
-    src = np.arange(n_out, dtype=index)
-    src += np.repeat(seg_at[piece] - piece_out, piece_len)
+    # One piece per copy of a segment. The source position of each output character is
+    # one past the one before, except where a piece starts: a running sum of those steps
+    # (np.repeat over many short pieces is several times slower). Positions stay intp:
+    # numpy converts any other index array before it gathers.
+    piece = np.repeat(np.arange(len(seg)), seg_rep)
+    piece_at, piece_len = seg_at[piece], seg_len[piece]
+    piece_out = np.cumsum(piece_len) - piece_len
+    step = np.ones(int(piece_out[-1] + piece_len[-1]), np.intp)
+    step[0] = piece_at[0]
+    step[piece_out[1:]] = piece_at[1:] - (piece_at[:-1] + piece_len[:-1] - 1)
+    src = np.cumsum(step)
     first_piece = np.cumsum(seg_rep) - seg_rep
     shift = np.repeat(piece_out[first_piece] - seg_at, np.diff(np.r_[seg, len(at)]))
     return text[src], at + shift
