@@ -109,7 +109,9 @@ def element_masks(
         m = read_mask_file(page.annotation_path.parent / page.annotation.masks[cls])
         if (m.shape[1], m.shape[0]) != size:
             m = cv2.resize(m, size, interpolation=cv2.INTER_NEAREST_EXACT)
-        out.append((classes.index(cls), m >= MASK_THRESHOLD))
+        # OpenCV's threshold to 0/1, viewed as bool: half the time of numpy's comparison.
+        on = cv2.threshold(np.ascontiguousarray(m), MASK_THRESHOLD - 1, 1, cv2.THRESH_BINARY)[1]
+        out.append((classes.index(cls), on.view(bool)))
     return out
 
 
