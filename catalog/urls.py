@@ -37,7 +37,9 @@ def normalise_url(url: str) -> str:
     """
     if not isinstance(url, str) or not url.strip():
         raise BadURL(f"empty URL: {url!r}")
-    return _normalise(url.strip())
+    # The fragment never counts, and keeping it out of the cache key lets the links to a
+    # page's sections (an index may hold thousands) share one entry.
+    return _normalise(url.strip().partition("#")[0])
 
 
 # A site's pages link to the same pages over and over (navigation, footers): each page
