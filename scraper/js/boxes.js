@@ -286,12 +286,12 @@ const texts = [], textDepths = [];
 
 for (let i = 0; i < elements.length; i++) {
   const el = elements[i];
+  const tag = el.tagName.toUpperCase();
   // Nested svg parts are drawn by their outer svg.
   if (isSvgPart(el)) continue;
-  if (el.tagName.toUpperCase() === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
+  if (tag === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
   const s = style(el);
   if (s.display === "none" || s.display === "contents") continue;
-  const tag = el.tagName.toUpperCase();
   const landmark = landmarkOf(el);
   const block = !landmark && BLOCK_DISPLAYS.has(s.display) && el.tagName !== "A";
   const image = IMAGE_TAGS.has(tag) || (tag === "INPUT" && (el.type || "") === "image");
