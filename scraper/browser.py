@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,7 @@ CAPTURE_STYLE_AT_START = (
     " window.__websegCaptureSheet = sheet;"
     " document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; } catch (e) {}"
 )
+QUIT_TIMEOUT = 10.0  # seconds for the quit command, not the two minutes of any other
 OFFLINE_RULE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
 
 
@@ -80,8 +83,9 @@ def chrome_options(opts: BrowserOptions, user_data_dir: str | None = None) -> we
         options.add_argument(flag)
     if not opts.grid:
         options.binary_location = CHROMIUM
-    # The performance log carries the document's HTTP status, content type and redirects,
-    # and it works through a Grid where a CDP event listener would not.
+    # The performance log carries the document's HTTP status, content type, redirects and
+    # headers, and it works through a Grid where a CDP event listener would not. It is
+    # read only for pages that cannot tell these themselves (see response.py).
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     # Network events only: the Page domain's lifecycle events would be logged, sent and
     # parsed for every page, and nothing reads them.
@@ -123,12 +127,31 @@ def performance_log(driver: Any) -> list[dict[str, Any]]:
 
 
 def stop_browser(driver: webdriver.Remote) -> None:
-    """Quit, tolerating a browser that already died, and remove its profile."""
-    with contextlib.suppress(Exception):  # a dead browser cannot be asked to quit
-        driver.quit()
+    """Quit, tolerating a browser that already died or hangs, and remove its profile."""
+    pid = browser_pid(driver)
+    if getattr(driver, "_webseg_hung", False) and pid:
+        # A session stuck in a page's script would hold the quit for minutes: the local
+        # browser's process group goes at once. (A Grid's session times out on its own.)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            driver.service.stop()  # collects the dead chromedriver
+    else:
+        set_command_timeout(driver, QUIT_TIMEOUT)
+        with contextlib.suppress(Exception):  # a dead browser cannot be asked to quit
+            driver.quit()
     profile = getattr(driver, "_webseg_profile", None)
     if profile:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def set_command_timeout(driver: webdriver.Remote, seconds: float | None) -> float | None:
+    """Set how long a WebDriver command may take over HTTP; returns the previous limit."""
+    config = getattr(driver.command_executor, "client_config", None)
+    if config is None:
+        return None
+    previous, config.timeout = config.timeout, seconds
+    return previous
 
 
 def browser_pid(driver: webdriver.Remote) -> int | None:

@@ -3,9 +3,10 @@
 The order of steps is the recipe measured to keep screenshot and boxes in agreement:
 load -> readyState -> scroll to the top (fixed elements paint at the scroll offset) ->
 prepare (no animations, content-visibility painted, lazy images decoded) -> boxes in one
-script -> scripts disabled -> DevTools screenshot beyond the viewport -> scripts enabled.
+script, with the page's own account of its navigation -> scripts disabled -> DevTools screenshot beyond the viewport -> scripts enabled.
 Disabling scripts matters: the screenshot's internal resize would otherwise fire the
-page's resize handlers and the picture would no longer match the boxes.
+page's resize handlers and the picture would no longer match the boxes. The network
+log is read only when the page cannot tell its status itself (see response.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pybase64
+import urllib3
 from PIL import Image
 from selenium.common.exceptions import (
     InvalidSessionIdException,
@@ -38,30 +40,44 @@ from catalog.records import BOXES_SCHEMA, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import Workspace
 
-from .browser import CAPTURE_CSS, performance_log
+from .browser import CAPTURE_CSS, performance_log, set_command_timeout
 from .cdp import cdp
+from .response import (
+    HTML_TYPES,
+    NavigationLog,
+    parse_document_response,
+    usual_response,
+)
+from .retry import parse_retry_after
+
+# Seconds a capture script may run beyond the image wait: reading the boxes of a very
+# large page takes a few seconds; a page that holds its main thread longer is hung.
+SCRIPT_GRACE = 10.0
 
 # Our own screenshots are trusted and can be very tall.
 Image.MAX_IMAGE_PIXELS = None
 
 _JS_DIR = Path(__file__).with_name("js")
 _JS = {name: (_JS_DIR / f"{name}.js").read_text(encoding="utf-8") for name in ("boxes", "prepare")}
-# The boxes alone, for a page still busy after the image wait.
-_JS["read"] = (
-    "const __b = (function(){" + _JS["boxes"] + "}).apply(null, arguments);"
-    "return __b.docHeight + ' ' + JSON.stringify(__b);"
+# The wire format: a head line, JSON [document height, HTTP status, redirect count, content
+# type, address] as the page itself saw its navigation, then the boxes as one JSON string
+# (thousands of boxes cross the WebDriver wire faster as a string than as objects).
+_HEAD = (
+    "const __head = function(b) { const n = performance.getEntriesByType('navigation')[0] || {};"
+    "  return JSON.stringify([b.docHeight, n.responseStatus || 0, n.redirectCount || 0,"
+    "    document.contentType || '', location.href]) + '\\n' + JSON.stringify(b); };"
 )
-# One round trip does it all: prepare, wait, then read the boxes. Thousands of boxes
-# cross the WebDriver wire faster as one JSON string than as objects.
+# The boxes alone, for a page still busy after the image wait.
+_JS["read"] = _HEAD + "return __head((function(){" + _JS["boxes"] + "}).apply(null, arguments));"
+# One round trip does it all: prepare, wait, then read the boxes.
 _JS["prepare_and_read"] = (
-    "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
+    _HEAD + "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
     "const __read = function() {" + _JS["boxes"] + "};"
     "(function() {" + _JS["prepare"] + "}).call(null, __opts, function() {"
-    "  try { const __b = __read.call(null, __opts); __done(__b.docHeight + ' ' + JSON.stringify(__b)); }"
+    "  try { __done(__head(__read.call(null, __opts))); }"
     "  catch (e) { __done('error ' + String(e && e.stack || e)); } });"
 )
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 DEAD_BROWSER_HINTS = (
     "invalid session id",
     "chrome not reachable",
@@ -82,23 +98,15 @@ class BrowserDied(RuntimeError):
     """The WebDriver session is gone; the caller restarts the browser and retries the page."""
 
 
+class PageHung(RuntimeError):
+    """The page's scripts held the browser past the capture's wait; the browser is lost."""
+
+
 @dataclass
 class CaptureResult:
     page: PageRecord
     links: list[str] = field(default_factory=list)
     n_boxes: int = 0
-
-
-@dataclass
-class DocumentResponse:
-    """What the main document's HTTP exchange said, read from the performance log."""
-
-    status: int | None = None
-    content_type: str = ""
-    url: str = ""
-    redirects: list[str] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
-    error: str = ""
 
 
 def is_dead(exc: BaseException) -> bool:
@@ -129,50 +137,6 @@ def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
         {"width": width, "height": height, "deviceScaleFactor": dpr, "mobile": dpr > 1 and width < 1024},
     )
     driver._webseg_viewport = key
-
-
-def _same_url(a: str, b: str) -> bool:
-    try:
-        return normalise_url(a) == normalise_url(b)
-    except BadURL:
-        return False
-
-
-def parse_document_response(entries: list[dict[str, Any]], requested: str) -> DocumentResponse:
-    """Find the navigation to `requested` and its redirect chain in performance-log entries.
-
-    The log may still hold the previous page's late events, so the navigation is the
-    document request for the requested URL, not merely the first one.
-    """
-    resp = DocumentResponse()
-    main_request: str | None = None
-    for entry in entries:
-        try:
-            msg = json.loads(entry["message"])["message"]
-        except (KeyError, TypeError, ValueError):
-            continue
-        method, params = msg.get("method"), msg.get("params", {})
-        if method == "Network.requestWillBeSent" and params.get("type") == "Document":
-            url = params.get("request", {}).get("url", "")
-            if main_request is None and not params.get("redirectResponse") and _same_url(url, requested):
-                main_request = params.get("requestId")
-            if main_request is None or params.get("requestId") != main_request:
-                continue
-            redirect = params.get("redirectResponse")
-            if redirect:
-                resp.redirects.append(redirect.get("url", ""))
-            resp.url = url
-        elif main_request is None:
-            continue
-        elif method == "Network.responseReceived" and params.get("requestId") == main_request:
-            r = params.get("response", {})
-            resp.status = r.get("status")
-            resp.content_type = (r.get("mimeType") or "").lower()
-            resp.url = r.get("url", resp.url)
-            resp.headers = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
-        elif method == "Network.loadingFailed" and params.get("requestId") == main_request:
-            resp.error = params.get("errorText", "failed")
-    return resp
 
 
 def image_boxes_from_wire(
@@ -289,7 +253,7 @@ def _set_timeouts(driver: Any, cfg: CaptureConfig) -> None:
     if getattr(driver, "_webseg_timeouts", None) == key:
         return
     driver.set_page_load_timeout(cfg.timeout)
-    driver.set_script_timeout(cfg.image_wait + 10)
+    driver.set_script_timeout(cfg.image_wait + SCRIPT_GRACE)
     driver._webseg_timeouts = key
 
 
@@ -347,6 +311,8 @@ def grab_page(
     t0 = time.monotonic()
     _guard(set_viewport, driver, vw, vh, dpr)
     _guard(_set_timeouts, driver, cfg)
+    log = _navigation_log(driver)
+    log.before_navigate(requested, lambda: _guard(performance_log, driver))
     if before_navigate is not None:
         before_navigate()
     error = ""
@@ -359,7 +325,17 @@ def grab_page(
     except WebDriverException as exc:
         error = str(exc).splitlines()[0][:300]
     timings["load"] = time.monotonic() - t0
-    resp = parse_document_response(_guard(performance_log, driver), requested)
+
+    # A page that loaded is read at once: what it says about its own navigation spares
+    # the network log for the usual 2xx HTML page at the address asked for.
+    head: list[Any] | None = None
+    boxes_json = ""
+    if not flags and not error:
+        head, boxes_json = _read_page(driver, cfg, flags, timings, requested)
+    resp = None if head is None or log.must_read else usual_response(head, requested)
+    log.after(requested, read=resp is None)
+    if resp is None:
+        resp = parse_document_response(_guard(performance_log, driver), requested)
     record = PageRecord(
         page_id="",
         url=url,
@@ -375,8 +351,9 @@ def grab_page(
         captured_at=time.time(),
         flags=flags,
     )
-    if resp.headers.get("retry-after"):
-        record.retry_after = _retry_after_seconds(resp.headers["retry-after"])
+    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+    if retry_after is not None:
+        record.retry_after = retry_after
     # The network log, not the browser's address bar: a navigation that never committed
     # leaves the previous page showing, and its result must not be filed over that page.
     if resp.url.startswith("http"):
@@ -398,28 +375,13 @@ def grab_page(
         return grab
     if timed_out:
         record.status = "timeout"
+        head, boxes_json = _read_page(driver, cfg, flags, timings, requested)
     elif resp.status is not None and resp.status >= 400:
         record.status = "http_error"
 
-    t = time.monotonic()
-    try:
-        raw = _guard(
-            driver.execute_async_script,
-            _JS["prepare_and_read"],
-            {"waitMs": int(cfg.image_wait * 1000), "maxText": cfg.text_max_chars,
-             "css": CAPTURE_CSS},
-        )
-    except TimeoutException:
-        # A page still busy after the image wait: read the boxes as they are.
-        flags.append("prepare_timeout")
-        raw = _guard(read_boxes_wire, driver, cfg.text_max_chars)
-    # "<document height> <boxes JSON>": the height sizes the screenshot now, and the
-    # JSON is parsed later, off the browser's time.
-    head, _, grab.boxes_json = raw.partition(" ")
-    timings["boxes"] = time.monotonic() - t
-    if head == "error":
-        raise RuntimeError(f"box extraction failed on {requested}: {grab.boxes_json[:300]}")
-    record.page_height_css = int(math.ceil(float(head)))
+    assert head is not None
+    grab.boxes_json = boxes_json
+    record.page_height_css = int(math.ceil(float(head[0])))
     height_css = min(record.page_height_css, cfg.max_height)
     if record.page_height_css > cfg.max_height:
         flags.append("truncated")
@@ -430,8 +392,57 @@ def grab_page(
     return grab
 
 
+def _navigation_log(driver: Any) -> NavigationLog:
+    log = getattr(driver, "_webseg_navigation_log", None)
+    if log is None:
+        log = driver._webseg_navigation_log = NavigationLog()
+    return log
+
+
+def _read_page(
+    driver: Any, cfg: CaptureConfig, flags: list[str], timings: dict[str, float], requested: str
+) -> tuple[list[Any], str]:
+    """Prepare the page and read its boxes: (the wire head, the boxes' JSON, unparsed)."""
+    t = time.monotonic()
+    opts = {"waitMs": int(cfg.image_wait * 1000), "maxText": cfg.text_max_chars, "css": CAPTURE_CSS}
+    raw = _evaluate(driver, _JS["prepare_and_read"], opts, cfg.image_wait + SCRIPT_GRACE)
+    timings["boxes"] = time.monotonic() - t
+    if raw.startswith("error "):
+        raise RuntimeError(f"box extraction failed on {requested}: {raw[6:306]}")
+    # The head sizes the screenshot now; the boxes are parsed later, off the browser's time.
+    head, _, boxes_json = raw.partition("\n")
+    return orjson.loads(head), boxes_json
+
+
+def _evaluate(driver: Any, script: str, arg: dict[str, Any], timeout: float) -> str:
+    """An asynchronous WebDriver-style script, run as one DevTools Runtime.evaluate.
+
+    Half the round trip of `execute_async_script`. DevTools has no script timeout, so
+    the HTTP request gets one: a page whose own script holds the main thread that long
+    leaves its browser stuck in the command, and the browser is marked to be killed.
+    """
+    expression = (
+        "new Promise((__resolve) => { (function() {" + script + "}).call(null, "
+        + json.dumps(arg) + ", __resolve); })"
+    )
+    previous = set_command_timeout(driver, timeout)
+    try:
+        out = _guard(cdp, driver, "Runtime.evaluate", {
+            "expression": expression, "awaitPromise": True, "returnByValue": True})
+    except urllib3.exceptions.TimeoutError as exc:
+        driver._webseg_hung = True
+        raise PageHung(f"the page kept the browser busy for more than {timeout:.0f} s") from exc
+    finally:
+        set_command_timeout(driver, previous)
+    if "exceptionDetails" in out:
+        details = out["exceptionDetails"]
+        text = (details.get("exception") or {}).get("description") or details.get("text", "")
+        raise RuntimeError(f"the capture script failed: {str(text).splitlines()[0][:300]}")
+    return out["result"]["value"]
+
+
 def read_boxes_wire(driver: Any, max_text: int) -> str:
-    """The page's boxes as they are now: "<document height> <wire-format JSON>"."""
+    """The page's boxes as they are now: the head line, a newline, the wire-format JSON."""
     return driver.execute_script(_JS["read"], {"maxText": max_text})
 
 
@@ -484,18 +495,6 @@ def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
     finally:
         _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": False})
     return shot["data"]
-
-
-def _retry_after_seconds(value: str) -> float:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return 0.0
 
 
 def _write(

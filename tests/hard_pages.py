@@ -109,6 +109,7 @@ def tall_page(height_px: int) -> str:
 
 class HardPages(BaseHTTPRequestHandler):
     hang_seconds = 60.0
+    answered: dict[str, int] = {}  # requests per path, for pages that answer differently
 
     def log_message(self, *args: object) -> None:
         pass
@@ -140,11 +141,25 @@ class HardPages(BaseHTTPRequestHandler):
             "/hidden": HIDDEN_THINGS,
             "/drawing": DRAWING_AND_ODD_TEXT,
             "/other": "<html><body><p>Other page</p></body></html>",
+            # Once loaded, the page's own script holds the main thread for good, while the
+            # capture still waits for an image that never arrives.
+            "/hog": "<html><body><p>Hog</p><div style='height:3000px'></div>"
+                    "<img loading=lazy src='/never.png'><script>addEventListener('load', () =>"
+                    " setTimeout(() => { for (;;) {} }, 300));</script></body></html>",
             "/tall": tall_page(40000),
             "/very-tall": tall_page(140000),
         }
+        self.answered[path] = self.answered.get(path, 0) + 1
         if path in pages:
             self._send(200, pages[path].encode())
+        elif path == "/then-no-content":
+            if self.answered[path] == 1:
+                self._send(200, b"<html><body><p>The first answer</p></body></html>")
+            else:
+                self._send(204, b"")
+        elif path == "/download":
+            self._send(200, b"<html><body><p>Saved, not shown</p></body></html>",
+                       headers={"Content-Disposition": "attachment; filename=page.html"})
         elif path == "/red.png":
             self._send(200, png((255, 0, 0)), "image/png")
         elif path == "/green.png":
@@ -160,6 +175,8 @@ class HardPages(BaseHTTPRequestHandler):
             self.send_header("Location", "/other")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif path == "/never.png":
+            time.sleep(self.hang_seconds)
         elif path == "/hang":
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

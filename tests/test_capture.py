@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +14,18 @@ from PIL import Image
 
 from catalog import Workspace
 from catalog.config import CaptureConfig
+from scraper import capture
 from scraper.alignment import page_alignment
 from scraper.browser import BrowserOptions, start_browser, stop_browser
 from scraper.capture import (
+    PageHung,
     capture_page,
     find_blank_from,
     image_boxes_from_wire,
     read_boxes_wire,
     to_image_boxes,
 )
+from scraper.response import NavigationLog
 from tests.hard_pages import start_hard_pages
 
 pytestmark = pytest.mark.browser
@@ -181,8 +186,9 @@ def _decoded(data: dict) -> list[dict]:
 
 def test_wire_boxes_become_the_same_image_boxes_in_one_pass(driver, server):
     driver.get(server + "/tall")
-    head, _, wire = read_boxes_wire(driver, 200).partition(" ")
-    assert float(head) == 40000
+    head, _, wire = read_boxes_wire(driver, 200).partition("\n")
+    # What the page says of itself: height, HTTP status, redirects, content type, address.
+    assert json.loads(head) == [40000, 200, 0, "text/html", server + "/tall"]
     # A 2x image cut at 10,000 px: boxes are scaled, clamped, and those below are counted.
     fast, beyond = image_boxes_from_wire(json.loads(wire), 2.0, 2560, 10000)
     plain, plain_beyond = to_image_boxes(_decoded(json.loads(wire)), 2.0, 2560, 10000)
@@ -221,6 +227,43 @@ def test_a_hung_response_is_captured_partially_and_the_next_page_works(driver, s
     assert nxt.status == "ok" and nxt.http_status == 200
 
 
+def _live_members(pgid: int, wait: float = 3.0) -> list[int]:
+    """Processes of a process group that are not dead (zombies wait for init to reap them)."""
+    deadline = time.monotonic() + wait
+    while True:
+        live = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                live.append(int(stat.parent.name))
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.1)
+
+
+def test_a_page_that_holds_the_browser_costs_that_browser_only(chromium, server, ws):
+    hogged = start_browser(BrowserOptions(offline=True))
+    pid = hogged.service.process.pid
+    try:
+        t = time.monotonic()
+        with pytest.raises(PageHung, match="busy for more than 11 s"):
+            capture_page(hogged, server + "/hog", DESKTOP, ws, CaptureConfig(image_wait=1))
+        assert time.monotonic() - t < 20
+    finally:
+        t = time.monotonic()
+        stop_browser(hogged)
+        assert time.monotonic() - t < 5  # not the two minutes a quit would wait
+    assert _live_members(pid) == []  # the process group is gone...
+    fresh = start_browser(BrowserOptions(offline=True))
+    try:  # ...and the next browser captures as ever
+        assert capture_page(fresh, server + "/other", DESKTOP, ws, CaptureConfig()).page.status == "ok"
+    finally:
+        stop_browser(fresh)
+
+
 def test_error_responses_and_non_html_are_recorded(driver, server, ws):
     cfg = CaptureConfig()
     missing = capture_page(driver, server + "/missing", DESKTOP, ws, cfg).page
@@ -240,6 +283,28 @@ def test_redirect_is_stored_under_the_final_url_with_its_chain(driver, server, w
     assert page.final_url == server + "/other"
     assert page.redirects == [server + "/redirect"]
     assert ws.page_ids() == [page.page_id]
+
+
+def test_the_network_log_is_read_only_when_the_page_cannot_tell(driver, server, ws, monkeypatch):
+    reads = []
+    real = capture.performance_log
+    monkeypatch.setattr(capture, "performance_log", lambda d: reads.append(1) or real(d))
+    monkeypatch.setattr(driver, "_webseg_navigation_log", NavigationLog(), raising=False)
+    cfg = CaptureConfig()
+    page = capture_page(driver, server + "/fixed", DESKTOP, ws, cfg).page
+    assert (page.status, page.http_status, page.content_type) == ("ok", 200, "text/html")
+    assert reads == []  # a 2xx HTML page at the address asked for says all of it itself
+    page = capture_page(driver, server + "/redirect", DESKTOP, ws, cfg).page
+    assert page.redirects == [server + "/redirect"] and len(reads) == 1
+    # Asked for again, the address answers 204: the browser keeps showing the first
+    # answer, which must not be filed as this one.
+    first = capture_page(driver, server + "/then-no-content", DESKTOP, ws, cfg).page
+    again = capture_page(driver, server + "/then-no-content", DESKTOP, ws, cfg).page
+    assert (first.status, first.http_status) == ("ok", 200)
+    assert (again.status, again.http_status) == ("unreachable", 204)
+    # A download leaves the previous page showing, under another address.
+    saved = capture_page(driver, server + "/download", DESKTOP, ws, cfg).page
+    assert saved.status == "unreachable" and saved.final_url == server + "/download"
 
 
 def test_unreachable_site_is_recorded(driver, ws):

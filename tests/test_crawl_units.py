@@ -18,11 +18,52 @@ from catalog import Catalog
 from scraper.cli_crawl import move_origin
 from scraper.frontier import Entry, Frontier
 from scraper.politeness import Politeness
+from scraper.response import NavigationLog, usual_response
 from scraper.retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
 from scraper.robots import Robots
 from scraper.serve import StaticServer
 
 UA = "webseg-pipeline/0.1 (+https://github.com/webseg/webseg-pipeline)"
+
+# -- what a page says of its own navigation -----------------------------------------------
+
+URL = "http://example.org/a?x=1"
+
+
+@pytest.mark.parametrize("head, usual", [
+    ([900, 200, 0, "text/html", URL], True),
+    ([900, 203, 0, "application/xhtml+xml", "HTTP://Example.org:80/a?x=1#top"], True),
+    ([900, 0, 0, "text/html", URL], False),  # status unknown
+    ([900, 404, 0, "text/html", URL], False),
+    ([900, 200, 1, "text/html", URL], False),  # a same-origin redirect
+    ([900, 200, 0, "text/html", "http://example.org/b"], False),  # elsewhere: not committed
+    ([900, 200, 0, "image/png", URL], False),
+    ([900, 200, 0, "text/html", "chrome-error://chromewebdata/"], False),
+])
+def test_only_a_2xx_html_page_at_its_address_spares_the_log(head: list, usual: bool) -> None:
+    resp = usual_response(head, URL)
+    assert (resp is not None) == usual
+    if resp is not None:
+        assert (resp.status, resp.content_type, resp.redirects) == (head[1], head[3], [])
+
+
+def test_navigation_log_is_drained_before_it_could_mislead() -> None:
+    log, drains = NavigationLog(limit=3), []
+
+    def visit(url: str, read: bool = False) -> bool:
+        log.before_navigate(url, lambda: drains.append(url))
+        must = log.must_read
+        log.after(url, read=read or must)
+        return must
+
+    assert not visit("a") and not visit("b") and drains == []
+    assert visit("b") and drains == ["b"]  # still showing: a 204 would leave it there
+    assert not visit("c") and not visit("a") and drains == ["b"]  # "a" was drained
+    assert not visit("d") and drains == ["b"]
+    assert not visit("e") and drains == ["b", "e"]  # three unread pages: drained
+    assert visit("e") and drains == ["b", "e", "e"]
+    assert not visit("f", read=True) and log.unread == set()
+
 
 # -- retries ----------------------------------------------------------------------------
 
