@@ -34,6 +34,7 @@ from .scope import Seed, link_allowed, resolve_host
 # Capture statuses whose page counts against max_pages and whose links are followed.
 COUNTED = frozenset({"ok"})
 FOLLOWED = frozenset({"ok", "timeout"})
+LINK_MEMORY = 500_000  # links remembered as judged, about 100 MB at most; then forgotten
 MAX_NO_BROWSER = 3  # consecutive failures to start a browser before the crawl gives up
 
 
@@ -86,6 +87,10 @@ class Engine:
         self.take_lock = take_lock  # False: the caller holds the workspace lock already
         self.catalog: Catalog | None = None
         self.pool: Pool | None = None
+        # Links already judged in this run: most of a site's links are on every page (its
+        # menus), and each would be checked and offered to the frontier again for nothing.
+        self.linked: set[str] = set()  # queued: the frontier ignores them from now on
+        self.refused: set[tuple[str, str]] = set()  # (seed, url): out of its scope or not allowed
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ class Engine:
 
     def _refresh_seed_hosts(self) -> None:
         self.seed_hosts = frozenset(s.host for ss in self.scopes.values() for s in ss)
+        self.refused.clear()  # a wider scope may take what was refused
 
     def _entry(self, url: str, viewport: str, depth: int, seed: str) -> Entry:
         return Entry(url, viewport, depth, seed, urlsplit(url).netloc, site_of(url))
@@ -385,18 +391,21 @@ class Engine:
         return e.depth == 0 or self._in_scope(e.seed, final)
 
     def _links(self, e: Entry, links: list[str]) -> list[Entry]:
+        if len(self.linked) + len(self.refused) > LINK_MEMORY:
+            self.linked.clear()
+            self.refused.clear()
         out: list[Entry] = []
-        seen: set[str] = set()
         for link in links:
             try:
                 url = normalise_url(link)
             except BadURL:
                 continue
-            if url in seen:
+            if url in self.linked or (e.seed, url) in self.refused:
                 continue
-            seen.add(url)
             if not self._in_scope(e.seed, url) or not self._allowed(url):
+                self.refused.add((e.seed, url))
                 continue
+            self.linked.add(url)
             for vp in self.viewports:
                 out.append(self._entry(url, vp, e.depth + 1, e.seed))
         return out

@@ -14,13 +14,15 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalog import Catalog
+from catalog import Catalog, Config, Workspace
 from scraper.cli_crawl import move_origin
+from scraper.engine import Engine
 from scraper.frontier import Entry, Frontier
 from scraper.politeness import Politeness
 from scraper.response import NavigationLog, usual_response
 from scraper.retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
 from scraper.robots import Robots
+from scraper.scope import Seed
 from scraper.serve import StaticServer
 
 UA = "webseg-pipeline/0.1 (+https://github.com/webseg/webseg-pipeline)"
@@ -63,6 +65,31 @@ def test_navigation_log_is_drained_before_it_could_mislead() -> None:
     assert not visit("e") and drains == ["b", "e"]  # three unread pages: drained
     assert visit("e") and drains == ["b", "e", "e"]
     assert not visit("f", read=True) and log.unread == set()
+
+
+# -- links --------------------------------------------------------------------------------
+
+
+def test_links_are_judged_once_per_run_and_per_seed(tmp_path: Path) -> None:
+    a, b = "http://127.0.0.1:8001/a/", "http://127.0.0.1:8001/b/"
+    engine = Engine(Config(), Workspace(tmp_path / "ws").ensure(), [Seed(a), Seed(b)])
+    engine.catalog = Catalog(engine.ws.catalog_path)
+    engine.frontier = Frontier(engine.catalog)
+    engine._load_state()
+    engine._refresh_seed_hosts()
+
+    def links(seed: str, *urls: str) -> list[str]:
+        return [x.url for x in engine._links(Entry(seed, "desktop", 0, seed, "", ""), list(urls))]
+
+    assert links(a, a + "x", b + "y", a + "x#top") == [a + "x"]
+    # What seed a refused is still open to seed b; what it queued is not offered again.
+    assert links(b, b + "y", a + "x") == [b + "y"]
+    assert links(a, a + "x", b + "y") == []
+    # A seed that redirected widens its scope: what it refused before is judged again.
+    assert links(a, "http://127.0.0.1:8001/c/z") == []
+    engine._add_seed_alias(a, "http://127.0.0.1:8001/c/")
+    assert links(a, "http://127.0.0.1:8001/c/z") == ["http://127.0.0.1:8001/c/z"]
+    engine.catalog.close()
 
 
 # -- retries ----------------------------------------------------------------------------
