@@ -3,7 +3,8 @@
 The order of steps is the recipe measured to keep screenshot and boxes in agreement:
 load -> readyState -> scroll to the top (fixed elements paint at the scroll offset) ->
 prepare (no animations, content-visibility painted, lazy images decoded) -> boxes in one
-script, with the page's own account of its navigation -> scripts disabled -> DevTools screenshot beyond the viewport -> scripts enabled.
+script, with the page's own account of its navigation -> scripts disabled -> DevTools
+screenshot beyond the viewport -> scripts enabled.
 Disabling scripts matters: the screenshot's internal resize would otherwise fire the
 page's resize handlers and the picture would no longer match the boxes. The network
 log is read only when the page cannot tell its status itself (see response.py).
@@ -67,7 +68,7 @@ _HEAD = (
     "  return JSON.stringify([b.docHeight, n.responseStatus || 0, n.redirectCount || 0,"
     "    document.contentType || '', location.href]) + '\\n' + JSON.stringify(b); };"
 )
-# The boxes alone, for a page still busy after the image wait.
+# The boxes as they are, without preparing the page (`read_boxes_wire`).
 _JS["read"] = _HEAD + "return __head((function(){" + _JS["boxes"] + "}).apply(null, arguments));"
 # One round trip does it all: prepare, wait, then read the boxes.
 _JS["prepare_and_read"] = (
@@ -331,7 +332,7 @@ def grab_page(
     head: list[Any] | None = None
     boxes_json = ""
     if not flags and not error:
-        head, boxes_json = _read_page(driver, cfg, flags, timings, requested)
+        head, boxes_json = _read_page(driver, cfg, timings, requested)
     resp = None if head is None or log.must_read else usual_response(head, requested)
     log.after(requested, read=resp is None)
     if resp is None:
@@ -375,7 +376,7 @@ def grab_page(
         return grab
     if timed_out:
         record.status = "timeout"
-        head, boxes_json = _read_page(driver, cfg, flags, timings, requested)
+        head, boxes_json = _read_page(driver, cfg, timings, requested)
     elif resp.status is not None and resp.status >= 400:
         record.status = "http_error"
 
@@ -400,7 +401,7 @@ def _navigation_log(driver: Any) -> NavigationLog:
 
 
 def _read_page(
-    driver: Any, cfg: CaptureConfig, flags: list[str], timings: dict[str, float], requested: str
+    driver: Any, cfg: CaptureConfig, timings: dict[str, float], requested: str
 ) -> tuple[list[Any], str]:
     """Prepare the page and read its boxes: (the wire head, the boxes' JSON, unparsed)."""
     t = time.monotonic()
