@@ -3,7 +3,11 @@
 In one run, for 1 and 2 browsers: the full crawler (frontier and catalog, robots.txt,
 politeness with no delay on loopback, DOM boxes, atomic page directories) captures N
 pages; the baseline then loads the same pages with one Selenium browser per thread and
-takes a full-page DevTools screenshot of each, nothing else. Both start their browsers
+takes a full-page DevTools screenshot of each, nothing else, its DevTools commands relayed
+by chromedriver (`execute_cdp_cmd`) as a plain Selenium script's are. The crawler sends
+them over the page's own DevTools socket (scraper/devtools.py): for reference, the
+baseline's loop over that socket is timed too and printed beside it, so that the cost of
+the crawler's own work shows apart from the transport. Both start their browsers
 inside the timing and cap pages at 16,384 px. The memory probe (peak PSS of each
 browser's process tree) runs during both. The two alternate (crawler, baseline,
 baseline, crawler) and each keeps its best run, so that load from other programs on the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import os
 import sqlite3
 import sys
@@ -34,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from catalog import Config, Workspace  # noqa: E402
 from scraper.browser import BrowserOptions, start_browser, stop_browser  # noqa: E402
 from scraper.cdp import cdp  # noqa: E402
+from scraper.devtools import open_session  # noqa: E402
 from scraper.engine import Engine  # noqa: E402
 from scraper.scope import Seed  # noqa: E402
 from scraper.serve import StaticServer  # noqa: E402
@@ -126,17 +132,25 @@ def run_crawler(url: str, pages: int, browsers: int, work: Path) -> tuple[float,
     return pages / elapsed * 60, urls, peak
 
 
-def _baseline_worker(urls: list[str], out: Path, errors: list[str], pids: list[int]) -> None:
+def _baseline_worker(urls: list[str], out: Path, errors: list[str], pids: list[int],
+                     direct: bool) -> None:
     driver = start_browser(BrowserOptions(offline=True))
     pids.append(_driver_pid(driver) or 0)
     try:
-        cdp(driver, "Emulation.setDeviceMetricsOverride",
-            {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+        if direct:  # the page's own DevTools socket, as the crawler uses it
+            session = open_session(driver)
+            if session is None:
+                raise RuntimeError("no DevTools socket on the local browser")
+            command: Callable[..., dict] = session.call
+        else:  # chromedriver's relay: what a plain Selenium script does
+            command = functools.partial(cdp, driver)
+        command("Emulation.setDeviceMetricsOverride",
+                {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
         for i, url in enumerate(urls):
             driver.get(url)
-            size = cdp(driver, "Page.getLayoutMetrics")["cssContentSize"]
+            size = command("Page.getLayoutMetrics")["cssContentSize"]
             height = min(int(size["height"]), MAX_HEIGHT)
-            shot = cdp(driver, "Page.captureScreenshot", {
+            shot = command("Page.captureScreenshot", {
                 "format": "png", "captureBeyondViewport": True, "optimizeForSpeed": True,
                 "clip": {"x": 0, "y": 0, "width": 1280, "height": max(height, 1), "scale": 1}})
             (out / f"{threading.get_ident()}-{i}.png").write_bytes(base64.b64decode(shot["data"]))
@@ -146,7 +160,7 @@ def _baseline_worker(urls: list[str], out: Path, errors: list[str], pids: list[i
         stop_browser(driver)
 
 
-def run_baseline(urls: list[str], browsers: int, work: Path) -> tuple[float, float]:
+def run_baseline(urls: list[str], browsers: int, work: Path, direct: bool = False) -> tuple[float, float]:
     out = work
     out.mkdir(parents=True)
     errors: list[str] = []
@@ -155,7 +169,7 @@ def run_baseline(urls: list[str], browsers: int, work: Path) -> tuple[float, flo
     probe = MemoryProbe(lambda: list(pids))
     probe.start()
     t0 = time.monotonic()
-    threads = [threading.Thread(target=_baseline_worker, args=(s, out, errors, pids))
+    threads = [threading.Thread(target=_baseline_worker, args=(s, out, errors, pids, direct))
                for s in shares]
     for t in threads:
         t.start()
@@ -190,10 +204,16 @@ def main() -> int:
                 again, _, peak2 = run_crawler(server.url, args.pages, k, work / f"c{k}-{rep}")
                 rate, peak = max(rate, again), max(peak, peak2)
                 base, base_peak = max(base, base2), max(base_peak, base_peak2)
+            # Not the target's baseline: the same loop with the crawler's DevTools transport,
+            # so that what the crawler's own work costs shows apart from the transport.
+            direct = max(run_baseline(urls, k, work / f"d{k}-{rep}", direct=True)[0]
+                         for rep in range(1, args.repeats + 1))
             rows.append((k, rate, base, rate / base, peak))
             print(f"{k} browser(s): crawler {rate:6.1f} pages/min, baseline {base:6.1f} pages/min,"
                   f" ratio {rate / base:.2f}; peak memory per browser: crawler {peak:.0f} MiB,"
-                  f" baseline {base_peak:.0f} MiB (PSS of its process tree)", flush=True)
+                  f" baseline {base_peak:.0f} MiB (PSS of its process tree); for reference,"
+                  f" the baseline over the page's own DevTools socket {direct:6.1f} pages/min"
+                  f" (crawler / that {rate / direct:.2f})", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     one = rows[0]
     ok = all(r[3] >= RATIO_TARGET for r in rows) and one[1] >= RATE_TARGET

@@ -128,6 +128,9 @@ def performance_log(driver: Any) -> list[dict[str, Any]]:
 
 def stop_browser(driver: webdriver.Remote) -> None:
     """Quit, tolerating a browser that already died or hangs, and remove its profile."""
+    session = getattr(driver, "_webseg_devtools", None)
+    if session is not None:
+        session.close()
     pid = browser_pid(driver)
     if getattr(driver, "_webseg_hung", False) and pid:
         # A session stuck in a page's script would hold the quit for minutes: the local

@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 import pybase64
 import urllib3
+import websocket
 from PIL import Image
 from selenium.common.exceptions import (
     InvalidSessionIdException,
@@ -43,6 +44,7 @@ from catalog.workspace import Workspace
 
 from .browser import CAPTURE_CSS, performance_log, set_command_timeout
 from .cdp import cdp
+from .devtools import DevToolsSession, DevToolsTimeout, open_session
 from .response import (
     HTML_TYPES,
     NavigationLog,
@@ -54,6 +56,7 @@ from .retry import parse_retry_after
 # Seconds a capture script may run beyond the image wait: reading the boxes of a very
 # large page takes a few seconds; a page that holds its main thread longer is hung.
 SCRIPT_GRACE = 10.0
+SCREENSHOT_TIMEOUT = 120.0  # seconds: what a WebDriver command may take
 
 # Our own screenshots are trusted and can be very tall.
 Image.MAX_IMAGE_PIXELS = None
@@ -132,12 +135,30 @@ def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
     key = (width, height, dpr)
     if getattr(driver, "_webseg_viewport", None) == key:
         return
-    cdp(
-        driver,
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": dpr, "mobile": dpr > 1 and width < 1024},
-    )
+    # In the session that takes the screenshots: the capture beyond the viewport sizes
+    # the page from its own session's metrics.
+    _command(driver, "Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": dpr, "mobile": dpr > 1 and width < 1024})
     driver._webseg_viewport = key
+
+
+def _session(driver: Any) -> DevToolsSession | None:
+    """The page's own DevTools session (local browsers), opened on first use; else None."""
+    if not hasattr(driver, "_webseg_devtools"):
+        try:
+            session = _guard(open_session, driver)
+        except (OSError, ValueError, websocket.WebSocketException):
+            session = None  # chromedriver relays the same commands, only slower
+        driver._webseg_devtools = session
+    return driver._webseg_devtools
+
+
+def _command(driver: Any, method: str, params: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """A DevTools command, on the page's own session when there is one."""
+    session = _session(driver)
+    if session is None:
+        return _guard(cdp, driver, method, params)
+    return _guard(session.call, method, params, timeout)
 
 
 def image_boxes_from_wire(
@@ -418,23 +439,29 @@ def _read_page(
 def _evaluate(driver: Any, script: str, arg: dict[str, Any], timeout: float) -> str:
     """An asynchronous WebDriver-style script, run as one DevTools Runtime.evaluate.
 
-    Half the round trip of `execute_async_script`. DevTools has no script timeout, so
-    the HTTP request gets one: a page whose own script holds the main thread that long
-    leaves its browser stuck in the command, and the browser is marked to be killed.
+    DevTools has no script timeout, so the wait for the answer has one. A page whose own
+    script holds the main thread that long would hold every later command too: the
+    browser is marked to be killed.
     """
     expression = (
         "new Promise((__resolve) => { (function() {" + script + "}).call(null, "
         + json.dumps(arg) + ", __resolve); })"
     )
-    previous = set_command_timeout(driver, timeout)
+    params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+    session = _session(driver)
     try:
-        out = _guard(cdp, driver, "Runtime.evaluate", {
-            "expression": expression, "awaitPromise": True, "returnByValue": True})
-    except urllib3.exceptions.TimeoutError as exc:
+        if session is not None:
+            out = _guard(session.call, "Runtime.evaluate", params, timeout)
+        else:
+            # Through chromedriver, the HTTP request is what can time out.
+            previous = set_command_timeout(driver, timeout)
+            try:
+                out = _guard(cdp, driver, "Runtime.evaluate", params)
+            finally:
+                set_command_timeout(driver, previous)
+    except (DevToolsTimeout, urllib3.exceptions.TimeoutError) as exc:
         driver._webseg_hung = True
         raise PageHung(f"the page kept the browser busy for more than {timeout:.0f} s") from exc
-    finally:
-        set_command_timeout(driver, previous)
     if "exceptionDetails" in out:
         details = out["exceptionDetails"]
         text = (details.get("exception") or {}).get("description") or details.get("text", "")
@@ -483,19 +510,21 @@ def finish_capture(grab: Grab, ws: Workspace, cfg: CaptureConfig) -> CaptureResu
 
 def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
     """The full page as DevTools' base64 PNG, taken with the page's scripts switched off."""
-    _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": True})
+    params: dict[str, Any] = {
+        "format": "png",
+        "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+    }
+    if fast:
+        params["optimizeForSpeed"] = True
+    # One after the other, each answered first: the screenshot is the browser process's
+    # work, the switch the page's, and the two are not ordered between them otherwise.
+    off, on = {"value": True}, {"value": False}
+    _command(driver, "Emulation.setScriptExecutionDisabled", off)
     try:
-        params: dict[str, Any] = {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-        }
-        if fast:
-            params["optimizeForSpeed"] = True
-        shot = _guard(cdp, driver, "Page.captureScreenshot", params)
+        return _command(driver, "Page.captureScreenshot", params, SCREENSHOT_TIMEOUT)["data"]
     finally:
-        _guard(cdp, driver, "Emulation.setScriptExecutionDisabled", {"value": False})
-    return shot["data"]
+        _command(driver, "Emulation.setScriptExecutionDisabled", on)
 
 
 def _write(

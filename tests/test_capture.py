@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from scraper.capture import (
     read_boxes_wire,
     to_image_boxes,
 )
+from scraper.devtools import DevToolsError, DevToolsSession, open_session
 from scraper.response import NavigationLog
 from tests.hard_pages import start_hard_pages
 
@@ -244,8 +247,11 @@ def _live_members(pgid: int, wait: float = 3.0) -> list[int]:
         time.sleep(0.1)
 
 
-def test_a_page_that_holds_the_browser_costs_that_browser_only(chromium, server, ws):
+@pytest.mark.parametrize("route", ["own session", "chromedriver"])
+def test_a_page_that_holds_the_browser_costs_that_browser_only(chromium, server, ws, route):
     hogged = start_browser(BrowserOptions(offline=True))
+    if route == "chromedriver":  # as on a Grid, where DevTools goes through the driver
+        hogged._webseg_devtools = None
     pid = hogged.service.process.pid
     try:
         t = time.monotonic()
@@ -262,6 +268,38 @@ def test_a_page_that_holds_the_browser_costs_that_browser_only(chromium, server,
         assert capture_page(fresh, server + "/other", DESKTOP, ws, CaptureConfig()).page.status == "ok"
     finally:
         stop_browser(fresh)
+
+
+def test_devtools_commands_go_to_the_page_directly(chromium, server, ws):
+    d = start_browser(BrowserOptions(offline=True))
+    try:
+        session = open_session(d)
+        assert session is not None
+        d.get(server + "/other")
+        out = session.call("Runtime.evaluate", {"expression": "document.body.innerText",
+                                                "returnByValue": True})
+        assert out["result"]["value"] == "Other page"
+        with pytest.raises(DevToolsError, match="wasn't found"):
+            session.call("Page.noSuchCommand")
+        # The capture opens its own: what it writes is what the relay would have given.
+        page = capture_page(d, server + "/fixed", DESKTOP, ws, CaptureConfig()).page
+        assert isinstance(d._webseg_devtools, DevToolsSession) and page.status == "ok"
+        relayed = start_browser(BrowserOptions(offline=True))
+        relayed._webseg_devtools = None
+        try:
+            again = capture_page(relayed, server + "/fixed", DESKTOP, Workspace(ws.root / "relayed"),
+                                 CaptureConfig()).page
+        finally:
+            stop_browser(relayed)
+        assert np.array_equal(pixels(ws, page.page_id),
+                              pixels(Workspace(ws.root / "relayed"), again.page_id))
+        os.killpg(d.service.process.pid, signal.SIGKILL)
+        with pytest.raises(ConnectionError):
+            session.call("Runtime.evaluate", {"expression": "1"}, timeout=10)
+    finally:
+        stop_browser(d)
+    grid_like = type("Remote", (), {"capabilities": {}})()  # no local service: not ours
+    assert open_session(grid_like) is None
 
 
 def test_error_responses_and_non_html_are_recorded(driver, server, ws):

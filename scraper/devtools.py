@@ -1,0 +1,87 @@
+"""A DevTools session of our own on a local browser's page, beside chromedriver's.
+
+Chromedriver relays every DevTools command over HTTP: about 4 ms a command, and a
+full-page screenshot of several megabytes is parsed and written out again on the way
+(70 ms on a tall page). The page's own websocket carries the same commands directly,
+with no relay between. Only for local browsers: a Grid's browsers are reached through the
+Grid, so there every command goes through `cdp.cdp`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import urllib.request
+from typing import Any
+
+import orjson
+import websocket
+
+
+class DevToolsError(RuntimeError):
+    """The browser answered a command with an error."""
+
+
+class DevToolsTimeout(Exception):
+    """No answer in time: the page's main thread is held, or the browser is stuck."""
+
+
+class DevToolsSession:
+    """One websocket to one page target; commands are answered by id, events ignored."""
+
+    def __init__(self, ws_url: str):
+        # No UTF-8 check of the frames in Python: a screenshot is megabytes of base64, and
+        # the check costs a second for each.
+        self._ws = websocket.create_connection(ws_url, suppress_origin=True,
+                                               skip_utf8_validation=True, timeout=30)
+        self._ids = itertools.count(1)
+        self._answers: dict[int, dict[str, Any]] = {}
+
+    def _send(self, method: str, params: dict[str, Any] | None = None) -> int:
+        i = next(self._ids)
+        try:
+            self._ws.send(json.dumps({"id": i, "method": method, "params": params or {}}))
+        except websocket.WebSocketException as exc:
+            raise ConnectionError(f"DevTools connection lost: {exc}") from exc
+        return i
+
+    def _result(self, i: int, timeout: float) -> dict[str, Any]:
+        self._ws.settimeout(timeout)
+        while i not in self._answers:
+            try:
+                message = orjson.loads(self._ws.recv())
+            except websocket.WebSocketTimeoutException as exc:
+                raise DevToolsTimeout(f"no DevTools answer in {timeout:.0f} s") from exc
+            except websocket.WebSocketException as exc:
+                raise ConnectionError(f"DevTools connection lost: {exc}") from exc
+            if "id" in message:
+                self._answers[message["id"]] = message
+        answer = self._answers.pop(i)
+        if "error" in answer:
+            raise DevToolsError(str(answer["error"].get("message", answer["error"]))[:300])
+        return answer.get("result", {})
+
+    def call(self, method: str, params: dict[str, Any] | None = None,
+             timeout: float = 120.0) -> dict[str, Any]:
+        return self._result(self._send(method, params), timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            self._ws.close()
+
+
+def open_session(driver: Any) -> DevToolsSession | None:
+    """A session on the driver's page when the browser runs here, else None."""
+    if getattr(driver, "service", None) is None:  # a Grid session: its browser is elsewhere
+        return None
+    address = (driver.capabilities.get("goog:chromeOptions") or {}).get("debuggerAddress")
+    if not address:
+        return None
+    handle = driver.current_window_handle  # chromedriver's window handle is the target id
+    with urllib.request.urlopen(f"http://{address}/json/list", timeout=10) as response:
+        targets = json.load(response)
+    for target in targets:
+        if target.get("id") == handle and target.get("webSocketDebuggerUrl"):
+            return DevToolsSession(target["webSocketDebuggerUrl"])
+    return None
