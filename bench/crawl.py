@@ -136,6 +136,7 @@ def _baseline_worker(urls: list[str], out: Path, errors: list[str], pids: list[i
                      direct: bool) -> None:
     driver = start_browser(BrowserOptions(offline=True))
     pids.append(_driver_pid(driver) or 0)
+    session = None
     try:
         if direct:  # the page's own DevTools socket, as the crawler uses it
             session = open_session(driver)
@@ -157,6 +158,8 @@ def _baseline_worker(urls: list[str], out: Path, errors: list[str], pids: list[i
     except Exception as exc:  # reported, and the run fails
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        if direct and session is not None:
+            session.close()
         stop_browser(driver)
 
 

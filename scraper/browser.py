@@ -135,17 +135,25 @@ def stop_browser(driver: webdriver.Remote) -> None:
     if getattr(driver, "_webseg_hung", False) and pid:
         # A session stuck in a page's script would hold the quit for minutes: the local
         # browser's process group goes at once. (A Grid's session times out on its own.)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        _kill_group(pid)
         with contextlib.suppress(Exception):
             driver.service.stop()  # collects the dead chromedriver
+        with contextlib.suppress(Exception):
+            driver.command_executor.close()
     else:
         set_command_timeout(driver, QUIT_TIMEOUT)
         with contextlib.suppress(Exception):  # a dead browser cannot be asked to quit
             driver.quit()
+        if pid:
+            _kill_group(pid)  # whatever of its Chromium outlived chromedriver
     profile = getattr(driver, "_webseg_profile", None)
     if profile:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def set_command_timeout(driver: webdriver.Remote, seconds: float | None) -> float | None:

@@ -76,6 +76,9 @@ _JS["read"] = _HEAD + "return __head((function(){" + _JS["boxes"] + "}).apply(nu
 # One round trip does it all: prepare, wait, then read the boxes.
 _JS["prepare_and_read"] = (
     _HEAD + "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
+    # A PDF, an image or a feed is not captured: its head alone, without the costly read.
+    "if (!/^(text\\/html|application\\/xhtml\\+xml)/i.test(document.contentType || '')) {"
+    "  __done(__head({docHeight: 0})); return; }"
     "const __read = function() {" + _JS["boxes"] + "};"
     "(function() {" + _JS["prepare"] + "}).call(null, __opts, function() {"
     "  try { __done(__head(__read.call(null, __opts))); }"
@@ -145,20 +148,37 @@ def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
 def _session(driver: Any) -> DevToolsSession | None:
     """The page's own DevTools session (local browsers), opened on first use; else None."""
     if not hasattr(driver, "_webseg_devtools"):
-        try:
-            session = _guard(open_session, driver)
-        except (OSError, ValueError, websocket.WebSocketException):
-            session = None  # chromedriver relays the same commands, only slower
-        driver._webseg_devtools = session
+        driver._webseg_devtools = _guard(_open_or_none, driver)
     return driver._webseg_devtools
 
 
+def _open_or_none(driver: Any) -> DevToolsSession | None:
+    try:
+        return open_session(driver)
+    except (OSError, ValueError, websocket.WebSocketException):
+        return None  # chromedriver relays the same commands, only slower
+
+
 def _command(driver: Any, method: str, params: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
-    """A DevTools command, on the page's own session when there is one."""
+    """A DevTools command, on the page's own session when there is one.
+
+    No answer in `timeout` s means the browser is stuck: it is marked to be killed.
+    """
+    if getattr(driver, "_webseg_hung", False):
+        raise PageHung("the browser is stuck in an earlier command")
     session = _session(driver)
-    if session is None:
-        return _guard(cdp, driver, method, params)
-    return _guard(session.call, method, params, timeout)
+    try:
+        if session is not None:
+            return _guard(session.call, method, params, timeout)
+        # Through chromedriver, the HTTP request is what can time out.
+        previous = set_command_timeout(driver, timeout)
+        try:
+            return _guard(cdp, driver, method, params)
+        finally:
+            set_command_timeout(driver, previous)
+    except (DevToolsTimeout, urllib3.exceptions.TimeoutError) as exc:
+        driver._webseg_hung = True
+        raise PageHung(f"the page kept the browser busy for more than {timeout:.0f} s") from exc
 
 
 def image_boxes_from_wire(
@@ -334,7 +354,7 @@ def grab_page(
     _guard(set_viewport, driver, vw, vh, dpr)
     _guard(_set_timeouts, driver, cfg)
     log = _navigation_log(driver)
-    log.before_navigate(requested, lambda: _guard(performance_log, driver))
+    must_read = log.before_navigate(requested, lambda: _guard(performance_log, driver))
     if before_navigate is not None:
         before_navigate()
     error = ""
@@ -354,10 +374,10 @@ def grab_page(
     boxes_json = ""
     if not flags and not error:
         head, boxes_json = _read_page(driver, cfg, timings, requested)
-    resp = None if head is None or log.must_read else usual_response(head, requested)
-    log.after(requested, read=resp is None)
-    if resp is None:
-        resp = parse_document_response(_guard(performance_log, driver), requested)
+    usual = None if head is None or must_read else usual_response(head, requested)
+    resp = usual or parse_document_response(
+        _guard(performance_log, driver), requested, _top_frame(driver))
+    log.after(requested, head[4] if head else None, read=usual is None)
     record = PageRecord(
         page_id="",
         url=url,
@@ -414,6 +434,13 @@ def grab_page(
     return grab
 
 
+def _top_frame(driver: Any) -> str | None:
+    """The page target's id, which is its top frame's: chromedriver's window handle."""
+    if not hasattr(driver, "_webseg_top_frame"):
+        driver._webseg_top_frame = _guard(lambda: driver.current_window_handle)
+    return driver._webseg_top_frame
+
+
 def _navigation_log(driver: Any) -> NavigationLog:
     log = getattr(driver, "_webseg_navigation_log", None)
     if log is None:
@@ -439,29 +466,15 @@ def _read_page(
 def _evaluate(driver: Any, script: str, arg: dict[str, Any], timeout: float) -> str:
     """An asynchronous WebDriver-style script, run as one DevTools Runtime.evaluate.
 
-    DevTools has no script timeout, so the wait for the answer has one. A page whose own
-    script holds the main thread that long would hold every later command too: the
-    browser is marked to be killed.
+    DevTools has no script timeout, so the wait for the answer has one (see `_command`).
     """
+    # An async function's promise is the engine's own, whatever the page did to `Promise`.
     expression = (
-        "new Promise((__resolve) => { (function() {" + script + "}).call(null, "
-        + json.dumps(arg) + ", __resolve); })"
+        "(async () => await new Promise((__resolve) => { (function() {" + script
+        + "}).call(null, " + json.dumps(arg) + ", __resolve); }))()"
     )
-    params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
-    session = _session(driver)
-    try:
-        if session is not None:
-            out = _guard(session.call, "Runtime.evaluate", params, timeout)
-        else:
-            # Through chromedriver, the HTTP request is what can time out.
-            previous = set_command_timeout(driver, timeout)
-            try:
-                out = _guard(cdp, driver, "Runtime.evaluate", params)
-            finally:
-                set_command_timeout(driver, previous)
-    except (DevToolsTimeout, urllib3.exceptions.TimeoutError) as exc:
-        driver._webseg_hung = True
-        raise PageHung(f"the page kept the browser busy for more than {timeout:.0f} s") from exc
+    out = _command(driver, "Runtime.evaluate",
+                   {"expression": expression, "awaitPromise": True, "returnByValue": True}, timeout)
     if "exceptionDetails" in out:
         details = out["exceptionDetails"]
         text = (details.get("exception") or {}).get("description") or details.get("text", "")
@@ -524,7 +537,8 @@ def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
     try:
         return _command(driver, "Page.captureScreenshot", params, SCREENSHOT_TIMEOUT)["data"]
     finally:
-        _command(driver, "Emulation.setScriptExecutionDisabled", on)
+        if not getattr(driver, "_webseg_hung", False):  # a stuck browser is not asked again
+            _command(driver, "Emulation.setScriptExecutionDisabled", on)
 
 
 def _write(

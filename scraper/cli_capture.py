@@ -13,7 +13,7 @@ from catalog.sites import site_of
 from catalog.urls import normalise_url
 
 from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, capture_page
+from .capture import BrowserDied, PageHung, capture_page
 from .overlay import overlay_page
 
 
@@ -68,10 +68,13 @@ def run_capture(args: argparse.Namespace) -> int:
         for i, (url, vp) in enumerate(jobs, 1):
             try:
                 result = capture_page(driver, url, vp, ws, cfg)
-            except BrowserDied as exc:
+            except (BrowserDied, PageHung) as exc:
                 print(f"[{i}/{len(jobs)}] {url}: {exc}; restarting the browser", file=sys.stderr)
                 stop_browser(driver)
                 driver = start_browser(opts)
+                if isinstance(exc, PageHung):  # it would hold the next browser the same way
+                    counts["error"] = counts.get("error", 0) + 1
+                    continue
                 result = capture_page(driver, url, vp, ws, cfg)
             page = result.page
             with catalog.transaction() as conn:

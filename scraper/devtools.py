@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 import websocket
 
+# Sent once the Inspector domain is on (as `open_session` leaves it).
+CRASHED = ("Inspector.targetCrashed", "Inspector.detached")
+
 
 class DevToolsError(RuntimeError):
     """The browser answered a command with an error."""
@@ -57,6 +60,9 @@ class DevToolsSession:
                 raise ConnectionError(f"DevTools connection lost: {exc}") from exc
             if "id" in message:
                 self._answers[message["id"]] = message
+            elif message.get("method") in CRASHED:
+                # Its commands would never be answered: the browser is to be replaced.
+                raise ConnectionError("the page's renderer crashed")
         answer = self._answers.pop(i)
         if "error" in answer:
             raise DevToolsError(str(answer["error"].get("message", answer["error"]))[:300])
@@ -79,9 +85,12 @@ def open_session(driver: Any) -> DevToolsSession | None:
     if not address:
         return None
     handle = driver.current_window_handle  # chromedriver's window handle is the target id
-    with urllib.request.urlopen(f"http://{address}/json/list", timeout=10) as response:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    with direct.open(f"http://{address}/json/list", timeout=10) as response:
         targets = json.load(response)
     for target in targets:
         if target.get("id") == handle and target.get("webSocketDebuggerUrl"):
-            return DevToolsSession(target["webSocketDebuggerUrl"])
+            session = DevToolsSession(target["webSocketDebuggerUrl"])
+            session.call("Inspector.enable", timeout=10)  # to hear of a crashed renderer
+            return session
     return None

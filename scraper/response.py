@@ -11,6 +11,7 @@ must be read, and keeps it drained.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,11 +56,14 @@ def usual_response(head: list[Any], requested: str) -> DocumentResponse | None:
     return DocumentResponse(status=status, content_type=content_type, url=url)
 
 
-def parse_document_response(entries: list[dict[str, Any]], requested: str) -> DocumentResponse:
+def parse_document_response(
+    entries: list[dict[str, Any]], requested: str, frame: str | None = None
+) -> DocumentResponse:
     """Find the navigation to `requested` and its redirect chain in performance-log entries.
 
-    The log may still hold the previous page's late events, so the navigation is the
-    document request for the requested URL, not merely the first one.
+    The log may still hold earlier pages' events, so the navigation is the top frame's
+    (`frame`, the page target's id, when known) first document request for the
+    requested URL: an earlier page may have framed the same address.
     """
     resp = DocumentResponse()
     main_request: str | None = None
@@ -71,7 +75,9 @@ def parse_document_response(entries: list[dict[str, Any]], requested: str) -> Do
         method, params = msg.get("method"), msg.get("params", {})
         if method == "Network.requestWillBeSent" and params.get("type") == "Document":
             url = params.get("request", {}).get("url", "")
-            if main_request is None and not params.get("redirectResponse") and same_url(url, requested):
+            top = frame is None or params.get("frameId") == frame
+            if (main_request is None and top and not params.get("redirectResponse")
+                    and same_url(url, requested)):
                 main_request = params.get("requestId")
             if main_request is None or params.get("requestId") != main_request:
                 continue
@@ -97,29 +103,38 @@ class NavigationLog:
 
     A usual page leaves its entries unread. The log is drained every `limit` pages, so it
     stays small, and before a navigation to an address it may already hold: the first
-    document request for an address must be this navigation's, not an earlier one's. A
-    page asked for again while it is still showing (or still unread) must read the log:
-    if the new navigation never commits, the page would only see the old document.
+    document request for an address must be this navigation's, not an earlier one's.
+    A page asked for while it is showing (or when what shows is not known) must read the
+    log: if the new navigation never commits, the page would only see the old document.
     """
 
     def __init__(self, limit: int = 20):
         self.limit = limit
         self.unread: set[str] = set()
-        self.showing = ""
-        self.must_read = False
+        self.showing: str | None = ""  # normalised address of the document shown; None: not known
 
-    def before_navigate(self, requested: str, drain: Any) -> None:
-        """Call before navigating; `drain` reads (and so empties) the log."""
-        self.must_read = requested in self.unread or requested == self.showing
-        if self.must_read or len(self.unread) >= self.limit:
+    def before_navigate(self, requested: str, drain: Callable[[], object]) -> bool:
+        """Call before navigating; `drain` reads (and so empties) the log.
+
+        Returns whether this navigation's response must come from the log.
+        """
+        must_read = requested in self.unread or self.showing in (None, requested)
+        if must_read or len(self.unread) >= self.limit:
             drain()
             self.unread.clear()
+        return must_read
 
-    def after(self, requested: str, *, read: bool) -> None:
-        """Call once the navigation's response is known; `read`: from the log."""
+    def after(self, requested: str, shown: str | None, *, read: bool) -> None:
+        """Call once the navigation's response is known.
+
+        `shown`: the address the page reports after it (None when it could not be asked);
+        `read`: the response came from the log.
+        """
         if read:
             self.unread.clear()
         else:
             self.unread.add(requested)
-        self.showing = requested
-
+        try:
+            self.showing = normalise_url(shown) if shown else None
+        except BadURL:
+            self.showing = None

@@ -109,7 +109,8 @@ def tall_page(height_px: int) -> str:
 
 class HardPages(BaseHTTPRequestHandler):
     hang_seconds = 60.0
-    answered: dict[str, int] = {}  # requests per path, for pages that answer differently
+    answered: dict[str, int] = {}  # requests per path and query (one dict per server)
+    lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -141,6 +142,8 @@ class HardPages(BaseHTTPRequestHandler):
             "/hidden": HIDDEN_THINGS,
             "/drawing": DRAWING_AND_ODD_TEXT,
             "/other": "<html><body><p>Other page</p></body></html>",
+            "/framing": "<html><body><p>A frame:</p>"
+                        "<iframe src='/then-no-content?framed=1'></iframe></body></html>",
             # Once loaded, the page's own script holds the main thread for good, while the
             # capture still waits for an image that never arrives.
             "/hog": "<html><body><p>Hog</p><div style='height:3000px'></div>"
@@ -149,11 +152,12 @@ class HardPages(BaseHTTPRequestHandler):
             "/tall": tall_page(40000),
             "/very-tall": tall_page(140000),
         }
-        self.answered[path] = self.answered.get(path, 0) + 1
+        with self.lock:
+            self.answered[self.path] = times = self.answered.get(self.path, 0) + 1
         if path in pages:
             self._send(200, pages[path].encode())
         elif path == "/then-no-content":
-            if self.answered[path] == 1:
+            if times == 1:
                 self._send(200, b"<html><body><p>The first answer</p></body></html>")
             else:
                 self._send(204, b"")
@@ -189,7 +193,8 @@ class HardPages(BaseHTTPRequestHandler):
 
 
 def start_hard_pages() -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HardPages)
+    handler = type("HardPagesServed", (HardPages,), {"answered": {}, "lock": threading.Lock()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -293,6 +293,9 @@ def test_devtools_commands_go_to_the_page_directly(chromium, server, ws):
             stop_browser(relayed)
         assert np.array_equal(pixels(ws, page.page_id),
                               pixels(Workspace(ws.root / "relayed"), again.page_id))
+        # A crashed renderer answers nothing more: the session says so at once.
+        with pytest.raises(ConnectionError, match="crashed"):
+            session.call("Page.crash", timeout=10)
         os.killpg(d.service.process.pid, signal.SIGKILL)
         with pytest.raises(ConnectionError):
             session.call("Runtime.evaluate", {"expression": "1"}, timeout=10)
@@ -340,9 +343,17 @@ def test_the_network_log_is_read_only_when_the_page_cannot_tell(driver, server, 
     again = capture_page(driver, server + "/then-no-content", DESKTOP, ws, cfg).page
     assert (first.status, first.http_status) == ("ok", 200)
     assert (again.status, again.http_status) == ("unreachable", 204)
-    # A download leaves the previous page showing, under another address.
+    # A download leaves the previous page showing, under another address...
+    shown = capture_page(driver, server + "/then-no-content?later=1", DESKTOP, ws, cfg).page
     saved = capture_page(driver, server + "/download", DESKTOP, ws, cfg).page
     assert saved.status == "unreachable" and saved.final_url == server + "/download"
+    # ...so that page, asked for again and answered 204, is not taken for what shows.
+    again = capture_page(driver, server + "/then-no-content?later=1", DESKTOP, ws, cfg).page
+    assert shown.http_status == 200 and (again.status, again.http_status) == ("unreachable", 204)
+    # An address an earlier page framed: its document request in the log is the frame's.
+    capture_page(driver, server + "/framing", DESKTOP, ws, cfg)
+    framed = capture_page(driver, server + "/then-no-content?framed=1", DESKTOP, ws, cfg).page
+    assert (framed.status, framed.http_status) == ("unreachable", 204)
 
 
 def test_unreachable_site_is_recorded(driver, ws):

@@ -51,11 +51,11 @@ def test_only_a_2xx_html_page_at_its_address_spares_the_log(head: list, usual: b
 
 def test_navigation_log_is_drained_before_it_could_mislead() -> None:
     log, drains = NavigationLog(limit=3), []
+    u = "http://example.org/".__add__
 
-    def visit(url: str, read: bool = False) -> bool:
-        log.before_navigate(url, lambda: drains.append(url))
-        must = log.must_read
-        log.after(url, read=read or must)
+    def visit(path: str, shown: str | None = "", read: bool = False) -> bool:
+        must = log.before_navigate(u(path), lambda: drains.append(path))
+        log.after(u(path), u(path) if shown == "" else shown, read=read or must)
         return must
 
     assert not visit("a") and not visit("b") and drains == []
@@ -65,6 +65,10 @@ def test_navigation_log_is_drained_before_it_could_mislead() -> None:
     assert not visit("e") and drains == ["b", "e"]  # three unread pages: drained
     assert visit("e") and drains == ["b", "e", "e"]
     assert not visit("f", read=True) and log.unread == set()
+    # A download of "x" leaves "f" showing: "f" asked for again must read the log.
+    assert not visit("x", shown=u("f"), read=True) and visit("f")
+    # What shows after a timeout is not known: the next page reads the log.
+    assert not visit("g", shown=None, read=True) and visit("h")
 
 
 # -- links --------------------------------------------------------------------------------
@@ -72,7 +76,7 @@ def test_navigation_log_is_drained_before_it_could_mislead() -> None:
 
 def test_links_are_judged_once_per_run_and_per_seed(tmp_path: Path) -> None:
     a, b = "http://127.0.0.1:8001/a/", "http://127.0.0.1:8001/b/"
-    engine = Engine(Config(), Workspace(tmp_path / "ws").ensure(), [Seed(a), Seed(b)])
+    engine = Engine(Config(), Workspace(tmp_path / "ws").ensure(), [Seed(a), Seed(b, "host")])
     engine.catalog = Catalog(engine.ws.catalog_path)
     engine.frontier = Frontier(engine.catalog)
     engine._load_state()
@@ -82,7 +86,8 @@ def test_links_are_judged_once_per_run_and_per_seed(tmp_path: Path) -> None:
         return [x.url for x in engine._links(Entry(seed, "desktop", 0, seed, "", ""), list(urls))]
 
     assert links(a, a + "x", b + "y", a + "x#top") == [a + "x"]
-    # What seed a refused is still open to seed b; what it queued is not offered again.
+    # What seed a refused is still open to seed b (its scope is the host); what a queued
+    # is in b's scope too, but the frontier holds it already: not offered again.
     assert links(b, b + "y", a + "x") == [b + "y"]
     assert links(a, a + "x", b + "y") == []
     # A seed that redirected widens its scope: what it refused before is judged again.
