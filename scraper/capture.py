@@ -44,7 +44,7 @@ from catalog.workspace import Workspace
 
 from .browser import CAPTURE_CSS, performance_log, set_command_timeout
 from .cdp import cdp
-from .devtools import DevToolsSession, DevToolsTimeout, open_session
+from .devtools import COMMAND_TIMEOUT, DevToolsSession, DevToolsTimeout, open_session
 from .response import (
     HTML_TYPES,
     NavigationLog,
@@ -56,7 +56,6 @@ from .retry import parse_retry_after
 # Seconds a capture script may run beyond the image wait: reading the boxes of a very
 # large page takes a few seconds; a page that holds its main thread longer is hung.
 SCRIPT_GRACE = 10.0
-SCREENSHOT_TIMEOUT = 120.0  # seconds: what a WebDriver command may take
 
 # Our own screenshots are trusted and can be very tall.
 Image.MAX_IMAGE_PIXELS = None
@@ -77,7 +76,8 @@ _JS["read"] = _HEAD + "return __head((function(){" + _JS["boxes"] + "}).apply(nu
 _JS["prepare_and_read"] = (
     _HEAD + "const __opts = arguments[0], __done = arguments[arguments.length - 1];"
     # A PDF, an image or a feed is not captured: its head alone, without the costly read.
-    "if (!/^(text\\/html|application\\/xhtml\\+xml)/i.test(document.contentType || '')) {"
+    "if (!" + json.dumps(HTML_TYPES) + ".some((t) =>"
+    "    (document.contentType || '').toLowerCase().startsWith(t))) {"
     "  __done(__head({docHeight: 0})); return; }"
     "const __read = function() {" + _JS["boxes"] + "};"
     "(function() {" + _JS["prepare"] + "}).call(null, __opts, function() {"
@@ -159,7 +159,8 @@ def _open_or_none(driver: Any) -> DevToolsSession | None:
         return None  # chromedriver relays the same commands, only slower
 
 
-def _command(driver: Any, method: str, params: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+def _command(driver: Any, method: str, params: dict[str, Any],
+             timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
     """A DevTools command, on the page's own session when there is one.
 
     No answer in `timeout` s means the browser is stuck: it is marked to be killed.
@@ -535,7 +536,7 @@ def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
     off, on = {"value": True}, {"value": False}
     _command(driver, "Emulation.setScriptExecutionDisabled", off)
     try:
-        return _command(driver, "Page.captureScreenshot", params, SCREENSHOT_TIMEOUT)["data"]
+        return _command(driver, "Page.captureScreenshot", params)["data"]
     finally:
         if not getattr(driver, "_webseg_hung", False):  # a stuck browser is not asked again
             _command(driver, "Emulation.setScriptExecutionDisabled", on)

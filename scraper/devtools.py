@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import websocket
 
+COMMAND_TIMEOUT = 120.0  # seconds: what Selenium allows any WebDriver command
 # Sent once the Inspector domain is on (as `open_session` leaves it).
 CRASHED = ("Inspector.targetCrashed", "Inspector.detached")
 
@@ -69,7 +70,7 @@ class DevToolsSession:
         return answer.get("result", {})
 
     def call(self, method: str, params: dict[str, Any] | None = None,
-             timeout: float = 120.0) -> dict[str, Any]:
+             timeout: float = COMMAND_TIMEOUT) -> dict[str, Any]:
         return self._result(self._send(method, params), timeout)
 
     def close(self) -> None:
