@@ -95,6 +95,16 @@ DRAWING_AND_ODD_TEXT = """<!doctype html><html><head><title>Plain title</title><
 document.title = "Odd \\ud83d title";</script>
 </body></html>"""
 
+# Well-formed XML, so that it can be served as XHTML too: there tag names are lower case.
+ELEMENT_KINDS = """<!DOCTYPE html><html xmlns="http://www.w3.org/1999/xhtml"><head>
+<title>Kinds</title><script>var said = "script text";</script>
+<style>p { margin: 4px }</style></head><body style="margin:0;font:16px sans-serif">
+<header><h1>Site</h1><nav><a href="/a">Home</a> <a href="/b">About</a></nav></header>
+<main><div><p>Some text in a block.</p><a href="/c" style="display:block">A block link</a>
+<button>Press</button> <input type="text" value="typed"/> <input type="hidden" value="no"/>
+<div role="button">Role button</div></div></main>
+<footer><p>Foot</p></footer></body></html>"""
+
 SLOW_PART = b"""<!doctype html><html><body><h1 id="early">Arrived before the hang</h1>"""
 
 
@@ -149,6 +159,7 @@ class HardPages(BaseHTTPRequestHandler):
             "/hog": "<html><body><p>Hog</p><div style='height:3000px'></div>"
                     "<img loading=lazy src='/never.png'><script>addEventListener('load', () =>"
                     " setTimeout(() => { for (;;) {} }, 300));</script></body></html>",
+            "/kinds.html": ELEMENT_KINDS,
             "/tall": tall_page(40000),
             "/very-tall": tall_page(140000),
         }
@@ -156,6 +167,8 @@ class HardPages(BaseHTTPRequestHandler):
             self.answered[self.path] = times = self.answered.get(self.path, 0) + 1
         if path in pages:
             self._send(200, pages[path].encode())
+        elif path == "/kinds.xhtml":
+            self._send(200, ELEMENT_KINDS.encode(), "application/xhtml+xml; charset=utf-8")
         elif path == "/then-no-content":
             if times == 1:
                 self._send(200, b"<html><body><p>The first answer</p></body></html>")

@@ -220,6 +220,23 @@ def test_drawings_html_in_them_and_text_that_is_not_utf8(driver, server, ws):
     assert page.title == "Odd \ufffd title"
 
 
+def test_an_xhtml_page_gets_the_boxes_of_the_same_page_served_as_html(driver, server, ws):
+    def kinds(path: str) -> list[tuple]:
+        page = capture_page(driver, server + path, DESKTOP, ws, CaptureConfig()).page
+        assert page.status == "ok"
+        return sorted((b["kind"], b["tag"], b["path"], b["text"], b["visible"])
+                      for b in boxes(ws, page.page_id))
+
+    html, xhtml = kinds("/kinds.html"), kinds("/kinds.xhtml")
+    assert xhtml == html
+    found = {(k, t) for k, t, *_ in xhtml}
+    assert {("landmark", t) for t in ("header", "nav", "main", "footer")} <= found
+    assert sorted(t for k, t, *_ in xhtml if k == "interactive") == [
+        "a", "a", "a", "button", "div", "input"]
+    assert not [b for b in xhtml if "script text" in b[3]]
+    assert not [b for b in xhtml if b[0] == "block" and b[1] == "a"]  # a link is no block
+
+
 def test_a_hung_response_is_captured_partially_and_the_next_page_works(driver, server, ws):
     cfg = CaptureConfig(timeout=3)
     page = capture_page(driver, server + "/hang", DESKTOP, ws, cfg).page

@@ -162,14 +162,14 @@ function isFixed(el) {
   return f;
 }
 
-function landmarkOf(el) {
+// tag: the element's tag name in upper case (an XHTML document gives it in lower case).
+function landmarkOf(el, tag) {
   const role = (el.getAttribute("role") || "").toLowerCase();
   if (LANDMARK_ROLES[role]) return LANDMARK_ROLES[role];
-  return LANDMARK_TAGS[el.tagName] || "";
+  return LANDMARK_TAGS[tag] || "";
 }
 
-function isInteractive(el) {
-  const t = el.tagName;
+function isInteractive(el, t) {
   if (t === "A") return el.hasAttribute("href");
   if (t === "BUTTON" || t === "SELECT" || t === "TEXTAREA" || t === "SUMMARY") return true;
   if (t === "INPUT") return (el.type || "").toLowerCase() !== "hidden";
@@ -259,7 +259,7 @@ const texts = [], textDepths = [];
     let down = false;
     if (n.nodeType === 3) {
       if (!svgDepth && /\S/.test(n.data)) { texts.push(n); textDepths.push(depth); }
-    } else if (n.nodeType === 1 && !SKIP_TAGS.has(n.tagName)) {
+    } else if (n.nodeType === 1 && !SKIP_TAGS.has(n.tagName.toUpperCase())) {
       elements.push(n);
       depths.push(depth);
       if (!(n instanceof SVGElement)) {
@@ -292,11 +292,11 @@ for (let i = 0; i < elements.length; i++) {
   if (tag === "SVG" && el.parentElement && el.parentElement.closest("svg")) continue;
   const s = style(el);
   if (s.display === "none" || s.display === "contents") continue;
-  const landmark = landmarkOf(el);
-  const block = !landmark && BLOCK_DISPLAYS.has(s.display) && el.tagName !== "A";
+  const landmark = landmarkOf(el, tag);
+  const block = !landmark && BLOCK_DISPLAYS.has(s.display) && tag !== "A";
   const image = IMAGE_TAGS.has(tag) || (tag === "INPUT" && (el.type || "") === "image");
   const backgroundImage = !image && hasBackgroundImage(el);
-  const interactive = isInteractive(el);
+  const interactive = isInteractive(el, tag);
   // Most elements are inline runs of text (spans, code, emphasis): no box of their own,
   // so no need to ask for their geometry.
   if (!landmark && !block && !image && !backgroundImage && !interactive) continue;
