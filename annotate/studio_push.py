@@ -62,14 +62,17 @@ class PushResult:
     replaced: int = 0
     unchanged: int = 0
     without_preannotation: int = 0
+    withdrawn: int = 0  # tasks deleted: their pages became duplicates and nobody worked on them
+    kept_duplicates: list[str] = field(default_factory=list)  # such pages with work on them
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (page_id, why)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], list[str]]:
-    """Captured pages with a screenshot, duplicates that dedupe dropped left out."""
+def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], set[str], list[str]]:
+    """Captured pages with a screenshot, and the duplicates that dedupe dropped (left out)."""
     notes = []
+    dropped_ids: set[str] = set()
     groups = {
         r["page_id"]: int(r["canonical"])
         for r in cat.execute("SELECT page_id, canonical FROM dup_groups").fetchall()
@@ -88,6 +91,7 @@ def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], list[s
                 continue
             if groups[pid] == 0:
                 dropped += 1
+                dropped_ids.add(pid)
                 continue
         pages.append(PageToPush(pid, row["final_url"] or row["url"], row["width"], row["height"]))
     if dropped:
@@ -96,7 +100,7 @@ def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], list[s
         notes.append(
             f"{unseen} pages captured after the last dedupe run were left out: run `make dedupe`"
         )
-    return pages, notes
+    return pages, dropped_ids, notes
 
 
 def unknown_labels(pre: dict, labels: LabelsConfig) -> list[str]:
@@ -294,6 +298,32 @@ class Pusher:
         return replaced
 
 
+def _worked_on(task: dict) -> bool:
+    return bool(task.get("total_annotations") or task.get("cancelled_annotations")
+                or task.get("drafts"))
+
+
+def withdraw_duplicates(client: StudioClient, remote: dict[str, list[dict]], dropped: set[str],
+                        result: PushResult) -> None:
+    """Delete the tasks of pages that dedupe dropped after they were pushed (a later crawl
+    found their original), so that nobody spends time on them; a task somebody already
+    annotated, skipped or drafted is kept and named (export leaves its page out anyway).
+    Withdrawn pages leave `remote`; their catalog rows go with the other vanished tasks."""
+    for page_id in sorted(dropped & remote.keys()):
+        tasks = remote[page_id]
+        if any(_worked_on(t) for t in tasks):
+            result.kept_duplicates.append(page_id)
+            continue
+        for task in tasks:
+            try:
+                client.request("DELETE", f"/api/tasks/{task['id']}/")
+            except Rejected as exc:
+                if exc.status != 404:  # already gone is what was wanted
+                    raise
+            result.withdrawn += 1
+        del remote[page_id]
+
+
 def _why(exc: Exception | None) -> str:
     text = str(exc or "")
     return text[text.find("(") + 1 : text.find(")")] if "(" in text else "no answer"
@@ -310,7 +340,7 @@ def push(
     start = time.perf_counter()
     with Catalog(ws.catalog_path) as cat:
         open_tables(cat)
-        pages, notes = pages_to_push(cat, ws)
+        pages, dropped, notes = pages_to_push(cat, ws)
         for note in notes:
             say(note)
         project = ensure_project(client, config, ws, update_config=update_config)
@@ -318,6 +348,7 @@ def push(
         result = PushResult(project_id=pid, notes=notes)
         prefix = ensure_storage(client, pid, ws, document_root(config, client))
         remote = remote_tasks(client, pid)
+        withdraw_duplicates(client, remote, dropped, result)
         doubled = [p for p, tasks in remote.items() if len(tasks) > 1]
         if doubled:
             say(f"warning: {len(doubled)} pages have more than one task in the project "
@@ -470,6 +501,15 @@ def describe(result: PushResult, url: str, ws_root: Path) -> list[str]:
         f"{result.created} tasks created, {result.replaced} predictions replaced, "
         f"{result.unchanged} unchanged ({result.seconds:.1f} s)"
     ]
+    if result.withdrawn:
+        lines.append(f"{result.withdrawn} tasks withdrawn: dedupe dropped their pages as "
+                     "duplicates after they were pushed")
+    if result.kept_duplicates:
+        lines.append(
+            f"{len(result.kept_duplicates)} tasks kept although dedupe dropped their pages as "
+            f"duplicates (e.g. {result.kept_duplicates[0]}): somebody worked on them; "
+            "export leaves these pages out"
+        )
     for page_id, why in result.rejected:
         lines.append(
             f"page {page_id} was not pushed ({why}); fix "

@@ -122,6 +122,48 @@ def test_push_one_task_per_canonical_page_idempotent_and_replaces_changed_predic
     assert len(api.tasks(project["id"])) == 4
 
 
+def test_push_withdraws_tasks_of_pages_that_became_duplicates_unless_worked_on(
+    labelstudio: StudioServer, api: Api, tmp_path: Path
+):
+    ws = _ws(labelstudio, "ws-withdraw", 4)
+    ids = ws.page_ids()
+
+    def groups(canonical: dict[str, int]) -> None:
+        with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO dup_groups(page_id, group_id, canonical) VALUES(?,?,?)",
+                [(p, f"g{i}", canonical.get(p, 1)) for i, p in enumerate(ids)],
+            )
+
+    def push() -> str:
+        return _ok(run_annotate(["push", "--workspace", str(ws.root), "--no-progress"],
+                                labelstudio.env(), tmp_path))
+
+    def pushed() -> dict[str, int]:
+        return {t["data"]["page_id"]: t["id"]
+                for t in api.tasks(api.project("ws-withdraw")["id"])}
+
+    groups({})
+    assert "4 tasks created" in push()
+    task_of = pushed()
+    api.annotate(task_of[ids[1]], api.predictions(task_of[ids[1]])[0]["result"], 30.0)
+    # A later crawl found the originals of pages 0 and 1.
+    groups({ids[0]: 0, ids[1]: 0})
+    out = push()
+    assert "1 tasks withdrawn" in out
+    assert f"1 tasks kept although dedupe dropped their pages as duplicates (e.g. {ids[1]})" in out
+    assert sorted(pushed()) == sorted(ids[1:])
+    with Catalog(ws.catalog_path) as cat:
+        rows = {r[0] for r in cat.execute("SELECT page_id FROM studio_tasks").fetchall()}
+    assert rows == set(ids[1:])
+    out = push()
+    assert "withdrawn" not in out and "0 tasks created" in out
+    # Page 0 is an original again (its duplicate was recaptured): it gets a task again.
+    groups({ids[1]: 0})
+    assert "1 tasks created" in push()
+    assert sorted(pushed()) == sorted(ids)
+
+
 def test_push_without_dedupe_says_so(labelstudio: StudioServer, api: Api, tmp_path: Path):
     ws = _ws(labelstudio, "ws-nodedupe", 2)
     out = _ok(run_annotate(["push", "--workspace", str(ws.root), "--no-progress"],
