@@ -22,6 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.command import Command
 
+from .browser_state import state_of
 from .cdp import cdp
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -100,7 +101,7 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
     opts = opts or BrowserOptions()
     if opts.grid:
         driver = webdriver.Remote(command_executor=opts.grid, options=chrome_options(opts))
-        driver._webseg_profile = None  # type: ignore[attr-defined]  # the Grid owns it
+        state_of(driver).profile = None  # the Grid owns it
     else:
         profile = tempfile.mkdtemp(prefix="webseg-chromium-")
         try:
@@ -111,7 +112,7 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
         except Exception:
             shutil.rmtree(profile, ignore_errors=True)
             raise
-        driver._webseg_profile = profile  # type: ignore[attr-defined]
+        state_of(driver).profile = profile
     try:
         cdp(driver, "Page.addScriptToEvaluateOnNewDocument",
             {"source": NO_DIALOGS + CAPTURE_STYLE_AT_START})
@@ -128,11 +129,11 @@ def performance_log(driver: Any) -> list[dict[str, Any]]:
 
 def stop_browser(driver: webdriver.Remote) -> None:
     """Quit, tolerating a browser that already died or hangs, and remove its profile."""
-    session = getattr(driver, "_webseg_devtools", None)
-    if session is not None:
-        session.close()
+    state = state_of(driver)
+    if state.devtools is not None:
+        state.devtools.close()
     pid = browser_pid(driver)
-    if getattr(driver, "_webseg_hung", False) and pid:
+    if state.hung and pid:
         # A session stuck in a page's script would hold the quit for minutes: the local
         # browser's process group goes at once. (A Grid's session times out on its own.)
         _kill_group(pid)
@@ -146,9 +147,8 @@ def stop_browser(driver: webdriver.Remote) -> None:
             driver.quit()
         if pid:
             _kill_group(pid)  # whatever of its Chromium outlived chromedriver
-    profile = getattr(driver, "_webseg_profile", None)
-    if profile:
-        shutil.rmtree(profile, ignore_errors=True)
+    if state.profile:
+        shutil.rmtree(state.profile, ignore_errors=True)
 
 
 def _kill_group(pid: int) -> None:

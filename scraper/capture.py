@@ -43,11 +43,11 @@ from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import Workspace
 
 from .browser import CAPTURE_CSS, performance_log, set_command_timeout
+from .browser_state import state_of
 from .cdp import cdp
 from .devtools import COMMAND_TIMEOUT, DevToolsSession, DevToolsTimeout, open_session
 from .response import (
     HTML_TYPES,
-    NavigationLog,
     parse_document_response,
     usual_response,
 )
@@ -136,25 +136,28 @@ def _guard(fn, *args: Any) -> Any:
 def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
     """An exact viewport: --window-size only sets the window, not the layout viewport."""
     key = (width, height, dpr)
-    if getattr(driver, "_webseg_viewport", None) == key:
+    state = state_of(driver)
+    if state.viewport == key:
         return
     # In the session that takes the screenshots: the capture beyond the viewport sizes
     # the page from its own session's metrics.
     _command(driver, "Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": dpr, "mobile": dpr > 1 and width < 1024})
-    driver._webseg_viewport = key
+    state.viewport = key
 
 
 def _session(driver: Any) -> DevToolsSession | None:
     """The page's own DevTools session (local browsers), opened on first use; else None."""
-    if not hasattr(driver, "_webseg_devtools"):
-        driver._webseg_devtools = _guard(_open_or_none, driver)
-    return driver._webseg_devtools
+    state = state_of(driver)
+    if not state.devtools_tried:
+        state.devtools_tried = True
+        state.devtools = _guard(_open_or_none, driver)
+    return state.devtools
 
 
 def _open_or_none(driver: Any) -> DevToolsSession | None:
     try:
-        return open_session(driver)
+        return open_session(driver, _top_frame(driver))
     except (OSError, ValueError, websocket.WebSocketException):
         return None  # chromedriver relays the same commands, only slower
 
@@ -165,7 +168,8 @@ def _command(driver: Any, method: str, params: dict[str, Any],
 
     No answer in `timeout` s means the browser is stuck: it is marked to be killed.
     """
-    if getattr(driver, "_webseg_hung", False):
+    state = state_of(driver)
+    if state.hung:
         raise PageHung("the browser is stuck in an earlier command")
     session = _session(driver)
     try:
@@ -178,7 +182,7 @@ def _command(driver: Any, method: str, params: dict[str, Any],
         finally:
             set_command_timeout(driver, previous)
     except (DevToolsTimeout, urllib3.exceptions.TimeoutError) as exc:
-        driver._webseg_hung = True
+        state.hung = True
         raise PageHung(f"the page kept the browser busy for more than {timeout:.0f} s") from exc
 
 
@@ -293,11 +297,12 @@ def find_blank_from(pixels: np.ndarray, boxes: list[dict[str, Any]], min_run: in
 
 def _set_timeouts(driver: Any, cfg: CaptureConfig) -> None:
     key = (cfg.timeout, cfg.image_wait)
-    if getattr(driver, "_webseg_timeouts", None) == key:
+    state = state_of(driver)
+    if state.timeouts == key:
         return
     driver.set_page_load_timeout(cfg.timeout)
     driver.set_script_timeout(cfg.image_wait + SCRIPT_GRACE)
-    driver._webseg_timeouts = key
+    state.timeouts = key
 
 
 @dataclass
@@ -354,7 +359,7 @@ def grab_page(
     t0 = time.monotonic()
     _guard(set_viewport, driver, vw, vh, dpr)
     _guard(_set_timeouts, driver, cfg)
-    log = _navigation_log(driver)
+    log = state_of(driver).navigation
     must_read = log.before_navigate(requested, lambda: _guard(performance_log, driver))
     if before_navigate is not None:
         before_navigate()
@@ -437,16 +442,10 @@ def grab_page(
 
 def _top_frame(driver: Any) -> str | None:
     """The page target's id, which is its top frame's: chromedriver's window handle."""
-    if not hasattr(driver, "_webseg_top_frame"):
-        driver._webseg_top_frame = _guard(lambda: driver.current_window_handle)
-    return driver._webseg_top_frame
-
-
-def _navigation_log(driver: Any) -> NavigationLog:
-    log = getattr(driver, "_webseg_navigation_log", None)
-    if log is None:
-        log = driver._webseg_navigation_log = NavigationLog()
-    return log
+    state = state_of(driver)
+    if state.top_frame is None:
+        state.top_frame = _guard(lambda: driver.current_window_handle)
+    return state.top_frame
 
 
 def _read_page(
@@ -538,7 +537,7 @@ def _screenshot(driver: Any, width: int, height: int, fast: bool) -> str:
     try:
         return _command(driver, "Page.captureScreenshot", params)["data"]
     finally:
-        if not getattr(driver, "_webseg_hung", False):  # a stuck browser is not asked again
+        if not state_of(driver).hung:  # a stuck browser is not asked again
             _command(driver, "Emulation.setScriptExecutionDisabled", on)
 
 

@@ -78,14 +78,15 @@ class DevToolsSession:
             self._ws.close()
 
 
-def open_session(driver: Any) -> DevToolsSession | None:
-    """A session on the driver's page when the browser runs here, else None."""
+def open_session(driver: Any, handle: str | None = None) -> DevToolsSession | None:
+    """A session on the driver's page when the browser runs here, else None. `handle`:
+    the page's window handle, when the caller has it already."""
     if getattr(driver, "service", None) is None:  # a Grid session: its browser is elsewhere
         return None
     address = (driver.capabilities.get("goog:chromeOptions") or {}).get("debuggerAddress")
     if not address:
         return None
-    handle = driver.current_window_handle  # chromedriver's window handle is the target id
+    handle = handle or driver.current_window_handle  # chromedriver's handle is the target id
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     with direct.open(f"http://{address}/json/list", timeout=10) as response:
         targets = json.load(response)

@@ -17,6 +17,8 @@ from typing import Any
 
 from catalog.workspace import Workspace
 
+from .browser_state import state_of
+
 LOCK_FILE = ".crawl.lock"
 BROWSERS_FILE = ".crawl-browsers"
 
@@ -56,7 +58,7 @@ def note_browser(ws: Workspace, driver: Any) -> None:
     process = getattr(getattr(driver, "service", None), "process", None)
     if process is None:  # a Grid session: nothing of ours runs here
         return
-    profile = getattr(driver, "_webseg_profile", "") or ""
+    profile = state_of(driver).profile or ""
     line = f"{process.pid} {profile}\n".encode()
     fd = os.open(ws.root / BROWSERS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:

@@ -19,6 +19,7 @@ from catalog.config import CaptureConfig
 from scraper import capture
 from scraper.alignment import page_alignment
 from scraper.browser import BrowserOptions, start_browser, stop_browser
+from scraper.browser_state import state_of
 from scraper.capture import (
     PageHung,
     capture_page,
@@ -268,7 +269,7 @@ def _live_members(pgid: int, wait: float = 3.0) -> list[int]:
 def test_a_page_that_holds_the_browser_costs_that_browser_only(chromium, server, ws, route):
     hogged = start_browser(BrowserOptions(offline=True))
     if route == "chromedriver":  # as on a Grid, where DevTools goes through the driver
-        hogged._webseg_devtools = None
+        state_of(hogged).devtools_tried = True  # no socket: chromedriver relays
     pid = hogged.service.process.pid
     try:
         t = time.monotonic()
@@ -300,9 +301,9 @@ def test_devtools_commands_go_to_the_page_directly(chromium, server, ws):
             session.call("Page.noSuchCommand")
         # The capture opens its own: what it writes is what the relay would have given.
         page = capture_page(d, server + "/fixed", DESKTOP, ws, CaptureConfig()).page
-        assert isinstance(d._webseg_devtools, DevToolsSession) and page.status == "ok"
+        assert isinstance(state_of(d).devtools, DevToolsSession) and page.status == "ok"
         relayed = start_browser(BrowserOptions(offline=True))
-        relayed._webseg_devtools = None
+        state_of(relayed).devtools_tried = True
         try:
             again = capture_page(relayed, server + "/fixed", DESKTOP, Workspace(ws.root / "relayed"),
                                  CaptureConfig()).page
@@ -347,7 +348,7 @@ def test_the_network_log_is_read_only_when_the_page_cannot_tell(driver, server, 
     reads = []
     real = capture.performance_log
     monkeypatch.setattr(capture, "performance_log", lambda d: reads.append(1) or real(d))
-    monkeypatch.setattr(driver, "_webseg_navigation_log", NavigationLog(), raising=False)
+    monkeypatch.setattr(state_of(driver), "navigation", NavigationLog())
     cfg = CaptureConfig()
     page = capture_page(driver, server + "/fixed", DESKTOP, ws, cfg).page
     assert (page.status, page.http_status, page.content_type) == ("ok", 200, "text/html")
