@@ -45,13 +45,25 @@ class CorruptFile(ValueError):
     """A workspace file that cannot be read; the message names it."""
 
 
+# Written by the capture alone: no later stage makes them again, the page has to be captured.
+CAPTURE_FILES = ("page.json", "boxes.json")
+
+
+def remedy(path: Path) -> str:
+    """What fixes an unreadable workspace file, said to the user."""
+    if path.name in CAPTURE_FILES and path.parent.parent.name == "pages":
+        return (f"capture the page again (`python -m scraper capture URL --workspace "
+                f"{path.parent.parent.parent}` with its URL)")
+    return "delete it to have it made again"
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFile(f"{path} is corrupt ({exc}); delete it to have it made again") from None
+        raise CorruptFile(f"{path} is corrupt ({exc}); {remedy(path)}") from None
 
 
 class Workspace:

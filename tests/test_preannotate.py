@@ -24,7 +24,7 @@ from annotate.preannotate import VERSION, preannotate_page
 from annotate.regions import propose_regions
 from catalog.config import LabelsConfig
 from catalog.records import Annotation
-from catalog.workspace import CorruptFile, Workspace
+from catalog.workspace import CorruptFile, Workspace, read_json
 
 # --- geometry ---------------------------------------------------------------------------
 
@@ -388,8 +388,14 @@ def test_preannotate_skips_pages_without_html(tmp_path):
 def test_corrupt_boxes_name_the_file(tmp_path):
     ws, pid = _workspace_with_page(tmp_path, classic_page())
     ws.boxes_json(pid).write_text("{not json")
-    with pytest.raises(CorruptFile, match="boxes.json"):
+    with pytest.raises(CorruptFile, match="boxes.json") as caught:
         preannotate_page(ws, pid, label_set())
+    # Only the capture writes it: deleting it would lose the page, not have it made again.
+    assert f"capture the page again (`python -m scraper capture URL --workspace {ws.root}`" in str(
+        caught.value)
+    ws.preannotation_json(pid).write_text("{not json")
+    with pytest.raises(CorruptFile, match="delete it to have it made again"):
+        read_json(ws.preannotation_json(pid))
 
 
 def test_box_dataclass_area():
