@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.records import BOXES_SCHEMA
-from catalog.workspace import CorruptFile, read_json
+from catalog.workspace import CorruptFile, read_json, remedy
 
 LEAF_KINDS = ("text", "image", "interactive")
 CONTAINER_KINDS = ("block", "landmark")
@@ -72,7 +72,7 @@ def parse_boxes(doc: dict[str, Any], where: str = "boxes.json") -> PageBoxes:
             ))
         width, height = int(doc["width"]), int(doc["height"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptFile(f"{where} is malformed ({exc!r}); capture the page again") from None
+        raise CorruptFile(f"{where} is malformed ({exc!r}); {remedy(Path(where))}") from None
     index = {b.id: b for b in boxes}
     for b in boxes:
         if b.parent is not None and b.parent in index:

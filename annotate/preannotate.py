@@ -15,6 +15,7 @@ from catalog.workspace import (
     CorruptFile,
     Workspace,
     read_json,
+    remedy,
     write_bytes_atomic,
     write_json_atomic,
 )
@@ -38,7 +39,7 @@ def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CorruptFile(f"{path} is not a readable PNG ({exc}); capture the page again") from None
+        raise CorruptFile(f"{path} is not a readable PNG ({exc}); {remedy(path)}") from None
 
 
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,

@@ -46,14 +46,15 @@ class CorruptFile(ValueError):
 
 
 # Written by the capture alone: no later stage makes them again, the page has to be captured.
-CAPTURE_FILES = ("page.json", "boxes.json")
+CAPTURE_FILES = ("page.json", "boxes.json", "screenshot.png")
 
 
-def remedy(path: Path) -> str:
+def remedy(path: Path | str) -> str:
     """What fixes an unreadable workspace file, said to the user."""
-    if path.name in CAPTURE_FILES and path.parent.parent.name == "pages":
-        return (f"capture the page again (`python -m scraper capture URL --workspace "
-                f"{path.parent.parent.parent}` with its URL)")
+    path = Path(path)
+    if path.name in CAPTURE_FILES:
+        where = f" --workspace {path.parents[2]}" if path.parent.parent.name == "pages" else ""
+        return f"capture the page again (`python -m scraper check --recapture{where}`)"
     return "delete it to have it made again"
 
 

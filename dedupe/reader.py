@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from catalog.config import DedupeConfig
-from catalog.workspace import CorruptFile, Workspace, read_json
+from catalog.workspace import CorruptFile, Workspace, read_json, remedy
 
 from .hashes import HASH_ALGO, band_hashes, normalise_text, pixel_digest, text_digest, text_simhash
 from .layout import layout_vector
@@ -39,7 +39,7 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
     dpr = float(row.get("dpr") or 1.0)
     shot = ws.screenshot(page_id)
     if not shot.exists():
-        raise FileNotFoundError(f"page {page_id}: {shot} is missing; capture the page again")
+        raise FileNotFoundError(f"page {page_id}: {shot} is missing; {remedy(shot)}")
     try:
         with Image.open(shot) as im:
             im.load()
@@ -53,7 +53,7 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
             height = im.height
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFile(f"page {page_id}: {shot} is not a readable PNG ({exc}); "
-                          "capture the page again") from None
+                          f"{remedy(shot)}") from None
     boxes: list[dict[str, Any]] = []
     boxes_path = ws.boxes_json(page_id)
     if boxes_path.exists():

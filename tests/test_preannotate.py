@@ -391,8 +391,8 @@ def test_corrupt_boxes_name_the_file(tmp_path):
     with pytest.raises(CorruptFile, match="boxes.json") as caught:
         preannotate_page(ws, pid, label_set())
     # Only the capture writes it: deleting it would lose the page, not have it made again.
-    assert f"capture the page again (`python -m scraper capture URL --workspace {ws.root}`" in str(
-        caught.value)
+    assert f"capture the page again (`python -m scraper check --recapture --workspace {ws.root}`)" \
+        in str(caught.value)
     ws.preannotation_json(pid).write_text("{not json")
     with pytest.raises(CorruptFile, match="delete it to have it made again"):
         read_json(ws.preannotation_json(pid))

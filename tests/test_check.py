@@ -1,0 +1,82 @@
+"""`python -m scraper check`: damaged captures are found, and captured again only when the
+new capture is whole. Real Chromium, on a generated site served by `--serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalog import Catalog
+from catalog.workspace import Workspace
+
+from .test_crawl_resume import make_site
+from .test_crawl_site import ROOT, run_crawl
+
+pytestmark = pytest.mark.browser
+
+
+def check(ws: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "scraper", "check", "--workspace", str(ws),
+           "--config", str(ws.parent / f"{ws.name}.toml"), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
+    chromium: str, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    make_site(site, 4)
+    (site / "doc.pdf").write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    index = site / "index.html"
+    index.write_text(index.read_text() + '<p><a href="doc.pdf">doc</a></p>')
+    root = tmp_path / "ws"
+    proc = run_crawl(root, "--serve", str(site), "--max-pages", "20")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ws = Workspace(root)
+    with Catalog(ws.catalog_path) as cat:
+        rows = {Path(r["url"]).name: dict(r) for r in cat.pages()}
+    pdf, a, b = rows["doc.pdf"], rows["p00.html"], rows["p01.html"]
+    assert pdf["status"] == "not_html" and a["status"] == b["status"] == "ok"
+    assert check(root).returncode == 0
+
+    ws.boxes_json(a["page_id"]).write_text('{"schema": 1, "boxes": [')
+    ws.screenshot(b["page_id"]).unlink()
+    ws.page_json(pdf["page_id"]).write_text("garbage")
+    kept = {p: p.read_bytes() for p in (ws.screenshot(a["page_id"]), ws.page_json(a["page_id"]),
+                                        ws.boxes_json(b["page_id"]))}
+    found = check(root)
+    assert found.returncode == 1, found.stdout + found.stderr
+    lines = found.stdout.splitlines()
+    assert any(a["page_id"] in x and "boxes.json is not JSON" in x for x in lines)
+    assert any(b["page_id"] in x and "screenshot.png is missing" in x for x in lines)
+    assert any(pdf["page_id"] in x and "page.json is not JSON" in x for x in lines)
+    assert "3 broken; capture them again with `python -m scraper check --recapture" in found.stdout
+
+    # The site answers 404 for these pages now: their old files stay as they were.
+    moved = {name: (site / name).read_bytes() for name in ("p00.html", "p01.html", "doc.pdf")}
+    for name in moved:
+        (site / name).unlink()
+    down = check(root, "--recapture")
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert down.stdout.count("not replaced, captured as http_error now (HTTP 404)") == 3
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert not (root / ".recapture").exists()
+    with Catalog(ws.catalog_path) as cat:
+        assert cat.page(a["page_id"])["status"] == "ok"
+
+    # Back up: each page is captured again, under the same id, and reads back whole.
+    for name, data in moved.items():
+        (site / name).write_bytes(data)
+    fixed = check(root, "--recapture")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "3 broken, 3 captured again" in fixed.stdout
+    again = check(root)
+    assert again.returncode == 0 and "every file reads back" in again.stdout
+    with Catalog(ws.catalog_path) as cat:
+        assert {cat.page(r["page_id"])["status"] for r in (a, b, pdf)} == {"ok", "not_html"}
+    assert ws.screenshot(b["page_id"]).is_file()
