@@ -180,8 +180,13 @@ def test_split_is_stable_and_about_half(kreuzer_dir):
     assert len(pages) == 66
     splits = [p.split for p in pages]
     assert 0.35 < splits.count("dev") / len(splits) < 0.65
-    assert all(split_of(p.name) == p.split for p in pages)
-    assert split_of("www.w3.org/www.w3.org") == "dev"  # fixed: never moves
+    # Fixed: the method was tuned on these dev pages, so no page may ever change side.
+    assert splits.count("dev") == 38 and splits.count("heldout") == 28
+    for name in ("www.w3.org/www.w3.org", "eu.real.com/eu.real.com", "www.alz.org/www.alz.org"):
+        assert split_of(name) == "dev", name
+    for name in ("abcnews.go.com/abcnews.go.com", "speedtest.net/speedtest.net",
+                 "www.cato.org/www.cato.org"):
+        assert split_of(name) == "heldout", name
 
 
 def test_bad_corpus_is_a_clear_error(tmp_path):

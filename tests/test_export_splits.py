@@ -69,6 +69,23 @@ def test_a_page_moves_only_when_a_new_link_joins_its_group_to_a_smaller_one(old,
             assert after[p.page_id].group < before[p.page_id].group
 
 
+def test_a_new_cross_site_duplicate_moves_the_larger_sites_pages_to_the_smaller_ones_split():
+    # The property above rarely draws a join that moves a page: this one always does.
+    val = 0.5
+    first = "a.com"
+    second = next(f"s{i}.org" for i in range(1000)
+                  if split_of_key(f"s{i}.org", SALT, val) != split_of_key(first, SALT, val))
+    old = [PageLinks("p1", first, "d1"), PageLinks("p2", second, ""), PageLinks("p3", second, "")]
+    before = assign_splits(old, SALT, val)
+    assert before["p2"].split != before["p1"].split
+    # A page of the second site turns out to copy the first site's page.
+    after = assign_splits(old + [PageLinks("n1", second, "d1")], SALT, val)
+    for p in ("p2", "p3", "n1"):
+        assert after[p].split == before["p1"].split
+        assert after[p].group == before["p1"].group < before["p2"].group
+    assert after["p1"] == before["p1"]
+
+
 @given(_pages(), st.randoms(use_true_random=False))
 @settings(deadline=None)  # timing varies on a shared machine
 def test_assignment_does_not_depend_on_page_order(pages, rnd):

@@ -16,7 +16,6 @@ from scraper.scope import (
     is_private_host,
     link_allowed,
     parse_seed_line,
-    prefix_of,
 )
 
 label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8)
@@ -123,16 +122,30 @@ def test_scopes_nest_page_prefix_host_domain(seed_url: str, other: str) -> None:
         assert not narrow or wide
 
 
-@given(urls(), paths)
-def test_prefix_keeps_the_seed_directory_and_nothing_above(seed_url: str, path: str) -> None:
-    seed = normalise_url(seed_url)
-    base = prefix_of(seed)
-    below = normalise_url(base + path.lstrip("/"))
-    assume(below.startswith(base))  # '..' may climb out; that case is checked next
-    assert in_scope(seed, "prefix", below)
-    origin = base.split("/", 3)
-    above = normalise_url("/".join(origin[:3]) + "/elsewhere-" + str(len(path)) + "/x")
-    assert in_scope(seed, "prefix", above) == above.startswith(base)
+plain = st.text("abcdefghij0123456789-_", min_size=1, max_size=8)  # segments kept as they are
+
+
+@given(hosts, st.lists(plain, max_size=3), plain, plain)
+def test_prefix_keeps_the_seed_directory_and_nothing_above(
+    host: str, dirs: list[str], name: str, other: str
+) -> None:
+    # The expected answers are built from the parts, not from prefix_of.
+    origin = f"https://{host}"
+    directory = origin + "/" + "".join(f"{d}/" for d in dirs)
+    seed = normalise_url(directory + name + ".html")
+    kept = [directory + other, directory + other + "/deeper/page.html", directory]
+    left = [f"https://elsewhere.{host}/" + "".join(f"{d}/" for d in dirs) + other]
+    if dirs:
+        parent = origin + "/" + "".join(f"{d}/" for d in dirs[:-1])
+        left += [
+            parent + "lone-" + other,  # beside the seed's directory ('l' is not in `plain`)
+            directory.rstrip("/") + "x/" + other,  # a sibling that shares its first letters
+            directory.rstrip("/"),  # the directory's name without its slash
+        ]
+    for url in kept:
+        assert in_scope(seed, "prefix", normalise_url(url)), url
+    for url in left:
+        assert not in_scope(seed, "prefix", normalise_url(url)), url
 
 
 @given(urls(), urls())
