@@ -63,7 +63,7 @@ class PushResult:
     unchanged: int = 0
     without_preannotation: int = 0
     withdrawn: int = 0  # tasks deleted: their pages became duplicates and nobody worked on them
-    kept_duplicates: list[str] = field(default_factory=list)  # such pages with work on them
+    kept_duplicates: list[str] = field(default_factory=list)  # such tasks' pages, a task each
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (page_id, why)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -299,20 +299,22 @@ class Pusher:
 
 
 def _worked_on(task: dict) -> bool:
-    return bool(task.get("total_annotations") or task.get("cancelled_annotations")
-                or task.get("drafts"))
+    # Submitted or skipped; a draft nobody submitted is not in what the API tells others.
+    return bool(task.get("total_annotations") or task.get("cancelled_annotations"))
 
 
 def withdraw_duplicates(client: StudioClient, remote: dict[str, list[dict]], dropped: set[str],
                         result: PushResult) -> None:
     """Delete the tasks of pages that dedupe dropped after they were pushed (a later crawl
     found their original), so that nobody spends time on them; a task somebody already
-    annotated, skipped or drafted is kept and named (export leaves its page out anyway).
+    annotated or skipped is kept and named (export leaves its page out anyway). Each task
+    is asked for again just before it goes, so one annotated since the listing stays.
     Withdrawn pages leave `remote`; their catalog rows go with the other vanished tasks."""
     for page_id in sorted(dropped & remote.keys()):
         tasks = remote[page_id]
-        if any(_worked_on(t) for t in tasks):
-            result.kept_duplicates.append(page_id)
+        kept = [t for t in tasks if _worked_on(t) or _worked_on(_fresh(client, t))]
+        if kept:
+            result.kept_duplicates += [page_id] * len(kept)
             continue
         for task in tasks:
             try:
@@ -322,6 +324,15 @@ def withdraw_duplicates(client: StudioClient, remote: dict[str, list[dict]], dro
                     raise
             result.withdrawn += 1
         del remote[page_id]
+
+
+def _fresh(client: StudioClient, task: dict) -> dict:
+    try:
+        return client.get(f"/api/tasks/{task['id']}/") or {}
+    except Rejected as exc:
+        if exc.status == 404:
+            return {}
+        raise
 
 
 def _why(exc: Exception | None) -> str:
