@@ -52,6 +52,7 @@ class Built:
     model_version: str
     body: bytes = b""
     task_id: int | None = None
+    remote_data: dict | None = None  # the task's data on the server, for a page pushed before
     error: str = ""
 
 
@@ -275,6 +276,10 @@ class Pusher:
                         if exc.status != 404:
                             raise
                 task = json.loads(item.body)
+                if item.remote_data is not None and task["data"] != item.remote_data:
+                    # Captured again (another size): the labelling UI must scale to it.
+                    quick.request("PATCH", f"/api/tasks/{item.task_id}/",
+                                  json_body={"data": task["data"]})
                 for pred in task.get("predictions", []):
                     payload.append({"task": item.task_id, **pred})
             if payload:
@@ -423,11 +428,13 @@ def push(
                 result.created += pusher.import_tasks(batch, result.rejected)
                 bar.advance(len(batch), errors=len(result.rejected))
             task_ids = {p.page_id: t for p, t in changed}
+            data = {p.page_id: remote[p.page_id][0].get("data") for p, _ in changed}
             for batch in batches(
                 built([p for p, _ in changed]), config.labelstudio.batch_bytes, 50
             ):
                 for item in batch:
                     item.task_id = task_ids[item.page_id]
+                    item.remote_data = data[item.page_id]
                 result.replaced += pusher.replace_predictions(batch, result.rejected)
                 bar.advance(len(batch), errors=len(result.rejected))
         versions = {

@@ -22,7 +22,9 @@ from tests.labelstudio_fixture import (
     StudioServer,
     make_workspace,
     run_annotate,
+    synthetic_page,
     write_config,
+    write_preannotation,
 )
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -120,6 +122,20 @@ def test_push_one_task_per_canonical_page_idempotent_and_replaces_changed_predic
     header = next(r for r in preds[0]["result"] if r["id"] == "r0")
     assert header["value"]["x"] == pytest.approx(100 * 10 / 1280)
     assert len(api.tasks(project["id"])) == 4
+
+    # Captured again at another height (`scraper check --recapture`) and pre-annotated
+    # again: the task takes the new size, so the labelling UI scales to the new picture.
+    pid = tall["data"]["page_id"]
+    img, regions, masks = synthetic_page(1280, 2500, 99)
+    img.save(page_dir / "screenshot.png", compress_level=1)
+    write_preannotation(ws, pid, 1280, 2500, regions, masks, "test-2")
+    with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
+        conn.execute("UPDATE pages SET height=2500 WHERE page_id=?", (pid,))
+    out = _ok(run_annotate(["push", "--workspace", str(ws.root)], env, tmp_path))
+    assert "0 tasks created, 1 predictions replaced, 3 unchanged" in out
+    task = next(t for t in api.tasks(project["id"]) if t["data"]["page_id"] == pid)
+    assert (task["id"], task["data"]["height"]) == (tall["id"], 2500)
+    assert api.predictions(tall["id"])[0]["result"][0]["original_height"] == 2500
 
 
 def test_push_withdraws_tasks_of_pages_that_became_duplicates_unless_worked_on(
