@@ -150,8 +150,8 @@ def _session(driver: Any) -> DevToolsSession | None:
     """The page's own DevTools session (local browsers), opened on first use; else None."""
     state = state_of(driver)
     if not state.devtools_tried:
+        state.devtools = _guard(_open_or_none, driver)  # raising: tried again next time
         state.devtools_tried = True
-        state.devtools = _guard(_open_or_none, driver)
     return state.devtools
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.console import Console
@@ -19,12 +21,13 @@ from catalog.sites import site_of
 from catalog.workspace import Workspace
 
 from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, PageHung, capture_page
-from .check import Broken, broken_pages, page_problem
-from .cli_crawl import start_server
+from .capture import BrowserDied, capture_page
+from .check import Broken, check_pages, page_problem
 from .orphans import WorkspaceLock, note_browser
+from .serve import StaticServer
 
 SCRATCH = ".recapture"  # in the workspace: pages captured aside before they replace the old
+WORSE_FLAGS = frozenset({"truncated", "blank_below", "timeout"})  # a recapture may not add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common_args(p)
     p.add_argument("--recapture", action="store_true",
                    help="capture those pages again, at the URL and viewport they had")
+    # The settings of the crawl that made the pages, where they were given as flags.
+    p.add_argument("--grid", default=None, help="remote Selenium Grid URL")
+    p.add_argument("--offline", action="store_true", help="resolve no hostname but loopback")
+    p.add_argument("--timeout", type=float, default=None, help="page load timeout, seconds")
+    p.add_argument("--max-height", type=int, default=None, help="cap on page height, CSS px")
     p.set_defaults(func=run_check)
 
 
@@ -39,92 +47,157 @@ def run_check(args: argparse.Namespace) -> int:
     config, ws = load(args)
     if not ws.catalog_path.is_file():
         raise ValueError(f"no catalog in {ws.root}: run `make crawl` (or pass --workspace)")
-    console = Console()
+    if args.grid is not None:
+        config.crawl.grid = args.grid
+    config.crawl.offline = config.crawl.offline or args.offline
+    if args.timeout:
+        config.capture.timeout = args.timeout
+    if args.max_height:
+        config.capture.max_height = args.max_height
+    console = Console(soft_wrap=True, highlight=False)
     with WorkspaceLock(ws):  # a crawl writing pages meanwhile would be judged half-written
         with Catalog(ws.catalog_path) as catalog:
-            checked, broken = broken_pages(ws, catalog)
+            result = check_pages(ws, catalog)
+            if result.stale:
+                with catalog.transaction() as conn:
+                    for page in result.stale:
+                        catalog.record_page(page, site=site_of(page.final_url), conn=conn)
+                console.print(f"{len(result.stale)} catalog rows brought up to date from their "
+                              "page.json (a run stopped between the two writes)")
+        broken = result.broken
         for b in broken:
-            console.print(f"{b.page_id} {b.url}: {b.problem}", highlight=False, soft_wrap=True)
+            console.print(f"{b.page_id} {b.url}: {b.problem}")
         if not broken:
-            console.print(f"{checked} pages checked in {ws.root}: every file reads back")
+            console.print(f"{result.checked} pages checked in {ws.root}: every file reads back")
             return 0
         if not args.recapture:
-            console.print(f"{checked} pages checked: {len(broken)} broken; capture them again "
-                          f"with `python -m scraper check --recapture --workspace {ws.root}`",
-                          soft_wrap=True)
+            console.print(f"{result.checked} pages checked: {len(broken)} broken; capture them "
+                          f"again with `python -m scraper check --recapture --workspace {ws.root}`")
             return 1
         left = recapture(config, ws, broken, console)
     fixed = len(broken) - len(left)
-    console.print(f"{checked} pages checked: {len(broken)} broken, {fixed} captured again"
-                  + (f", {len(left)} still broken (see above)" if left else ""), soft_wrap=True)
+    console.print(f"{result.checked} pages checked: {len(broken)} broken, {fixed} captured again"
+                  + (f", {len(left)} still broken (see above)" if left else ""))
+    if fixed:
+        console.print("their pre-annotations went with the old screenshots: `make annotate` "
+                      "proposes and pushes them again (a pushed task takes the new size)")
     return 1 if left else 0
 
 
-def _served_folder(ws: Workspace, broken: list[Broken]) -> str:
-    """The folder a crawl served (`--serve`, the built-in default) that broken pages came
-    from: it is served again on the port they were captured from."""
+def _serve(ws: Workspace, broken: list[Broken]) -> tuple[list[StaticServer], dict[int, str]]:
+    """Serve again, each on its old port, the folders a crawl served (`--serve`, the built-in
+    default) that broken pages came from; and why the pages of a port cannot be had."""
     ports = {urlsplit(b.url).port for b in broken if urlsplit(b.url).hostname == "127.0.0.1"}
     with Catalog(ws.catalog_path) as catalog:
         served = catalog.execute(
             "SELECT key, value FROM meta WHERE key LIKE 'serve_port:%'").fetchall()
+    servers, failed = [], {}
     for key, port in served:
-        if int(port) in ports:
-            return key.split(":", 1)[1]
-    return ""
+        folder, port = Path(key.split(":", 1)[1]), int(port)
+        if port not in ports:
+            continue
+        if not folder.is_dir():
+            failed[port] = f"the folder it was served from, {folder}, is gone"
+            continue
+        server = StaticServer(folder, port).start()
+        if server.port != port:  # its pages' URLs name the old port: nothing else will do
+            server.stop()
+            failed[port] = f"port {port} of the served folder {folder} is taken"
+            continue
+        servers.append(server)
+    return servers, failed
 
 
-def recapture(config: Config, ws: Workspace, broken: list[Broken], console: Console) -> list[Broken]:
+def recapture(config: Config, ws: Workspace, broken: list[Broken],
+              console: Console) -> list[Broken]:
     """Capture the broken pages again; the ones still broken after. Each page is captured
     aside first and replaces its old directory only when the new capture reads back whole
-    and is a capture of the same kind, so a site that is down now loses nothing."""
-    folder = _served_folder(ws, broken)
-    server = start_server(folder, ws) if folder else None
+    and is no worse, so a site that is down now loses nothing."""
+    servers, failed = _serve(ws, broken)
     crawl = config.crawl
     opts = BrowserOptions(grid=crawl.grid, user_agent=crawl.user_agent, offline=crawl.offline)
     aside = Workspace(ws.root / SCRATCH)
-    driver = start_browser(opts)
-    note_browser(ws, driver)  # the next crawl stops it if this process is killed
+    driver = None
     left = []
+    last_request: dict[str, float] = {}
     try:
         with Catalog(ws.catalog_path) as catalog, Progress(console=console,
                                                            transient=True) as bar:
             task = bar.add_task("capturing again", total=len(broken))
             for b in broken:
                 bar.advance(task)
-                try:
-                    page = capture_page(driver, b.url, b.viewport, aside, config.capture).page
-                except (BrowserDied, PageHung) as exc:
-                    stop_browser(driver)
-                    driver = start_browser(opts)
-                    note_browser(ws, driver)
-                    why = str(exc)
-                else:
-                    why = _unusable(page, b, aside)
+                parts = urlsplit(b.url)
+                why = failed.get(parts.port or 0, "") if parts.hostname == "127.0.0.1" else ""
+                if b.annotated:
+                    why = ("a human annotation was drawn on its screenshot: capture it by hand "
+                           "(`python -m scraper capture URL`) if that annotation may go")
+                page = None
+                if not why:
+                    if driver is None:
+                        driver = start_browser(opts)
+                        note_browser(ws, driver)  # the next crawl stops it if we are killed
+                    _wait_turn(b.url, crawl.delay, last_request)
+                    try:
+                        page = _capture(driver, b, aside, config)
+                    except BrowserDied:
+                        stop_browser(driver)
+                        driver = start_browser(opts)
+                        note_browser(ws, driver)
+                        try:
+                            page = _capture(driver, b, aside, config)
+                        except Exception as exc:  # noqa: BLE001 - one page's fault, named
+                            why = f"the capture failed ({exc})"
+                    except Exception as exc:  # noqa: BLE001 - as the crawl's capture_error
+                        why = f"the capture failed ({str(exc).splitlines()[0][:200]})"
+                    if page is not None:
+                        why = _unusable(page, b, aside)
                 if why:
-                    console.print(f"{b.page_id} {b.url}: not replaced, {why}", highlight=False)
+                    console.print(f"{b.page_id} {b.url}: not replaced, {why}")
                     left.append(b)
                     continue
-                # Files made from the old screenshot (pre-annotation, pulled annotation)
-                # go with it: `make annotate` and `make pull` make them again.
+                assert page is not None
+                # A run stopped between the two leaves the row behind its page.json: the
+                # next check brings it up to date.
                 with ws.new_page_dir(b.page_id) as tmp:
                     for f in aside.page_dir(b.page_id).iterdir():
                         os.replace(f, tmp / f.name)
                 with catalog.transaction() as conn:
                     catalog.record_page(page, site=site_of(page.final_url), conn=conn)
     finally:
-        stop_browser(driver)
-        if server:
+        if driver is not None:
+            stop_browser(driver)
+        for server in servers:
             server.stop()
         shutil.rmtree(aside.root, ignore_errors=True)
     return left
+
+
+def _capture(driver: object, b: Broken, aside: Workspace, config: Config) -> PageRecord:
+    return capture_page(driver, b.url, b.viewport, aside, config.capture,
+                        crawl_id=b.crawl_id, depth=b.depth).page
+
+
+def _wait_turn(url: str, delay: float, last: dict[str, float]) -> None:
+    """Politeness: `delay` seconds between requests to one host (none on loopback)."""
+    host = urlsplit(url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1") or delay <= 0:
+        return
+    wait = last.get(host, 0.0) + delay - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    last[host] = time.monotonic()
 
 
 def _unusable(page: PageRecord, b: Broken, aside: Workspace) -> str:
     if page.page_id != b.page_id:
         return f"the URL leads to another page now ({page.final_url})"
     # Only a capture as good as the old one replaces it: a site that answers 404 or not at
-    # all now has not lost the page.
+    # all now, or a page that is cut shorter, has not lost what was there.
     if page.status not in ("ok", b.status) or (b.pictured and page.width == 0):
         why = page.error or (f"HTTP {page.http_status}" if page.http_status else "no screenshot")
         return f"captured as {page.status} now ({why})"
+    worse = sorted((set(page.flags) & WORSE_FLAGS) - set(b.flags))
+    if worse:
+        return f"the new capture is flagged {', '.join(worse)}"
     return page_problem(aside, page.page_id, page.width > 0)
+

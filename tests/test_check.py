@@ -40,13 +40,22 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     ws = Workspace(root)
     with Catalog(ws.catalog_path) as cat:
         rows = {Path(r["url"]).name: dict(r) for r in cat.pages()}
-    pdf, a, b = rows["doc.pdf"], rows["p00.html"], rows["p01.html"]
+    pdf, a, b, c, d = (rows[n] for n in ("doc.pdf", "p00.html", "p01.html", "p02.html",
+                                          "p03.html"))
     assert pdf["status"] == "not_html" and a["status"] == b["status"] == "ok"
     assert check(root).returncode == 0
 
     ws.boxes_json(a["page_id"]).write_text('{"schema": 1, "boxes": [')
     ws.screenshot(b["page_id"]).unlink()
     ws.page_json(pdf["page_id"]).write_text("garbage")
+    # JSON, but a box without its bbox: the later stages could not read it.
+    ws.boxes_json(c["page_id"]).write_text(
+        '{"schema": 1, "width": 1280, "height": 800, "boxes": [{"id": 0, "kind": "text"}]}')
+    annotation = b'{"regions": []}'
+    ws.annotation_json(c["page_id"]).write_bytes(annotation)  # a person worked on it
+    with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:  # a killed run's row
+        conn.execute("UPDATE pages SET captured_at = 1, height = 5 WHERE page_id = ?",
+                     (d["page_id"],))
     kept = {p: p.read_bytes() for p in (ws.screenshot(a["page_id"]), ws.page_json(a["page_id"]),
                                         ws.boxes_json(b["page_id"]))}
     found = check(root)
@@ -55,7 +64,12 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     assert any(a["page_id"] in x and "boxes.json is not JSON" in x for x in lines)
     assert any(b["page_id"] in x and "screenshot.png is missing" in x for x in lines)
     assert any(pdf["page_id"] in x and "page.json is not JSON" in x for x in lines)
-    assert "3 broken; capture them again with `python -m scraper check --recapture" in found.stdout
+    assert any(c["page_id"] in x and "boxes.json box 0 lacks its id, kind or bbox" in x
+               for x in lines)
+    assert "4 broken; capture them again with `python -m scraper check --recapture" in found.stdout
+    assert "1 catalog rows brought up to date from their page.json" in found.stdout
+    with Catalog(ws.catalog_path) as cat:
+        assert dict(cat.page(d["page_id"])) == d
 
     # The site answers 404 for these pages now: their old files stay as they were.
     moved = {name: (site / name).read_bytes() for name in ("p00.html", "p01.html", "doc.pdf")}
@@ -64,6 +78,7 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     down = check(root, "--recapture")
     assert down.returncode == 1, down.stdout + down.stderr
     assert down.stdout.count("not replaced, captured as http_error now (HTTP 404)") == 3
+    assert f"{c['page_id']} {c['url']}: not replaced, a human annotation" in down.stdout
     assert all(path.read_bytes() == data for path, data in kept.items())
     assert not (root / ".recapture").exists()
     with Catalog(ws.catalog_path) as cat:
@@ -73,10 +88,13 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     for name, data in moved.items():
         (site / name).write_bytes(data)
     fixed = check(root, "--recapture")
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "3 broken, 3 captured again" in fixed.stdout
+    assert fixed.returncode == 1, fixed.stdout + fixed.stderr
+    assert "4 broken, 3 captured again, 1 still broken" in fixed.stdout
+    assert ws.annotation_json(c["page_id"]).read_bytes() == annotation
+    ws.annotation_json(c["page_id"]).unlink()  # the annotation may go: now it is captured
+    assert check(root, "--recapture").returncode == 0
     again = check(root)
     assert again.returncode == 0 and "every file reads back" in again.stdout
     with Catalog(ws.catalog_path) as cat:
-        assert {cat.page(r["page_id"])["status"] for r in (a, b, pdf)} == {"ok", "not_html"}
+        assert {cat.page(r["page_id"])["status"] for r in (a, b, c, pdf)} == {"ok", "not_html"}
     assert ws.screenshot(b["page_id"]).is_file()
