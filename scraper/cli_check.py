@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from rich.console import Console
@@ -21,7 +22,7 @@ from catalog.sites import site_of
 from catalog.workspace import Workspace
 
 from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, capture_page
+from .capture import BrowserDied, PageHung, capture_page
 from .check import Broken, check_pages, page_problem
 from .orphans import WorkspaceLock, note_browser
 from .serve import StaticServer
@@ -133,22 +134,8 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
                            "(`python -m scraper capture URL`) if that annotation may go")
                 page = None
                 if not why:
-                    if driver is None:
-                        driver = start_browser(opts)
-                        note_browser(ws, driver)  # the next crawl stops it if we are killed
                     _wait_turn(b.url, crawl.delay, last_request)
-                    try:
-                        page = _capture(driver, b, aside, config)
-                    except BrowserDied:
-                        stop_browser(driver)
-                        driver = start_browser(opts)
-                        note_browser(ws, driver)
-                        try:
-                            page = _capture(driver, b, aside, config)
-                        except Exception as exc:  # noqa: BLE001 - one page's fault, named
-                            why = f"the capture failed ({exc})"
-                    except Exception as exc:  # noqa: BLE001 - as the crawl's capture_error
-                        why = f"the capture failed ({str(exc).splitlines()[0][:200]})"
+                    page, why, driver = _capture(driver, opts, b, aside, config, ws)
                     if page is not None:
                         why = _unusable(page, b, aside)
                 if why:
@@ -172,9 +159,26 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
     return left
 
 
-def _capture(driver: object, b: Broken, aside: Workspace, config: Config) -> PageRecord:
-    return capture_page(driver, b.url, b.viewport, aside, config.capture,
-                        crawl_id=b.crawl_id, depth=b.depth).page
+def _capture(driver: Any, opts: BrowserOptions, b: Broken, aside: Workspace, config: Config,
+             ws: Workspace) -> tuple[PageRecord | None, str, Any]:
+    """(the new capture or None, why not, the browser to go on with). A browser that died
+    is replaced and the page tried once more; one a page holds is replaced for the next."""
+    for attempt in (1, 2):
+        if driver is None:
+            driver = start_browser(opts)
+            note_browser(ws, driver)  # the next crawl stops it if this process is killed
+        try:
+            page = capture_page(driver, b.url, b.viewport, aside, config.capture,
+                                crawl_id=b.crawl_id, depth=b.depth).page
+            return page, "", driver
+        except (BrowserDied, PageHung) as exc:
+            stop_browser(driver)
+            driver = None
+            if isinstance(exc, PageHung) or attempt == 2:
+                return None, str(exc), driver
+        except Exception as exc:  # noqa: BLE001 - one page's fault, as the crawl's capture_error
+            return None, f"the capture failed ({str(exc).splitlines()[0][:200]})", driver
+    raise AssertionError("unreachable")
 
 
 def _wait_turn(url: str, delay: float, last: dict[str, float]) -> None:
