@@ -10,6 +10,7 @@ writes) is found too: page.json is what is on disk.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,11 +113,16 @@ def _stale(row: dict, page: PageRecord) -> bool:
             != (row["width"], row["height"], row["status"], row["captured_at"]))
 
 
-def check_pages(ws: Workspace, catalog: Catalog) -> CheckResult:
-    """Every page the catalog holds: the broken ones, and rows behind their page.json."""
+def check_pages(ws: Workspace, catalog: Catalog,
+                on_page: Callable[[int, int], None] | None = None) -> CheckResult:
+    """Every page the catalog holds: the broken ones, and rows behind their page.json.
+    on_page(done, total) after each page."""
     out = CheckResult()
-    for row in map(dict, catalog.pages()):
+    rows = catalog.pages()
+    for row in map(dict, rows):
         out.checked += 1
+        if on_page:
+            on_page(out.checked, len(rows))
         pid = row["page_id"]
         record, _ = read_page_record(ws.page_json(pid))
         if record is not None and _stale(row, record):

@@ -57,8 +57,11 @@ def run_check(args: argparse.Namespace) -> int:
         config.capture.max_height = args.max_height
     console = Console(soft_wrap=True, highlight=False)
     with WorkspaceLock(ws):  # a crawl writing pages meanwhile would be judged half-written
-        with Catalog(ws.catalog_path) as catalog:
-            result = check_pages(ws, catalog)
+        with Catalog(ws.catalog_path) as catalog, Progress(console=console,
+                                                           transient=True) as bar:
+            task = bar.add_task("reading pages back", total=None)
+            result = check_pages(ws, catalog, lambda done, total: bar.update(
+                task, completed=done, total=total))
             if result.stale:
                 with catalog.transaction() as conn:
                     for page in result.stale:
