@@ -399,9 +399,7 @@ def grab_page(
         captured_at=time.time(),
         flags=flags,
     )
-    retry_after = parse_retry_after(resp.headers.get("retry-after"))
-    if retry_after is not None:
-        record.retry_after = retry_after
+    record.retry_after = parse_retry_after(resp.headers.get("retry-after"))
     # The network log, not the browser's address bar: a navigation that never committed
     # leaves the previous page showing, and its result must not be filed over that page.
     if resp.url.startswith("http"):

@@ -99,11 +99,14 @@ def page_problem(ws: Workspace, page_id: str, pictured: bool) -> str:
     """What is wrong with a captured page's files ("" when they read back). `pictured`: the
     capture took a screenshot (and boxes); a page that was no HTML or never answered has
     page.json alone."""
-    folder = ws.page_dir(page_id)
-    checks = [read_page_record(folder / "page.json")[1]]
+    return _joined(read_page_record(ws.page_json(page_id))[1], ws, page_id, pictured)
+
+
+def _joined(page_json_problem: str, ws: Workspace, page_id: str, pictured: bool) -> str:
+    checks = [page_json_problem]
     if pictured:
-        checks += [boxes_problem(folder / "boxes.json"),
-                   screenshot_problem(folder / "screenshot.png")]
+        checks += [boxes_problem(ws.boxes_json(page_id)),
+                   screenshot_problem(ws.screenshot(page_id))]
     return "; ".join(p for p in checks if p)
 
 
@@ -124,13 +127,13 @@ def check_pages(ws: Workspace, catalog: Catalog,
         if on_page:
             on_page(out.checked, len(rows))
         pid = row["page_id"]
-        record, _ = read_page_record(ws.page_json(pid))
+        record, record_problem = read_page_record(ws.page_json(pid))
         if record is not None and _stale(row, record):
             out.stale.append(record)
             row.update(width=record.width, height=record.height, status=record.status)
         pictured = (row["status"] == "ok" or int(row["width"]) > 0
                     or ws.screenshot(pid).exists() or ws.boxes_json(pid).exists())
-        problem = page_problem(ws, pid, pictured)
+        problem = _joined(record_problem, ws, pid, pictured)
         if not problem:
             continue
         w, h = (int(v) for v in row["viewport"].split("x"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +23,9 @@ from catalog.workspace import Workspace
 from .browser import BrowserOptions, start_browser, stop_browser
 from .capture import BrowserDied, PageHung, capture_page
 from .check import Broken, check_pages, page_problem
+from .cli_crawl import SERVE_PORT_KEY
 from .orphans import WorkspaceLock, note_browser
+from .politeness import Politeness
 from .serve import StaticServer
 
 SCRATCH = ".recapture"  # in the workspace: pages captured aside before they replace the old
@@ -94,10 +95,10 @@ def _serve(ws: Workspace, broken: list[Broken]) -> tuple[list[StaticServer], dic
     ports = {urlsplit(b.url).port for b in broken if urlsplit(b.url).hostname == "127.0.0.1"}
     with Catalog(ws.catalog_path) as catalog:
         served = catalog.execute(
-            "SELECT key, value FROM meta WHERE key LIKE 'serve_port:%'").fetchall()
+            "SELECT key, value FROM meta WHERE key LIKE ?", (SERVE_PORT_KEY + "%",)).fetchall()
     servers, failed = [], {}
     for key, port in served:
-        folder, port = Path(key.split(":", 1)[1]), int(port)
+        folder, port = Path(key.removeprefix(SERVE_PORT_KEY)), int(port)
         if port not in ports:
             continue
         if not folder.is_dir():
@@ -123,7 +124,8 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
     aside = Workspace(ws.root / SCRATCH)
     driver = None
     left = []
-    last_request: dict[str, float] = {}
+    # One request at a time, so the crawl's delay per host is all there is to keep.
+    politeness = Politeness(crawl.delay, 1, crawl.loopback_delay)
     try:
         with Catalog(ws.catalog_path) as catalog, Progress(console=console,
                                                            transient=True) as bar:
@@ -137,7 +139,7 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
                            "(`python -m scraper capture URL`) if that annotation may go")
                 page = None
                 if not why:
-                    _wait_turn(b.url, crawl.delay, last_request)
+                    politeness.start(urlsplit(b.url).netloc)
                     page, why, driver = _capture(driver, opts, b, aside, config, ws)
                     if page is not None:
                         why = _unusable(page, b, aside)
@@ -182,17 +184,6 @@ def _capture(driver: Any, opts: BrowserOptions, b: Broken, aside: Workspace, con
         except Exception as exc:  # noqa: BLE001 - one page's fault, as the crawl's capture_error
             return None, f"the capture failed ({str(exc).splitlines()[0][:200]})", driver
     raise AssertionError("unreachable")
-
-
-def _wait_turn(url: str, delay: float, last: dict[str, float]) -> None:
-    """Politeness: `delay` seconds between requests to one host (none on loopback)."""
-    host = urlsplit(url).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1") or delay <= 0:
-        return
-    wait = last.get(host, 0.0) + delay - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    last[host] = time.monotonic()
 
 
 def _unusable(page: PageRecord, b: Broken, aside: Workspace) -> str:

@@ -124,6 +124,10 @@ def build_seeds(lines: list[str], config: Config, served: str = "") -> list[Seed
     return seeds
 
 
+# Catalog meta key, + the folder: the port it was served on, so its URLs stay the same.
+SERVE_PORT_KEY = "serve_port:"
+
+
 def start_server(directory: str, ws: Workspace) -> StaticServer:
     """Serve `directory` on the port it had last time, so a resumed crawl has the same URLs."""
     folder = Path(directory).expanduser().resolve()
@@ -132,7 +136,7 @@ def start_server(directory: str, ws: Workspace) -> StaticServer:
         raise ValueError(f"folder to serve {folder} does not exist{hint}")
     ws.ensure()
     with Catalog(ws.catalog_path) as catalog:
-        key = f"serve_port:{folder}"
+        key = f"{SERVE_PORT_KEY}{folder}"
         old = int(catalog.meta(key) or 0)
         server = StaticServer(folder, old).start()
         if old and server.port != old:
