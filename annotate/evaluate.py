@@ -8,7 +8,9 @@ Written to the output dir: `evaluation.json` ({"schema": 1, "version": pre-annot
 "ground_truth", "summary": {"all"|"dev"|"heldout": {"pages", "proposal"|"whole_page"|
 "naive_dom": {"seg_p", "seg_r", "seg_f1", "bcubed_p", "bcubed_r", "bcubed_f1"},
 "class_iou", "label_accuracy", "label_accuracy_per_class", "label_accuracy_macro",
-"ms_per_page", "capture_ms_per_page"}}, "pages": [per-page figures]}), `overlays/<page>.png`
+"ms_per_page", "capture_ms_per_page", "truth": {"mean_cover", "pages_under_half_marked",
+"pages_nesting_segments"}}}, "pages": [per-page figures, with the truth's `truth_cover` and
+`truth_nested`]}), `overlays/<page>.png`
 (truth beside proposal) and `worst_pages.png` (the pages with the lowest segment F1 plus
 BCubed F1).
 
@@ -41,13 +43,14 @@ from .boxes import PageBoxes, load_boxes
 from .geometry import clip
 from .kreuzer import capture_pages, list_pages, map_type, read_truths
 from .labelset import LabelSet
-from .metrics import Segment, bcubed, class_iou, match_segments
+from .metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
 from .overlay import contact_sheet, side_by_side
 from .preannotate import VERSION, load_gray, preannotate
 from .segment import Opener
 
 EVAL_SCHEMA = 1
 METHODS = ("proposal", "whole_page", "naive_dom")
+SPARSE_TRUTH = 0.5  # a truth marking less of its page than this is counted in the report
 
 
 @dataclass
@@ -62,6 +65,11 @@ class PageScore:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> figures
     class_iou: dict[str, float] = field(default_factory=dict)
     label_pairs: list[tuple[str, str]] = field(default_factory=list)  # (true, proposed)
+    # What the truth itself is like, to read a low score by: the share of the page it marks
+    # (a proposed pixel it leaves out scores 0) and how many of its top-level segments lie
+    # inside another one (a flat proposal cannot agree with both).
+    truth_cover: float = 0.0
+    truth_nested: int = 0
 
 
 def score(pred: list[Segment], true: list[Segment], width: int, height: int) -> dict[str, float]:
@@ -79,6 +87,7 @@ def score_page(name: str, page_id: str, split: str, page: PageBoxes, true: list[
     s.scores["whole_page"] = score([Segment("main", r) for r in whole_page(page)], true, w, h)
     s.scores["naive_dom"] = score([Segment("segment", r) for r in naive_split(page)], true, w, h)
     s.class_iou = class_iou(pred, true, w, h)
+    s.truth_cover, s.truth_nested = coverage(true, w, h), nested(true)
     m = match_segments(pred, true)
     s.label_pairs = [(true[j].label, pred[i].label) for i, j, _ in m.matches]
     return s
@@ -110,6 +119,11 @@ def summarise(scores: Iterable[PageScore]) -> dict[str, Any]:
         float(np.mean([np.mean(v) for v in by_class.values()])) if by_class else 0.0
     )
     out["ms_per_page"] = float(np.mean([s.ms for s in scores]))
+    out["truth"] = {
+        "mean_cover": float(np.mean([s.truth_cover for s in scores])),
+        "pages_under_half_marked": sum(s.truth_cover < SPARSE_TRUTH for s in scores),
+        "pages_nesting_segments": sum(s.truth_nested > 0 for s in scores),
+    }
     caps = [s.capture_s for s in scores if s.capture_s > 0]
     out["capture_ms_per_page"] = float(np.mean(caps) * 1000) if caps else None
     return out
@@ -118,12 +132,17 @@ def summarise(scores: Iterable[PageScore]) -> dict[str, Any]:
 def print_report(scores: list[PageScore], summaries: dict[str, dict[str, Any]],
                  console: Console) -> None:
     table = Table(title="pre-annotation against ground truth (segment F1 @ IoU 0.5 / BCubed F1)")
-    for col in ("page", "split", "true", "prop.", "proposal", "whole page", "naive DOM", "ms"):
+    for col in ("page", "split", "true", "marked", "prop.", "proposal", "whole page",
+                "naive DOM", "ms"):
         table.add_column(col, justify="left" if col in ("page", "split") else "right")
     for s in scores:
         cells = [f"{s.scores[m]['seg_f1']:.2f} / {s.scores[m]['bcubed_f1']:.2f}" for m in METHODS]
-        table.add_row(s.name[:44], s.split, str(s.n_true), str(s.n_pred), *cells, f"{s.ms:.0f}")
+        marked = f"{s.truth_cover:.0%}" + ("*" if s.truth_nested else "")
+        table.add_row(s.name[:44], s.split, str(s.n_true), marked, str(s.n_pred), *cells,
+                      f"{s.ms:.0f}")
     console.print(table)
+    console.print("marked: share of the page the truth covers; *: some of its top-level "
+                  "segments lie inside another one")
     avg = Table(title="averages over pages")
     for col in ("set", "pages", "method", "seg P", "seg R", "seg F1", "BCubed P", "BCubed R",
                 "BCubed F1"):
@@ -150,6 +169,12 @@ def print_report(scores: list[PageScore], summaries: dict[str, dict[str, Any]],
             f"  pre-annotation {summ['ms_per_page']:.1f} ms/page"
             + (f" (capture {cap:.0f} ms/page)" if cap else "")
         )
+        t = summ["truth"]
+        console.print(
+            f"  truth marks {t['mean_cover']:.0%} of a page on average; "
+            f"{t['pages_under_half_marked']} of {summ['pages']} page(s) under half marked, "
+            f"{t['pages_nesting_segments']} nest top-level segments"
+        )
 
 
 def _pictures(out: Path, items: list[tuple[PageScore, Path, list[Segment], list[Segment]]],
@@ -161,7 +186,9 @@ def _pictures(out: Path, items: list[tuple[PageScore, Path, list[Segment], list[
         with Image.open(shot_path) as shot:
             f = s.scores["proposal"]
             title = (f"{s.name} [{s.split}]  segment F1 {f['seg_f1']:.2f}  "
-                     f"BCubed F1 {f['bcubed_f1']:.2f}")
+                     f"BCubed F1 {f['bcubed_f1']:.2f}   truth marks {s.truth_cover:.0%} "
+                     f"of the page" + (f", {s.truth_nested} of its segments inside another"
+                                      if s.truth_nested else ""))
             pic = side_by_side(shot, true, pred, labels, title)
         path = pics_dir / f"{s.name.replace('/', '__')}.png"
         pic.save(path)

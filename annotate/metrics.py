@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .geometry import iou
+from .geometry import area, inter_area, iou
 
 
 @dataclass
@@ -153,6 +153,20 @@ def class_iou(
         union = np.logical_or(pm, tm).sum()
         out[label] = float(np.logical_and(pm, tm).sum() / union) if union else 0.0
     return out
+
+
+def coverage(segments: Sequence[Segment], width: int, height: int, step: int = 4) -> float:
+    """Share of the page's (sampled) pixels that at least one segment covers."""
+    return float((label_map(segments, width, height, step) > 0).mean()) if segments else 0.0
+
+
+def nested(segments: Sequence[Segment], inside: float = 0.9) -> int:
+    """How many segments lie (`inside` of their area) in a larger one of the same side: a
+    flat top-level segmentation has none."""
+    def held(a: Segment, b: Segment) -> bool:
+        return (b is not a and area(b.bbox) > area(a.bbox) > 0
+                and inter_area(a.bbox, b.bbox) >= inside * area(a.bbox))
+    return sum(1 for a in segments if any(held(a, b) for b in segments))
 
 
 def label_agreement(

@@ -17,7 +17,7 @@ from annotate.boxes import parse_boxes
 from annotate.evaluate import PageScore, summarise
 from annotate.kreuzer import list_pages, map_type, split_of, strip_blocks
 from annotate.labelset import label_set
-from annotate.metrics import Segment, bcubed, class_iou, match_segments
+from annotate.metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
 from annotate.overlay import contact_sheet, side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +113,25 @@ def test_bcubed_of_lost_nesting_by_hand():
     assert (p, r) == pytest.approx((1.0, 0.66))
 
 
+def test_coverage_counts_each_marked_pixel_once():
+    # Two overlapping blocks mark 60 + 60 - 20 = 100 of 400 pixels; nothing marks nothing.
+    segs = [S("main", 0, 0, 10, 6), S("footer", 0, 4, 10, 6)]
+    assert coverage(segs, 20, 20, step=1) == pytest.approx(100 / 400)
+    assert coverage([], 20, 20, step=1) == 0.0
+    assert coverage([S("main", 0, 0, 20, 20)], 20, 20, step=1) == 1.0
+
+
+def test_nested_counts_segments_inside_a_larger_one():
+    # A wrapper marked as content around the header and the footer (as on nature.com).
+    page = [S("main", 0, 0, 100, 100), S("header", 0, 0, 100, 20), S("footer", 0, 90, 100, 10)]
+    assert nested(page) == 2
+    # Side by side, or overlapping by less than 90% of the smaller: flat.
+    assert nested([S("main", 0, 0, 50, 100), S("sidebar", 50, 0, 50, 100)]) == 0
+    assert nested([S("main", 0, 0, 100, 100), S("ad", 0, 85, 100, 20)]) == 0
+    # Two copies of one box: neither is larger, neither is inside the other.
+    assert nested([S("main", 0, 0, 10, 10), S("main", 0, 0, 10, 10)]) == 0
+
+
 def test_class_iou():
     true = [S("header", 0, 0, 100, 20), S("main", 0, 20, 100, 80)]
     pred = [S("header", 0, 0, 100, 40), S("main", 0, 40, 100, 60)]
@@ -149,8 +168,11 @@ def test_summary_averages_pages_and_label_accuracy():
             s.scores[m] = {"seg_f1": f1, "bcubed_f1": f1}
         s.label_pairs = pairs
         return s
-    summ = summarise([ps("a", 1.0, [("main", "main"), ("footer", "main")]),
-                      ps("b", 0.5, [("main", "main")])])
+    a, b = ps("a", 1.0, [("main", "main"), ("footer", "main")]), ps("b", 0.5, [("main", "main")])
+    a.truth_cover, b.truth_cover, b.truth_nested = 0.9, 0.3, 2
+    summ = summarise([a, b])
+    assert summ["truth"] == {"mean_cover": pytest.approx(0.6), "pages_under_half_marked": 1,
+                             "pages_nesting_segments": 1}
     assert summ["pages"] == 2
     assert summ["proposal"]["seg_f1"] == pytest.approx(0.75)
     assert summ["label_accuracy"] == pytest.approx(2 / 3)
@@ -235,6 +257,14 @@ def test_evaluate_on_corpus_pages_beats_the_whole_page(kreuzer_dir, chromium, tm
     assert (out / "worst_pages.png").is_file()
     summ = doc["summary"]["all"]
     assert summ["proposal"]["seg_f1"] > summ["whole_page"]["seg_f1"]
+    # What each page's truth marks, measured once on these pages; none nests its blocks.
+    marked = {"eu.real.com": 0.80, "www.wto.org": 0.74, "www.noaa.gov": 0.63}
+    for page in doc["pages"]:
+        expected = next(v for k, v in marked.items() if page["name"].startswith(k))
+        assert page["truth_cover"] == pytest.approx(expected, abs=0.05), page["name"]
+        assert page["truth_nested"] == 0, page["name"]
+    assert summ["truth"]["pages_nesting_segments"] == 0
+    assert "truth marks" in proc.stdout
     # The pipeline's captures never carry the truth.
     for boxes in (out / "workspace" / "pages").glob("*/boxes.json"):
         assert "data-block" not in boxes.read_text()
