@@ -43,7 +43,16 @@ from .boxes import PageBoxes, load_boxes
 from .geometry import clip
 from .kreuzer import capture_pages, list_pages, map_type, read_truths
 from .labelset import LabelSet
-from .metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
+from .metrics import (
+    Segment,
+    SegmentScores,
+    bcubed,
+    class_iou,
+    coverage,
+    label_agreement,
+    match_segments,
+    nested,
+)
 from .overlay import contact_sheet, side_by_side
 from .preannotate import VERSION, load_gray, preannotate
 from .segment import Opener
@@ -72,8 +81,10 @@ class PageScore:
     truth_nested: int = 0
 
 
-def score(pred: list[Segment], true: list[Segment], width: int, height: int) -> dict[str, float]:
-    m = match_segments(pred, true)
+def score(pred: list[Segment], true: list[Segment], width: int, height: int,
+          m: SegmentScores | None = None) -> dict[str, float]:
+    """The figures of one method on one page; `m`: its segment matching, if already made."""
+    m = match_segments(pred, true) if m is None else m
     bp, br, bf = bcubed(pred, true, width, height)
     return {"seg_p": m.precision, "seg_r": m.recall, "seg_f1": m.f1,
             "bcubed_p": bp, "bcubed_r": br, "bcubed_f1": bf}
@@ -83,13 +94,13 @@ def score_page(name: str, page_id: str, split: str, page: PageBoxes, true: list[
                pred: list[Segment], ms: float, capture_s: float = 0.0) -> PageScore:
     w, h = page.width, page.height
     s = PageScore(name, page_id, split, len(true), len(pred), ms, capture_s)
-    s.scores["proposal"] = score(pred, true, w, h)
+    m = match_segments(pred, true)
+    s.scores["proposal"] = score(pred, true, w, h, m)
     s.scores["whole_page"] = score([Segment("main", r) for r in whole_page(page)], true, w, h)
     s.scores["naive_dom"] = score([Segment("segment", r) for r in naive_split(page)], true, w, h)
     s.class_iou = class_iou(pred, true, w, h)
     s.truth_cover, s.truth_nested = coverage(true, w, h), nested(true)
-    m = match_segments(pred, true)
-    s.label_pairs = [(true[j].label, pred[i].label) for i, j, _ in m.matches]
+    s.label_pairs = label_agreement(pred, true, m.matches)
     return s
 
 
