@@ -134,7 +134,8 @@ class LabelStudioConfig:
 class ExportConfig:
     val_ratio: float = 0.2
     test_ratio: float = 0.0  # >0 adds a test split
-    tile: int = 0  # >0: also cut square tiles of this many pixels
+    tile: int = 0  # >0: also list square tiles of this many pixels (windows over the pages)
+    tile_files: bool = False  # with tile: also write each tile's image and mask files
     resize_width: int = 0  # >0: resize pages to this width
     include_preannotations: bool = False
     split_salt: str = "webseg-v1"  # changing it reshuffles every split; never change it lightly

@@ -18,7 +18,6 @@ file is only inflated (ISA-L, about twice zlib's speed) and its rows are cut int
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -181,8 +180,8 @@ def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | 
     if not palette or len(palette) % 3:
         return None
     try:
-        raw = zlib.decompressobj().decompress(b"".join(idat), (width + 1) * rows)
-    except zlib.error:
+        raw = isal_zlib.decompressobj().decompress(b"".join(idat), (width + 1) * rows)
+    except isal_zlib.error:
         return None
     if len(raw) != (width + 1) * rows:
         return None

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
@@ -25,15 +26,17 @@ import cv2
 from PIL import Image
 
 from catalog import Catalog, Config, Workspace
+from catalog.config import ExportConfig
 
 from .card import CardData, render_card
 from .coco import COCO_INFO_SCHEMA, categories
 from .groups import Assignment, assign_splits, check_ratios
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
-from .pagefiles import export_page
+from .pagefiles import PageResult, export_page
 from .preview import caption, contact_sheet, pick
 from .select import PageInput, Selection, select_pages
+from .workers import PageMap, page_map
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 TMP_PREFIX = ".tmp-"
@@ -131,21 +134,37 @@ def make_release(
     progress: Callable[[str, bool], None] | None = None,
     log: Callable[[str], None] = print,
     start: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> ReleaseResult:
     """Write the next release; ValueError (no release, nothing left behind) when empty.
 
     start(n) is called once the n pages to export are known, progress(page_id, ok) after
-    each page, log(line) for each page left out.
+    each page, log(line) for each page left out. jobs: processes that check and write
+    pages; the release is the same for any number.
     """
+    with page_map(jobs) as pmap:
+        return _make_release(ws, config, progress, log, start, pmap)
+
+
+def _make_release(
+    ws: Workspace,
+    config: Config,
+    progress: Callable[[str, bool], None] | None,
+    log: Callable[[str], None],
+    start: Callable[[int], None] | None,
+    pmap: PageMap,
+) -> ReleaseResult:
     ex = config.export
     check_ratios(ex.val_ratio, ex.test_ratio)
     if ex.tile < 0 or ex.resize_width < 0:
         raise ValueError("[export] tile and resize_width must be 0 (off) or positive")
+    if ex.tile_files and not ex.tile:
+        raise ValueError("--tile-files writes the files of tiles: give their size, --tile N")
     classes = ClassSet.from_labels(config.labels)
     splits = ["train", "val"] + (["test"] if ex.test_ratio > 0 else [])
 
     with Catalog(ws.catalog_path) as cat:
-        sel = select_pages(ws, cat, classes, ex.include_preannotations)
+        sel = select_pages(ws, cat, classes, ex.include_preannotations, pmap)
     for pid, why in sel.problems:
         log(f"left out {pid}: {why}")
     if not sel.pages:
@@ -170,7 +189,7 @@ def make_release(
         tmp = releases / f"{TMP_PREFIX}{version}-{os.getpid()}"
         try:
             result = _write(tmp, version, ws, config, classes, splits, sel, assignment, progress,
-                            log)
+                            log, pmap)
             final = releases / version
             if final.exists():
                 raise FileExistsError(f"{final} exists; a release is never overwritten")
@@ -206,94 +225,124 @@ class SplitOutput:
     regions_dropped: int = 0
     digests: dict[str, str] = field(default_factory=dict)  # release-relative path -> sha256
     thumbnails: dict[str, Image.Image] = field(default_factory=dict)  # page id -> thumbnail
+    images: list[dict] = field(default_factory=list)  # COCO images
+    annotations: list[dict] = field(default_factory=list)  # COCO annotations
+    meta: list[dict] = field(default_factory=list)  # rows of metadata.jsonl
+    tile_rows: list[dict] = field(default_factory=list)  # rows of tiles/metadata.jsonl
 
 
-def _export_split(
-    split: str,
-    pages: list[PageInput],
+def export_one(root: Path, classes: ClassSet, ex: ExportConfig,
+               item: tuple[str, PageInput, str | None]) -> PageResult | str:
+    """Write one page of a split (in a worker process, or not); why it failed otherwise,
+    its files removed. item: (split, page, caption of its preview thumbnail or None)."""
+    split, page, thumb = item
+    sdir = root / split
+    try:
+        # COCO image ids are given in page order once the results are in.
+        return export_page(
+            page, sdir, classes, image_id=0, tile=ex.tile, tile_files=ex.tile_files,
+            resize_width=ex.resize_width, png_level=ex.png_level, thumbnail_caption=thumb,
+        )
+    except (OSError, ValueError, cv2.error) as exc:
+        for stale in [sdir / "images" / f"{page.page_id}.png",
+                      sdir / "masks" / f"{page.page_id}.png",
+                      *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
+            stale.unlink(missing_ok=True)
+        return f"could not be exported ({exc})"
+
+
+def _add_page(out: SplitOutput, split: str, page: PageInput, res: PageResult,
+              classes: ClassSet, assignment: dict[str, Assignment]) -> None:
+    image_id = len(out.images) + 1
+    out.images.append({
+        "id": image_id, "file_name": res.image, "width": res.width,
+        "height": res.height, "page_id": page.page_id,
+    })
+    for a in res.annotations:
+        out.annotations.append({**a, "image_id": image_id, "id": len(out.annotations) + 1})
+        out.instances[a["category_id"]] += 1
+    out.pixels.update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
+    out.regions_dropped += res.regions_dropped
+    out.tiles += len(res.tiles)
+    out.digests.update({f"{split}/{rel}": d for rel, d in res.digests.items()})
+    if res.thumbnail is not None:
+        out.thumbnails[page.page_id] = res.thumbnail
+    out.tile_rows += res.tiles
+    n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
+    out.meta.append({
+        "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
+        "site": page.site, "source": page.source, "width": res.width, "height": res.height,
+    })
+    out.manifest.append({
+        "page_id": page.page_id, "split": split, "source": page.source,
+        "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
+        "site": page.site, "group": assignment[page.page_id].group,
+        "width": res.width, "height": res.height,
+        "original_width": page.width, "original_height": page.height,
+        "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
+        "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
+        "annotation_sha256": page.annotation_sha256, "regions": n_regions,
+        "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
+    })
+
+
+def _export_pages(
+    by_split: dict[str, list[PageInput]],
     root: Path,
-    version: str,
     config: Config,
     classes: ClassSet,
     assignment: dict[str, Assignment],
     progress: Callable[[str, bool], None] | None,
     log: Callable[[str], None],
     previewed: set[str],
-) -> SplitOutput:
-    """Write <split>/: images, masks, tiles, annotations.json and metadata files."""
+    pmap: PageMap,
+) -> dict[str, SplitOutput]:
+    """Every page's files, split after split in page id order (through pmap: in worker
+    processes), and what the split files need from them."""
     ex = config.export
-    out = SplitOutput()
-    sdir = root / split
-    for sub in ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile else ()):
-        (sdir / sub).mkdir(parents=True, exist_ok=True)
-    images, anns, meta, tile_rows = [], [], [], []
-    for page in sorted(pages, key=lambda p: p.page_id):
-        image_id = len(images) + 1
-        try:
-            res = export_page(
-                page, sdir, classes, image_id=image_id, tile=ex.tile,
-                resize_width=ex.resize_width, png_level=ex.png_level,
-                thumbnail_caption=(caption(split, page.page_id, page.site)
-                                   if page.page_id in previewed else None),
-            )
-        except (OSError, ValueError, cv2.error) as exc:
-            why = f"could not be exported ({exc})"
-            out.problems.append((page.page_id, why))
-            log(f"left out {page.page_id}: {why}")
-            for stale in [sdir / "images" / f"{page.page_id}.png",
-                          sdir / "masks" / f"{page.page_id}.png",
-                          *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
-                stale.unlink(missing_ok=True)
-            if progress:
-                progress(page.page_id, False)
-            continue
-        images.append({
-            "id": image_id, "file_name": res.image, "width": res.width,
-            "height": res.height, "page_id": page.page_id,
-        })
-        for a in res.annotations:
-            anns.append({**a, "id": len(anns) + 1})
-            out.instances[a["category_id"]] += 1
-        out.pixels.update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
-        out.regions_dropped += res.regions_dropped
-        out.tiles += len(res.tiles)
-        out.digests.update({f"{split}/{rel}": d for rel, d in res.digests.items()})
-        if res.thumbnail is not None:
-            out.thumbnails[page.page_id] = res.thumbnail
-        tile_rows += res.tiles
-        n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
-        meta.append({
-            "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
-            "site": page.site, "source": page.source, "width": res.width, "height": res.height,
-        })
-        out.manifest.append({
-            "page_id": page.page_id, "split": split, "source": page.source,
-            "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
-            "site": page.site, "group": assignment[page.page_id].group,
-            "width": res.width, "height": res.height,
-            "original_width": page.width, "original_height": page.height,
-            "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
-            "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
-            "annotation_sha256": page.annotation_sha256, "regions": n_regions,
-            "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
-        })
+    subs = ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile_files else ())
+    for split in by_split:
+        for sub in subs:
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+    items = [
+        (split, page, caption(split, page.page_id, page.site) if page.page_id in previewed
+         else None)
+        for split, pages in by_split.items()
+        for page in sorted(pages, key=lambda p: p.page_id)
+    ]
+    outs = {s: SplitOutput() for s in by_split}
+    results = pmap(partial(export_one, root, classes, ex), items)
+    for (split, page, _), res in zip(items, results, strict=True):
+        out = outs[split]
+        if isinstance(res, str):
+            out.problems.append((page.page_id, res))
+            log(f"left out {page.page_id}: {res}")
+        else:
+            _add_page(out, split, page, res, classes, assignment)
         if progress:
-            progress(page.page_id, True)
+            progress(page.page_id, not isinstance(res, str))
+    return outs
+
+
+def _write_split(split: str, out: SplitOutput, root: Path, version: str, config: Config,
+                 classes: ClassSet) -> None:
+    """<split>/annotations.json, metadata.jsonl and tiles/metadata.jsonl."""
+    sdir = root / split
     coco = {
         "info": {
             "description": f"{config.dataset.name} {version} {split}",
             "version": version, "schema": COCO_INFO_SCHEMA,
         },
         "licenses": [],
-        "images": images,
-        "annotations": anns,
+        "images": out.images,
+        "annotations": out.annotations,
         "categories": categories(classes),
     }
     _dump(coco, sdir / "annotations.json", compact=True)
-    _jsonl(meta, sdir / "metadata.jsonl")
-    if ex.tile:
-        _jsonl(tile_rows, sdir / "tiles" / "metadata.jsonl")
-    return out
+    _jsonl(out.meta, sdir / "metadata.jsonl")
+    if config.export.tile:
+        (sdir / "tiles").mkdir(exist_ok=True)
+        _jsonl(out.tile_rows, sdir / "tiles" / "metadata.jsonl")
 
 
 def _write(
@@ -307,6 +356,7 @@ def _write(
     assignment: dict[str, Assignment],
     progress: Callable[[str, bool], None] | None,
     log: Callable[[str], None],
+    pmap: PageMap,
 ) -> ReleaseResult:
     ex = config.export
     by_split: dict[str, list[PageInput]] = {s: [] for s in splits}
@@ -317,11 +367,10 @@ def _write(
     planned = [{"page_id": p.page_id, "split": assignment[p.page_id].split, "site": p.site}
                for p in sel.pages]
     previewed = {r["page_id"] for r in pick(planned, splits, ex.preview_pages)}
-    outs = {
-        s: _export_split(s, by_split[s], root, version, config, classes, assignment,
-                         progress, log, previewed)
-        for s in splits
-    }
+    outs = _export_pages(by_split, root, config, classes, assignment, progress, log,
+                         previewed, pmap)
+    for split, out in outs.items():
+        _write_split(split, out, root, version, config, classes)
     manifest = [row for o in outs.values() for row in o.manifest]
     problems = list(sel.problems) + [p for o in outs.values() for p in o.problems]
     if not manifest:
