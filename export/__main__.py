@@ -118,7 +118,7 @@ def cmd_release(argv: list[str]) -> int:
         )
     splits = ", ".join(f"{n} {s}" for s, n in result.per_split.items())
     print(
-        f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tiles, "
+        f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tile windows, "
         f"{len(result.problems)} left out"
     )
     empty = [s for s, n in result.per_split.items() if n == 0]

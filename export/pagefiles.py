@@ -166,8 +166,10 @@ def export_page(
         image_bytes = encode_image_png(pixels, png_level)
     else:
         image_bytes = shot_bytes
-        if (tile > 0 and tile_files) or thumbnail_caption is not None:
+        if tile > 0 and tile_files:
             up = read_up_rows(shot_bytes)
+        elif thumbnail_caption is not None:  # the thumbnail shows the top: inflate that
+            up = read_up_rows(shot_bytes, shown_rows(width))
     mask_bytes = encode_mask_png(sem, palette, png_level)
 
     image_rel, mask_rel = f"images/{page.page_id}.png", f"masks/{page.page_id}.png"

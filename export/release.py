@@ -289,6 +289,7 @@ def _add_page(out: SplitOutput, split: str, page: PageInput, res: PageResult,
 def _export_pages(
     by_split: dict[str, list[PageInput]],
     root: Path,
+    version: str,
     config: Config,
     classes: ClassSet,
     assignment: dict[str, Assignment],
@@ -298,7 +299,7 @@ def _export_pages(
     pmap: PageMap,
 ) -> dict[str, SplitOutput]:
     """Every page's files, split after split in page id order (through pmap: in worker
-    processes), and what the split files need from them."""
+    processes), and each split's files once its pages are in."""
     ex = config.export
     subs = ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile_files else ())
     for split in by_split:
@@ -312,6 +313,9 @@ def _export_pages(
     ]
     outs = {s: SplitOutput() for s in by_split}
     results = pmap(partial(export_one, root, classes, ex), items)
+    left = {s: len(pages) for s, pages in by_split.items()}
+    for split in [s for s, n in left.items() if not n]:
+        _write_split(split, outs[split], root, version, config, classes)
     for (split, page, _), res in zip(items, results, strict=True):
         out = outs[split]
         if isinstance(res, str):
@@ -321,6 +325,9 @@ def _export_pages(
             _add_page(out, split, page, res, classes, assignment)
         if progress:
             progress(page.page_id, not isinstance(res, str))
+        left[split] -= 1
+        if not left[split]:  # while the workers go on with the next split's pages
+            _write_split(split, out, root, version, config, classes)
     return outs
 
 
@@ -367,10 +374,8 @@ def _write(
     planned = [{"page_id": p.page_id, "split": assignment[p.page_id].split, "site": p.site}
                for p in sel.pages]
     previewed = {r["page_id"] for r in pick(planned, splits, ex.preview_pages)}
-    outs = _export_pages(by_split, root, config, classes, assignment, progress, log,
+    outs = _export_pages(by_split, root, version, config, classes, assignment, progress, log,
                          previewed, pmap)
-    for split, out in outs.items():
-        _write_split(split, out, root, version, config, classes)
     manifest = [row for o in outs.values() for row in o.manifest]
     problems = list(sel.problems) + [p for o in outs.values() for p in o.problems]
     if not manifest:

@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .memory import keep_freed_memory
@@ -65,7 +66,29 @@ def page_map(jobs: int) -> Iterator[PageMap]:
         yield map
         return
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["export.release", "export.verify"])
+    # What the workers run, imported once by the fork server (`python -m export` has
+    # its workers import export.__main__ again: its imports are then at hand too).
+    ctx.set_forkserver_preload(["export.__main__"])
     # The fork server is the workers' parent: it exits when this process does.
     with ctx.Pool(jobs, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
         yield lambda fn, items: pool.imap(fn, items, chunksize=1)
+        _spent[0] += sum(_cpu_seconds(p.pid) for p in pool._pool)
+
+
+_spent = [0.0]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process so far, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def worker_cpu_seconds() -> float:
+    """CPU seconds used so far by the workers of every page_map of this process, as each
+    pool closed: with the caller's own, what a run cost in all (the benchmark's per-core
+    figure)."""
+    return _spent[0]
