@@ -15,20 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog import Catalog, Config, Workspace
+from catalog import Catalog, Workspace
 from export.release import make_release, versions, write_sums
 from export.synthetic import add_page
 from export.verify import verify_release
+from tests.test_export_release import _config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _config(**export) -> Config:
-    cfg = Config()
-    cfg.dataset.name = "synthetic"
-    for k, v in {"val_ratio": 0.3, "tile": 256, **export}.items():
-        setattr(cfg.export, k, v)
-    return cfg
 
 
 def _workspace(root: Path, n: int = 9) -> tuple[Workspace, list[str]]:
