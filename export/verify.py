@@ -144,7 +144,11 @@ def check_page(rel: Path, classes: ClassSet, task: PageTask) -> PageFindings:
         found.digests[name] = hashlib.sha256(data).hexdigest()
         found.sums[name] = "ok" if found.digests[name] == digest else "mismatch"
     if task.image is not None:
-        _check_page_content(rel, classes, task, blobs, found)
+        try:
+            _check_page_content(rel, classes, task, blobs, found)
+        except Exception as exc:  # malformed content (a tile row, say) is a finding
+            found.problems.append(f"{task.split}/{task.image['file_name']} cannot be checked "
+                                  f"({type(exc).__name__}: {exc})")
     return found
 
 

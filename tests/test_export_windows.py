@@ -135,6 +135,7 @@ def windowed(tmp_path_factory) -> Path:
         ("histogram", "class_pixels are not its window's"),
         ("another page's files", "names files of another page"),
         ("one window fewer", "are not its 6 tiles of 256 px"),
+        ("a window of three numbers", "cannot be checked"),
     ],
 )
 def test_verify_catches_a_bad_window(windowed, tmp_path, damage, finding):
@@ -152,8 +153,10 @@ def test_verify_catches_a_bad_window(windowed, tmp_path, damage, finding):
         first["class_pixels"][-1][1] += 1
     elif damage == "another page's files":
         first["image"] = other["image"]
-    else:
+    elif damage == "one window fewer":
         rows.pop(1)
+    else:
+        first["window"] = first["window"][:3]
     meta.chmod(0o644)
     meta.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     _resign(rel)  # only the content check can find it
