@@ -19,12 +19,15 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
+import numpy as np
+
 from catalog import Catalog, Config, Workspace
 
 from .card import CardData, render_card
 from .groups import Assignment, assign_splits, check_ratios
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
+from .png import encode_pixels
 from .preview import contact_sheet, pick
 from .select import PageInput, Selection, select_pages
 from .split_files import dump_json, export_pages
@@ -231,7 +234,9 @@ def _write(
         ready = {k: v for o in outs.values() for k, v in o.thumbnails.items()}
         sheet = contact_sheet(root, pick(manifest, splits, ex.preview_pages), names, colours,
                               ready=ready)
-        sheet.save(root / "preview.png", "PNG", compress_level=ex.png_level, optimize=False)
+        # The export's own PNG codec: Pillow's zlib took the longest of the work left
+        # once the last page is in.
+        (root / "preview.png").write_bytes(encode_pixels(np.asarray(sheet), ex.png_level))
     card = CardData(
         dataset=config.dataset.name, version=version, splits=splits, manifest=manifest,
         class_names=names, instances={s: o.instances for s, o in outs.items()},
