@@ -244,7 +244,8 @@ def main() -> int:
               f"{n / e_cpu:6.1f} pages/s CPU, {n / e_wall:6.1f} pages/s wall")
         print(f"verify of that release, one core:                   "
               f"{n / v_cpu:6.1f} pages/s CPU, {n / v_wall:6.1f} pages/s wall")
-        print(f"on {len(two)} cores, wall: export 1 job {n / one_wall:6.1f} pages/s, 2 jobs "
+        print(f"on {len(two)} cores, wall: export 1 job (unpinned: OpenCV's own threads may use "
+              f"both) {n / one_wall:6.1f} pages/s, 2 jobs "
               f"{n / two_wall:6.1f} pages/s ({one_wall / two_wall:.2f}x); verify 2 jobs "
               f"{n / vtwo_wall:6.1f} pages/s")
         print(f"2 jobs per core: {n / two_cpu:6.1f} pages per CPU second of all its processes "

@@ -3,12 +3,12 @@
 PNG settings are fixed (see `png`: one filter per kind of image, ISA-L deflate at the
 config's level, no text chunks), so the same inputs give the same bytes. Without a resize
 the screenshot's own bytes are copied, never re-encoded. Tiles are windows over the page
-(`tiles`): a row each, with its class histogram, and no pixels of their own. The
+(`tiles`): a metadata row each, with its class histogram, and no pixels of their own. The
 screenshot is read once and inflated only when tile files (`tile_files`), a resize or a
-thumbnail need it. Tile files of a screenshot stored
-UP-filtered (as the capture writes them) are cut from its filtered rows, never unfiltered
-(`png.UpRows`); any other screenshot is decoded and its tiles are views into the pixels.
-Either way a tile's bytes are the same.
+thumbnail need it. Tile files of a screenshot stored UP-filtered (as the capture writes
+them) are cut from its filtered rows, never unfiltered (`png.UpRows`); any other
+screenshot is decoded and its tiles are views into the pixels. Either way a tile's bytes
+are the same.
 """
 
 from __future__ import annotations
