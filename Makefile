@@ -73,10 +73,10 @@ $(LS_VENV)/.installed:
 	@touch $@
 
 labelstudio: setup labelstudio-install
-	$(PY) -m annotate.server start --port $(LS_PORT)
+	$(PY) -m annotate.studio.server start --port $(LS_PORT)
 
 labelstudio-stop: setup
-	$(PY) -m annotate.server stop
+	$(PY) -m annotate.studio.server stop
 
 test: setup labelstudio-install
 	$(PY) -m pytest

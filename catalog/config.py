@@ -105,7 +105,7 @@ class LabelsConfig:
 
 @dataclass
 class PreannotateConfig:
-    """How DOM boxes become proposed regions (annotate/segment.py); tuned on the dev half
+    """How DOM boxes become proposed regions (annotate/propose/segment.py); tuned on the dev half
     of the Kreuzer corpus only."""
 
     pixels: bool = True  # look at the screenshot for content the DOM does not explain

@@ -13,9 +13,9 @@ import pytest
 import requests
 from PIL import Image
 
-from annotate import server as ls_server
-from annotate.studio_client import sdk_headers
-from annotate.studio_rle import mask_to_rle, rle_to_mask
+from annotate.studio import server as ls_server
+from annotate.studio.client import sdk_headers
+from annotate.studio.rle import mask_to_rle, rle_to_mask
 from catalog.db import Catalog
 from catalog.workspace import read_json, write_json_atomic
 from tests.labelstudio_fixture import (

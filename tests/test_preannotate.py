@@ -14,17 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from annotate import geometry as g
-from annotate.boxes import Box, PageBoxes, parse_boxes
-from annotate.cluster import Item, cluster
-from annotate.labelset import label_set
-from annotate.masks import element_masks
-from annotate.pixels import text_line_score, unexplained_regions
-from annotate.preannotate import VERSION, preannotate_page
-from annotate.regions import propose_regions
+from annotate.propose.boxes import Box, PageBoxes, parse_boxes
+from annotate.propose.cluster import Item, cluster
+from annotate.propose.labelset import label_set
+from annotate.propose.masks import element_masks
+from annotate.propose.preannotate import VERSION, preannotate_page
+from annotate.propose.regions import propose_regions
 from catalog.config import LabelsConfig
 from catalog.records import Annotation
 from catalog.workspace import CorruptFile, Workspace, read_json
+from segmentation import geometry as g
+from segmentation.pixels import text_line_score, unexplained_regions
 
 # --- geometry ---------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from catalog.config import Config
 from catalog.db import Catalog
 from catalog.workspace import Workspace
 
-from .studio_client import Rejected, StudioClient, StudioError
-from .studio_config import config_mismatch, labelling_config
-from .studio_env import ROOT_VAR
+from .client import Rejected, StudioClient, StudioError
+from .config import config_mismatch, labelling_config
+from .env import ROOT_VAR
 
 TASKS_DDL = """
 CREATE TABLE IF NOT EXISTS studio_tasks (

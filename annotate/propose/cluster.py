@@ -16,7 +16,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
-from .geometry import Rect
+from segmentation.geometry import Rect
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from catalog.cli import add_common_args, load
 
-from .studio_client import StudioClient
-from .studio_env import client_credentials
+from .client import StudioClient
+from .env import client_credentials
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def _client(config) -> StudioClient:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .studio_push import describe, push
+    from .push import describe, push
 
     config, ws = load(args)
     if not ws.catalog_path.exists():
@@ -56,7 +56,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from .studio_pull import pull
+    from .pull import pull
 
     config, ws = load(args)
     if not ws.catalog_path.exists():
@@ -73,13 +73,13 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .studio_report import build_report, render
+    from .report import build_report, render
 
     config, ws = load(args)
     report = build_report(ws, config.labels.regions, config.labels.masks)
     print(json.dumps(report.to_dict(), indent=1) if args.json else render(report))
     if args.sheet:
-        from .studio_sheet import change_sheet
+        from .sheet import change_sheet
 
         shown = change_sheet(ws, Path(args.sheet), config.labels.colors)
         print(f"contact sheet of {shown} annotated pages: {args.sheet}", file=sys.stderr)

@@ -19,7 +19,7 @@ PASSWORD_VAR = "LABEL_STUDIO_PASSWORD"
 ROOT_VAR = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
 DEFAULT_ENV_FILE = Path(".env")
 # Commands run from elsewhere still find the repository's .env.
-REPO_ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+REPO_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from .studio_env import KEY_VAR, URL_VAR, Credentials
+from .env import KEY_VAR, URL_VAR, Credentials
 
 # Answers that mean "not now" rather than "never": the server is restarting or overloaded.
 _TRANSIENT = {502, 503, 504}

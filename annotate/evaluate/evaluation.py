@@ -37,13 +37,8 @@ from rich.table import Table
 from catalog.config import PreannotateConfig
 from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json, write_json_atomic
-
-from .baselines import naive_split, whole_page
-from .boxes import PageBoxes, load_boxes
-from .geometry import clip
-from .kreuzer import capture_pages, list_pages, map_type, read_truths
-from .labelset import LabelSet
-from .metrics import (
+from segmentation.geometry import clip
+from segmentation.metrics import (
     Segment,
     SegmentScores,
     bcubed,
@@ -53,9 +48,11 @@ from .metrics import (
     match_segments,
     nested,
 )
+
+from ..propose import VERSION, LabelSet, Opener, PageBoxes, load_boxes, load_gray, preannotate
+from .baselines import naive_split, whole_page
+from .kreuzer import capture_pages, list_pages, map_type, read_truths
 from .overlay import contact_sheet, side_by_side
-from .preannotate import VERSION, load_gray, preannotate
-from .segment import Opener
 
 EVAL_SCHEMA = 1
 METHODS = ("proposal", "whole_page", "naive_dom")

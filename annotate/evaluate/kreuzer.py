@@ -288,7 +288,7 @@ def capture_pages(corpus: Path, pages: list[KreuzerPage], ws: Workspace,
             urls = {srv.stripped_url(p): p.name for p in todo}
             cmd = [python, "-m", "scraper", "capture", *urls, "--workspace", str(ws.root),
                    "--viewport", "1280x800", "--dpr", "1", "--offline"]
-            proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent)
+            proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[2])
             # Pages captured before a failure are kept; the others are reported missing.
             for pid in ws.page_ids():
                 try:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from catalog.config import PreannotateConfig
+from segmentation.geometry import Rect, area, inter_area, union_rect
 
 from .boxes import Box
 from .cluster import Item, cluster
-from .geometry import Rect, area, inter_area, union_rect
 from .tree import Node
 
 # Blocks of running text: a run of them straight in a container is one part of the page.

@@ -1,4 +1,4 @@
-"""Run Label Studio in the background: `python -m annotate.server start|stop|status`.
+"""Run Label Studio in the background: `python -m annotate.studio.server start|stop|status`.
 
 The server lives in its own virtual environment (`.venv-labelstudio`, so that its pinned
 dependencies never constrain ours), listens on 127.0.0.1 only, and keeps its data under the
@@ -27,7 +27,7 @@ import requests
 from catalog.cli import run_main
 from catalog.config import load_config
 
-from .studio_env import (
+from .env import (
     DEFAULT_ENV_FILE,
     KEY_VAR,
     PASSWORD_VAR,
@@ -38,7 +38,7 @@ from .studio_env import (
     update_env_file,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / ".venv-labelstudio" / "bin" / "label-studio"
 BIN_VAR = "LABEL_STUDIO_BIN"  # another install of label-studio (CI may put it elsewhere)
 STATE_FILE = "server.json"
@@ -176,7 +176,7 @@ def start(
             return current
         raise RuntimeError(
             f"Label Studio (pid {current.pid}) does not answer at {current.url}; "
-            f"run `python -m annotate.server stop` and see {data_dir / LOG_FILE}"
+            f"run `python -m annotate.studio.server stop` and see {data_dir / LOG_FILE}"
         )
     if not ls_bin.exists():
         raise FileNotFoundError(
@@ -318,7 +318,7 @@ def status(data_dir: Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m annotate.server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m annotate.studio.server", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=None,

@@ -22,15 +22,15 @@ from catalog.config import Config, LabelsConfig
 from catalog.db import Catalog
 from catalog.workspace import CorruptFile, Workspace, read_json
 
-from .studio_client import Rejected, StudioClient, StudioUnavailable
-from .studio_project import (
+from .client import Rejected, StudioClient, StudioUnavailable
+from .project import (
     document_root,
     ensure_project,
     ensure_storage,
     open_tables,
     remote_tasks,
 )
-from .studio_tasks import serialise, source_hash, task_data
+from .tasks import serialise, source_hash, task_data
 
 MAX_TASKS_PER_BATCH = 100  # short requests: the next batch is built while one is on the wire
 

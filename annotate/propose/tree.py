@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from segmentation.geometry import Rect, area, clip, union_rect
+
 from .boxes import CONTAINER_KINDS, LEAF_KINDS, Box, PageBoxes
-from .geometry import Rect, area, clip, union_rect
 
 BACKDROP = 0.5
 

@@ -1,10 +1,9 @@
-"""python -m annotate preannotate | evaluate: DOM boxes to regions and masks, and their scores."""
+"""python -m annotate preannotate: DOM boxes to regions and element masks on disk."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,10 +12,8 @@ from catalog.cli import add_common_args, load
 from catalog.records import Annotation
 from catalog.workspace import CorruptFile, read_json
 
-from .evaluate import evaluate_kreuzer, evaluate_workspace
 from .labelset import label_set
 from .preannotate import VERSION, preannotate_page
-from .split import learned_opener
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,25 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--no-pixels", action="store_true",
                      help="skip the screenshot check for content the DOM does not explain")
     pre.set_defaults(func=_preannotate)
-
-    ev = sub.add_parser(
-        "evaluate", help="score pre-annotations against human ground truth, beside baselines"
-    )
-    add_common_args(ev)
-    ev.add_argument("--kreuzer", default=None, metavar="DIR",
-                    help="Kreuzer-format corpus (index.blocks.html per page) as ground truth; "
-                         "default: annotations pulled from Label Studio")
-    ev.add_argument("--out", default=None, help="output dir (default: <workspace>/evaluation)")
-    ev.add_argument("--split", choices=("all", "dev", "heldout"), default="all",
-                    help="Kreuzer pages to use (fixed split by folder name hash)")
-    ev.add_argument("--page", action="append", default=None, metavar="NAME",
-                    help="only Kreuzer pages whose folder contains NAME (repeatable)")
-    ev.add_argument("--limit", type=int, default=0, help="at most this many pages")
-    ev.add_argument("--worst", type=int, default=9, help="pages on the contact sheet")
-    ev.add_argument("--learned-split", action="store_true",
-                    help="Kreuzer: open or keep containers by the learned model "
-                         "(annotate/split_weights.py) instead of the rules")
-    ev.set_defaults(func=_evaluate)
 
 
 def _preannotate(args: argparse.Namespace) -> int:
@@ -98,17 +76,3 @@ def _preannotate(args: argparse.Namespace) -> int:
         f"{VERSION}", soft_wrap=True
     )
     return 1 if errors else 0
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    config, ws = load(args)
-    labels = label_set(config.labels)
-    out = Path(args.out) if args.out else ws.root / "evaluation"
-    if args.kreuzer:
-        opener = learned_opener() if args.learned_split else None
-        evaluate_kreuzer(Path(args.kreuzer), out, labels, split=args.split, limit=args.limit,
-                         names=args.page, worst=args.worst, params=config.preannotate,
-                         opener=opener)
-    else:
-        evaluate_workspace(ws, out, labels, worst=args.worst)
-    return 0

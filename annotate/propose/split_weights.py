@@ -1,5 +1,5 @@
 """Weights of the open-or-keep decision (split.py), written by
-`python -m annotate.train_split` from the dev pages of the Kreuzer corpus (38 pages,
+`python -m annotate.learn.train_split` from the dev pages of the Kreuzer corpus (38 pages,
 173 decisions). Do not edit by hand: train again."""
 
 # feature: (mean, scale, weight); a feature counts as weight * (x - mean) / scale.

@@ -7,7 +7,7 @@ most pages but miss where people draw their blocks coarser or finer than the DOM
 same decision with a logistic regression over a few features of the container and its
 children, the rules' verdict among them, so that a model can learn where to overrule them.
 
-The weights live in split_weights.py, written by `python -m annotate.train_split` from the
+The weights live in split_weights.py, written by `python -m annotate.learn.train_split` from the
 dev pages of the Kreuzer corpus only; nothing is downloaded or learned at run time. Fitted
 on those 38 pages the model does not beat the rules (README, "Pre-annotation and its
 quality"), so it is opt-in: propose_regions(..., opener=learned_opener()) or
@@ -21,8 +21,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from segmentation.geometry import Rect, area, overlap_1d
+
 from .classify import hinted_label, link_share
-from .geometry import Rect, area, overlap_1d
 from .segment import Opener, is_band, rect_of
 from .tree import Node
 
@@ -105,7 +106,7 @@ def learned_opener(model: Mapping[str, Any] | None = None) -> Opener:
         model = MODEL
     if tuple(model["features"]) != FEATURES:
         raise ValueError("split model was trained on other features: run "
-                         "`python -m annotate.train_split` again")
+                         "`python -m annotate.learn.train_split` again")
     threshold = float(model.get("threshold", 0.5))
 
     def opener(node: Node, kids: list[Node], page: Rect, depth: int, rule: bool) -> bool:

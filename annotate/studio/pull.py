@@ -20,9 +20,9 @@ from catalog.config import Config
 from catalog.db import Catalog
 from catalog.workspace import Workspace, read_json, write_bytes_atomic, write_json_atomic
 
-from .studio_client import StudioClient
-from .studio_project import ensure_project, open_tables
-from .studio_tasks import annotation_document, parse_results
+from .client import StudioClient
+from .project import ensure_project, open_tables
+from .tasks import annotation_document, parse_results
 
 REVIEW_ACTIONS = {"accepted", "fixed_and_accepted"}
 

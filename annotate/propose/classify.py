@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from segmentation.geometry import Rect, area
+
 from .boxes import Box
-from .geometry import Rect, area
 
 LANDMARK_LABELS = {
     "header": "header", "nav": "navigation", "main": "main", "aside": "sidebar",

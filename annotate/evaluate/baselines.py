@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .boxes import PageBoxes
-from .geometry import Rect, area
-from .tree import build_tree
+from segmentation.geometry import Rect, area
+
+from ..propose import PageBoxes, build_tree
 
 
 def whole_page(page: PageBoxes) -> list[Rect]:

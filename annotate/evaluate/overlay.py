@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from .labelset import LabelSet
-from .metrics import Segment
+from segmentation.metrics import Segment
+
+from ..propose import LabelSet
 
 PANEL_WIDTH = 560
 MAX_PANEL_HEIGHT = 2400  # taller pages are cut: the layout is decided at the top

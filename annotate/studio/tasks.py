@@ -19,8 +19,8 @@ import pyspng
 
 from catalog.records import ANNOTATION_SCHEMA
 
-from .studio_config import IMAGE, MASKS, REGIONS
-from .studio_rle import ints_json, mask_to_rle, mask_to_rle_array, rle_to_mask
+from .config import IMAGE, MASKS, REGIONS
+from .rle import ints_json, mask_to_rle, mask_to_rle_array, rle_to_mask
 
 PREANNOTATION = "preannotation.json"
 

@@ -6,12 +6,12 @@ import numpy as np
 
 from catalog.config import PreannotateConfig
 from catalog.records import Region
+from segmentation.geometry import area, clip, inter_area
+from segmentation.pixels import unexplained_regions
 
 from .boxes import Box, PageBoxes
 from .classify import Context, classify
-from .geometry import area, clip, inter_area
 from .labelset import LabelSet
-from .pixels import unexplained_regions
 from .segment import Opener, Proposal, segment_tree
 from .tree import BACKDROP, Node, build_tree
 

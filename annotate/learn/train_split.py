@@ -1,6 +1,6 @@
 """Train the open-or-keep decision of split.py on the dev pages of a Kreuzer corpus.
 
-    python -m annotate.train_split [--corpus DIR] [--out DIR] [--folds 5] [--dry-run]
+    python -m annotate.learn.train_split [--corpus DIR] [--out DIR] [--folds 5] [--dry-run]
 
 Uses the captures and rendered truth that `python -m annotate evaluate --kreuzer DIR
 --out DIR` caches in DIR (it captures what is missing) and only the pages that
@@ -10,7 +10,7 @@ wants (teacher forcing, so that containers the rules never reach are seen too), 
 features of every such decision are recorded with that answer. A logistic regression with
 an L2 penalty is fitted to them; cross-validation over dev pages (the folds hold whole
 pages) prints what the model gains over the rules on pages it was not fitted on, then the
-model fitted on every dev page is written to annotate/split_weights.py.
+model fitted on every dev page is written to annotate/propose/split_weights.py.
 
 Same corpus, same captures: same file, byte for byte.
 """
@@ -28,20 +28,20 @@ import numpy as np
 
 from catalog.config import PreannotateConfig
 from catalog.workspace import Workspace
+from segmentation.geometry import Rect, area, inter_area, iou
+from segmentation.metrics import Segment, bcubed, match_segments
 
-from .boxes import PageBoxes, load_boxes
-from .evaluate import truth_segments
-from .geometry import Rect, area, inter_area, iou
-from .kreuzer import capture_pages, list_pages, read_truths
-from .labelset import label_set
-from .metrics import Segment, bcubed, match_segments
-from .preannotate import load_gray
-from .regions import propose_regions
-from .segment import Opener, rect_of, segment_tree
-from .split import FEATURES, features, learned_opener
-from .tree import Node, build_tree
+from ..evaluate.evaluation import truth_segments
+from ..evaluate.kreuzer import capture_pages, list_pages, read_truths
+from ..propose.boxes import PageBoxes, load_boxes
+from ..propose.labelset import label_set
+from ..propose.preannotate import load_gray
+from ..propose.regions import propose_regions
+from ..propose.segment import Opener, rect_of, segment_tree
+from ..propose.split import FEATURES, features, learned_opener
+from ..propose.tree import Node, build_tree
 
-WEIGHTS_FILE = Path(__file__).with_name("split_weights.py")
+WEIGHTS_FILE = Path(__file__).resolve().parents[1] / "propose" / "split_weights.py"
 # Truth segments this much inside a container are parts of it.
 INSIDE = 0.6
 # A container this close to a true segment is that segment, whatever it holds.
@@ -177,7 +177,7 @@ def write_weights(model: dict[str, Any], pages: int, examples: int, path: Path) 
     )
     text = (
         '"""Weights of the open-or-keep decision (split.py), written by\n'
-        "`python -m annotate.train_split` from the dev pages of the Kreuzer corpus "
+        "`python -m annotate.learn.train_split` from the dev pages of the Kreuzer corpus "
         f"({pages} pages,\n{examples} decisions). Do not edit by hand: train again.\"\"\"\n\n"
         "# feature: (mean, scale, weight); a feature counts as weight * (x - mean) / scale.\n"
         f"WEIGHTS = {{\n{rows}\n}}\n"
@@ -196,7 +196,7 @@ def write_weights(model: dict[str, Any], pages: int, examples: int, path: Path) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m annotate.train_split", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m annotate.learn.train_split", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="../shared/corpus/kreuzer-popular")
     ap.add_argument("--out", default="datasets/kreuzer-eval",
