@@ -74,9 +74,10 @@ def is_ad_shaped(rect: Rect) -> bool:
 
 
 def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
-             biggest: bool, lowest: bool = False) -> tuple[str, float]:
+             biggest: bool, lowest: bool = False, text_below: bool = False) -> tuple[str, float]:
     """(label, confidence) for one segment. `biggest`: the largest segment of the page;
-    `lowest`: the segment that reaches furthest down."""
+    `lowest`: the segment that reaches furthest down; `text_below`: some text of the page
+    starts below the segment's bottom edge, so it does not close the page."""
     top, height = ctx.content[1], ctx.content[3]
     bottom = top + height
     x, y, w, h = rect
@@ -106,7 +107,9 @@ def classify(rect: Rect, leaves: list[Box], hints: list[Box], ctx: Context,
         if h <= 60 and links > 0.8 and w > 0.5 * ctx.width:
             return "navigation", 0.6
         return "header", 0.7
-    if (near_bottom or lowest) and footer_sized and y >= top + 0.5 * height:
+    # A footer by position alone must close the page: body text below it means it is
+    # more of the content (seen: a page's last section taken for its footer).
+    if (near_bottom or lowest) and footer_sized and y >= top + 0.5 * height and not text_below:
         return "footer", 0.7
     if hint in ("main", "sidebar"):
         return hint, 0.7

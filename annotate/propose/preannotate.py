@@ -26,7 +26,8 @@ from .masks import element_masks
 from .regions import propose_regions
 from .segment import Opener
 
-VERSION = "webseg-preannotate-1"
+# Bumped whenever the same boxes give other regions, so that older proposals are made again.
+VERSION = "webseg-preannotate-2"
 
 
 def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:

@@ -6,11 +6,11 @@ import numpy as np
 
 from catalog.config import PreannotateConfig
 from catalog.records import Region
-from segmentation.geometry import area, clip, inter_area
+from segmentation.geometry import Rect, area, clip, inter_area
 from segmentation.pixels import unexplained_regions
 
 from .boxes import Box, PageBoxes
-from .classify import Context, classify
+from .classify import Context, classify, link_share
 from .labelset import LabelSet
 from .segment import Opener, Proposal, segment_tree
 from .tree import BACKDROP, Node, build_tree
@@ -23,6 +23,8 @@ KEEP_RATE = {"header": 0.8, "main": 0.68, "footer": 0.75, "navigation": 0.5,
              "sidebar": 0.25, "advertisement": 0.75, "segment": 0.5}
 SOURCE_FACTOR = {"landmark": 1.0, "tree": 1.0, "cluster": 0.5, "pixel": 0.5}
 FIRM_RULE = 0.7  # classify()'s confidence for a rule of position and size
+MENU_BAR_HEIGHT = 60.0  # a row of links, one line high (as classify's menu rule)
+EDGE = 20.0  # how close to a header's edge its menu bar must run
 
 
 def _hint_boxes(node: Node | None) -> list[Box]:
@@ -32,6 +34,32 @@ def _hint_boxes(node: Node | None) -> list[Box]:
         out.append(node.box)
         node = node.children[0] if len(node.children) == 1 else None
     return out
+
+
+def menu_bar(node: Node, content_width: float) -> Node | None:
+    """A header's menu: a thin bar of links as wide as half the page, along the header's top
+    or bottom edge (a header that holds its navigation bar)."""
+    x, y, w, h = node.rect
+    for n in node.walk():
+        if n is node:
+            continue
+        nx, ny, nw, nh = n.rect
+        if nh > MENU_BAR_HEIGHT or nw < 0.5 * content_width or nh >= 0.6 * h:
+            continue
+        if not (ny + nh >= y + h - EDGE or ny <= y + EDGE):
+            continue
+        if link_share(n.all_leaves) >= 0.8:
+            return n
+    return None
+
+
+def split_menu(rect: Rect, bar: Rect) -> Rect | None:
+    """The header without its menu bar, or None when the bar leaves too little of it."""
+    x, y, w, h = rect
+    by, bh = bar[1], bar[3]
+    along_bottom = by + bh >= y + h - EDGE
+    rest = (x, y, w, by - y) if along_bottom else (x, by + bh, w, y + h - by - bh)
+    return rest if rest[3] >= MENU_BAR_HEIGHT / 2 else None
 
 
 def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal],
@@ -68,6 +96,7 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig
     ctx = Context(page.width, page.height, root.content)
     biggest = max(proposals, key=lambda q: area(q.rect), default=None)
     lowest = max(proposals, key=lambda q: q.rect[1] + q.rect[3], default=None)
+    last_text_top = max((b.bbox[1] for b in root.all_leaves if b.kind == "text"), default=0.0)
     regions = []
     for q in proposals:
         if q.source == "pixel":
@@ -75,10 +104,18 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig
             label, conf = ("main", 0.5) if q.text_score >= 0.5 else ("segment", 0.5)
         else:
             label, conf = classify(q.rect, q.leaves, _hint_boxes(q.node), ctx, q is biggest,
-                                   q is lowest)
-        rect = clip(q.rect, page.width, page.height)
-        score = round(min(1.0, KEEP_RATE.get(label, 0.5) * SOURCE_FACTOR.get(q.source, 0.5)
-                          * conf / FIRM_RULE), 3)
-        regions.append(Region(labels.region_label(label), [round(v, 1) for v in rect],
-                              min(1.0, score), q.source))
+                                   q is lowest, last_text_top >= q.rect[1] + q.rect[3])
+        parts = [(q.rect, label, conf)]
+        bar = None
+        if params.header_menu and label == "header" and q.node is not None:
+            bar = menu_bar(q.node, root.content[2])
+        rest = split_menu(q.rect, bar.rect) if bar is not None else None
+        if rest is not None:
+            parts = [(rest, label, conf), (bar.rect, "navigation", FIRM_RULE)]
+        for rect, part_label, part_conf in parts:
+            rect = clip(rect, page.width, page.height)
+            score = round(KEEP_RATE.get(part_label, 0.5) * SOURCE_FACTOR.get(q.source, 0.5)
+                          * part_conf / FIRM_RULE, 3)
+            regions.append(Region(labels.region_label(part_label), [round(v, 1) for v in rect],
+                                  min(1.0, score), q.source))
     return regions

@@ -81,6 +81,6 @@ def _report(args: argparse.Namespace) -> int:
     if args.sheet:
         from .sheet import change_sheet
 
-        shown = change_sheet(ws, Path(args.sheet), config.labels.colors)
+        shown = change_sheet(ws, Path(args.sheet))
         print(f"contact sheet of {shown} annotated pages: {args.sheet}", file=sys.stderr)
     return 0

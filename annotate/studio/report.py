@@ -34,9 +34,39 @@ class ClassChanges:
     deleted: int = 0
     added: int = 0
     ious: list[float] = field(default_factory=list)
+    kind: str = "region"  # or "mask": a brush mask class, compared by pixels only
 
     def share(self, n: int) -> float:
         return n / self.proposed if self.proposed else 0.0
+
+
+def pair_regions(
+    proposed: list[dict[str, Any]], final: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
+    """What became of each region: (state, proposed, final) with state `kept`, `moved`
+    (both sides), `deleted` (proposed only) or `added` (final only)."""
+    out: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
+    labels = {r["label"] for r in proposed} | {r["label"] for r in final}
+    for label in sorted(labels):
+        p = [r for r in proposed if r["label"] == label]
+        f = [r for r in final if r["label"] == label]
+        pairs: list[tuple[int, int, str]] = []
+        if p and f:
+            iou = np.asarray(
+                mask_utils.iou([r["bbox"] for r in p], [r["bbox"] for r in f], [0] * len(f)),
+                dtype=float,
+            ).reshape(len(p), len(f))
+            rows, cols = linear_sum_assignment(-iou)
+            for r, col in zip(rows, cols, strict=True):
+                if iou[r, col] >= KEPT_IOU:
+                    pairs.append((r, col, "kept"))
+                elif iou[r, col] >= MATCH_IOU:
+                    pairs.append((r, col, "moved"))
+        out += [(state, p[r], f[col]) for r, col, state in pairs]
+        matched_p, matched_f = {r for r, _, _ in pairs}, {c for _, c, _ in pairs}
+        out += [("deleted", r, None) for i, r in enumerate(p) if i not in matched_p]
+        out += [("added", None, r) for i, r in enumerate(f) if i not in matched_f]
+    return out
 
 
 def match_regions(
@@ -44,29 +74,10 @@ def match_regions(
 ) -> dict[str, ClassChanges]:
     """Per label: how many proposed regions were kept, moved, deleted, and how many added."""
     out: dict[str, ClassChanges] = {}
-    labels = {r["label"] for r in proposed} | {r["label"] for r in final}
-    for label in sorted(labels):
-        p = [r["bbox"] for r in proposed if r["label"] == label]
-        f = [r["bbox"] for r in final if r["label"] == label]
-        c = out.setdefault(label, ClassChanges())
-        c.proposed += len(p)
-        if not p or not f:
-            c.deleted += len(p)
-            c.added += len(f)
-            continue
-        iou = np.asarray(mask_utils.iou(p, f, [0] * len(f)), dtype=float).reshape(len(p), len(f))
-        rows, cols = linear_sum_assignment(-iou)
-        matched = 0
-        for r, col in zip(rows, cols, strict=True):
-            if iou[r, col] >= KEPT_IOU:
-                c.kept += 1
-            elif iou[r, col] >= MATCH_IOU:
-                c.moved += 1
-            else:
-                continue
-            matched += 1
-        c.deleted += len(p) - matched
-        c.added += len(f) - matched
+    for state, p, f in pair_regions(proposed, final):
+        c = out.setdefault((p or f)["label"], ClassChanges())
+        c.proposed += p is not None
+        setattr(c, state, getattr(c, state) + 1)
     return out
 
 
@@ -117,6 +128,9 @@ class Report:
                 "deleted_share": round(c.share(c.deleted), 4),
                 "added_share": round(c.share(c.added), 4),
                 "mean_iou": round(mean(c.ious), 4) if c.ious else None,
+                "kind": c.kind,
+                "pages_compared": len(c.ious),
+                "pages_changed": sum(v < 1.0 for v in c.ious),
             }
         all_ious = [v for c in self.classes.values() for v in c.ious]
         return {
@@ -165,19 +179,26 @@ def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]
             b = b if b is not None else np.zeros((height, width), dtype=bool)
             iou = pixel_iou(a, b) if a.shape == b.shape else 0.0
             if iou is not None:
-                classes.setdefault(cls, ClassChanges()).ious.append(iou)
+                classes.setdefault(cls, ClassChanges(kind="mask")).ious.append(iou)
     return Report(pages, classes, seconds)
+
+
+LEGEND = (
+    "kept: the proposed box left as it was (IoU >= {kept}); moved: adjusted (IoU >= {moved}); "
+    "deleted: proposed, not in the annotation; added: drawn by the annotator; "
+    "IoU: pixel overlap of proposal and annotation, mean over pages (1.00 = untouched)"
+)
 
 
 def render(report: Report) -> str:
     d = report.to_dict()
     if not d["pages"]:
         return "no page has both a pre-annotation and a pulled annotation yet: run `python -m annotate pull`"
-    lines = [
-        f"{d['pages']} annotated pages",
-        f"{'class':<14}{'proposed':>9}{'kept':>8}{'moved':>8}{'deleted':>9}{'added':>7}{'IoU':>7}",
-    ]
-    for name, c in d["classes"].items():
+    regions = {k: c for k, c in d["classes"].items() if c["kind"] == "region"}
+    masks = {k: c for k, c in d["classes"].items() if c["kind"] == "mask"}
+    lines = [f"{d['pages']} annotated pages", "", "regions (rectangles): what became of each proposal",
+             f"{'class':<14}{'proposed':>9}{'kept':>8}{'moved':>8}{'deleted':>9}{'added':>7}{'IoU':>7}"]
+    for name, c in regions.items():
         iou = f"{c['mean_iou']:.2f}" if c["mean_iou"] is not None else "-"
         kept, moved, deleted = (
             f"{100 * c[k]:.0f}%" if c["proposed"] else "-"
@@ -186,10 +207,18 @@ def render(report: Report) -> str:
         lines.append(
             f"{name:<14}{c['proposed']:>9}{kept:>8}{moved:>8}{deleted:>9}{c['added']:>7}{iou:>7}"
         )
+    if masks:
+        lines += ["", "element masks (brush): proposed mask against the annotated one",
+                  f"{'class':<14}{'pages':>9}{'changed':>9}{'IoU':>7}"]
+        for name, c in masks.items():
+            iou = f"{c['mean_iou']:.2f}" if c["mean_iou"] is not None else "-"
+            lines.append(f"{name:<14}{c['pages_compared']:>9}{c['pages_changed']:>9}{iou:>7}")
     spp = d["seconds_per_page"]
-    lines.append(
+    lines += [
+        "",
+        LEGEND.format(kept=KEPT_IOU, moved=MATCH_IOU),
         f"mean IoU prediction vs annotation: {d['mean_iou'] if d['mean_iou'] is not None else '-'}; "
         f"seconds per page: {spp if spp is not None else '-'} (median "
-        f"{d['median_seconds_per_page'] if spp is not None else '-'})"
-    )
+        f"{d['median_seconds_per_page'] if spp is not None else '-'})",
+    ]
     return "\n".join(lines)

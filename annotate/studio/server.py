@@ -261,20 +261,46 @@ def stop(data_dir: Path | None = None, quiet: bool = False, timeout: float = 20.
             print(f"no Label Studio recorded in {data_dir}")
         return False
     pid = int(state["pid"])
-    was_running = _alive(pid)
+    was_running = _alive(pid) or _group_alive(pid)
     if was_running:
+        # The server's workers share its process group and can outlive it by seconds:
+        # stopped means every one of them has exited (the port and the database are free).
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.2)
-        if _alive(pid):
+        if not _wait_group(pid, timeout):
             _signal_group(pid, signal.SIGKILL)
-        _reap(pid)
+            if not _wait_group(pid, 10.0):
+                raise RuntimeError(
+                    f"Label Studio (process group {pid}) did not exit after SIGKILL: "
+                    f"see `ps -g {pid}`"
+                )
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     if not quiet:
         print("Label Studio stopped" if was_running else "Label Studio was not running")
     return was_running
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is left in the process group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _wait_group(pgid: int, timeout: float) -> bool:
+    """Wait for the group to be gone; True if it is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(pgid)
+        if not _alive(pgid) and not _group_alive(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def kill(data_dir: Path) -> None:
