@@ -219,8 +219,17 @@ def write_outputs(out: Path, scores: list[PageScore], summaries: dict[str, Any],
     return path
 
 
-def truth_segments(truth: dict[str, Any], width: int, height: int) -> list[Segment]:
-    segs = [Segment(map_type(b["type"]), clip(b["bbox"], width, height)) for b in truth["blocks"]]
+def truth_segments(truth: dict[str, Any], width: int, height: int,
+                   level: str = "coarse") -> list[Segment]:
+    """The true segments of a rendered Kreuzer page: its top-level blocks (`coarse`), or
+    (`fine`) each block's sub-blocks where it has any and the block itself where it has none,
+    with the sub-blocks that lie outside every block."""
+    if level == "coarse":
+        blocks = truth["blocks"]
+    else:
+        blocks = [s for b in truth["blocks"] for s in (b.get("sub") or [b])]
+        blocks += truth.get("orphan_sub_blocks", [])
+    segs = [Segment(map_type(b["type"]), clip(b["bbox"], width, height)) for b in blocks]
     return [s for s in segs if s.bbox[2] >= 1 and s.bbox[3] >= 1]
 
 
@@ -228,7 +237,8 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
                      limit: int = 0, names: list[str] | None = None, worst: int = 9,
                      params: PreannotateConfig | None = None,
                      console: Console | None = None,
-                     opener: Opener | None = None) -> dict[str, Any]:
+                     opener: Opener | None = None,
+                     truth_level: str = "coarse") -> dict[str, Any]:
     """Capture the corpus' stripped pages, pre-annotate them and score them against the
     rendered truth; write evaluation.json, overlays and the worst pages' sheet into `out`.
     `opener`: the open-or-keep decision of the segmentation (default: the rules)."""
@@ -257,7 +267,7 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
                 console.print(f"[yellow]skipped {p.name}: not captured[/]")
                 continue
             page = load_boxes(ws.boxes_json(pid))
-            true = truth_segments(truths[p.name], page.width, page.height)
+            true = truth_segments(truths[p.name], page.width, page.height, truth_level)
             if not true:
                 console.print(f"[yellow]skipped {p.name}: no visible top-level block[/]")
                 continue
@@ -278,7 +288,10 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
         summaries[name] = summarise(s for s in scores if s.split == name)
     print_report(scores, summaries, console)
     _pictures(out, pics, labels, worst)
-    path = write_outputs(out, scores, summaries, {"ground_truth": f"kreuzer:{corpus}"})
+    granularity = params.granularity if params is not None else 0.0
+    path = write_outputs(out, scores, summaries, {"ground_truth": f"kreuzer:{corpus}",
+                                                  "truth_level": truth_level,
+                                                  "granularity": granularity})
     console.print(f"wrote {path}, {out / 'overlays'}/ and {out / 'worst_pages.png'}")
     return summaries
 

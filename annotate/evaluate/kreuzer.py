@@ -37,6 +37,8 @@ BLOCKS_FILE = "index.blocks.html"
 TRUTH_FILE = "index.truth.html"
 STRIPPED_FILE = "index.stripped.html"
 SPLIT_SALT = "webseg-kreuzer-split-1"
+TRUTH_VERSION = 2  # what the rendered truth holds; a cache of another version is rendered anew
+TRUTH_LEVELS = ("coarse", "fine")  # data-block="1"; data-block="2" where a block has them
 
 # The design's mapping of Kreuzer block types to our region labels.
 KREUZER_TYPES = {
@@ -201,13 +203,14 @@ Promise.race([wait, new Promise(r => setTimeout(r, 3000))]).then(() => {
 # A marked element whose floated children overflow it has a collapsed rectangle (seen: 13 px
 # tall over a 950 px column), yet the person marked the column they saw: such an element
 # (own height under half of what its visible descendants span) is taken down to the bottom
-# of its descendants, within its own width and the document.
+# of its descendants, within its own width and the document. Each top-level block carries
+# its `data-block="2"` sub-blocks (`sub`); sub-blocks outside any top-level block are listed
+# apart.
 _TRUTH_JS = """
 const sx = window.scrollX, sy = window.scrollY;
 const de = document.documentElement, b = document.body || de;
 const W = Math.max(de.scrollWidth, b.scrollWidth), H = Math.max(de.scrollHeight, b.scrollHeight);
-const out = [];
-document.querySelectorAll('[data-block="1"]').forEach(el => {
+function boxOf(el) {
   const r = el.getBoundingClientRect();
   const left = Math.max(r.left, -sx), right = Math.min(r.right, W - sx);
   let top = Infinity, bottom = -Infinity;
@@ -224,16 +227,29 @@ document.querySelectorAll('[data-block="1"]').forEach(el => {
     const x0 = r.width >= 1 ? r.left : left;
     box = [x0, y0, Math.max(r.width, right - x0), Math.max(r.bottom, bottom) - y0];
   }
-  if (box[2] * box[3] < 1) return;
-  out.push({type: el.getAttribute('data-block-type') || '', tag: el.tagName.toLowerCase(),
-            bbox: [box[0] + sx, box[1] + sy, box[2], box[3]]});
+  if (box[2] * box[3] < 1) return null;
+  return {type: el.getAttribute('data-block-type') || '', tag: el.tagName.toLowerCase(),
+          bbox: [box[0] + sx, box[1] + sy, box[2], box[3]]};
+}
+const out = [], orphans = [];
+document.querySelectorAll('[data-block="1"]').forEach(el => {
+  const block = boxOf(el);
+  if (!block) return;
+  block.sub = [];
+  el.querySelectorAll('[data-block="2"]').forEach(c => { const s = boxOf(c); if (s) block.sub.push(s); });
+  out.push(block);
 });
-return {width: W, height: H, blocks: out};
+document.querySelectorAll('[data-block="2"]').forEach(el => {
+  if (el.closest('[data-block="1"]')) return;
+  const s = boxOf(el);
+  if (s) orphans.push(s);
+});
+return {width: W, height: H, blocks: out, orphan_sub_blocks: orphans};
 """
 
-
 def read_truth(driver: Any, url: str) -> dict[str, Any]:
-    """Top-level blocks of one index.blocks.html: {width, height, blocks: [{type, bbox}]}."""
+    """Marked blocks of one index.blocks.html: {width, height, blocks: [{type, bbox, sub:
+    [{type, bbox}]}], orphan_sub_blocks: [{type, bbox}]}."""
     from selenium.common.exceptions import TimeoutException
 
     with contextlib.suppress(TimeoutException):  # a capture takes the partial page too
@@ -255,7 +271,8 @@ def read_truths(corpus: Path, pages: list[KreuzerPage], cache: Path,
     if cache.exists():
         with contextlib.suppress(ValueError):
             data = json.loads(cache.read_text(encoding="utf-8"))
-    key = {p.name: f"{p.path.stat().st_size}:{int(p.path.stat().st_mtime)}" for p in pages}
+    key = {p.name: f"{TRUTH_VERSION}:{p.path.stat().st_size}:{int(p.path.stat().st_mtime)}"
+           for p in pages}
     todo = [p for p in pages if data.get(p.name, {}).get("key") != key[p.name]]
     if todo:
         driver = start_chromium()

@@ -96,6 +96,7 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig
     ctx = Context(page.width, page.height, root.content)
     biggest = max(proposals, key=lambda q: area(q.rect), default=None)
     lowest = max(proposals, key=lambda q: q.rect[1] + q.rect[3], default=None)
+    split_menus = params.header_menu or params.granularity >= 0.5
     last_text_top = max((b.bbox[1] for b in root.all_leaves if b.kind == "text"), default=0.0)
     regions = []
     for q in proposals:
@@ -107,7 +108,7 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig
                                    q is lowest, last_text_top >= q.rect[1] + q.rect[3])
         parts = [(q.rect, label, conf)]
         bar = None
-        if params.header_menu and label == "header" and q.node is not None:
+        if split_menus and label == "header" and q.node is not None:
             bar = menu_bar(q.node, root.content[2])
         rest = split_menu(q.rect, bar.rect) if bar is not None else None
         if rest is not None:

@@ -23,6 +23,7 @@ from .tree import Node
 FLOW_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "pre",
                        "blockquote", "hr", "figure", "address"})
 PROSE_TAGS = frozenset({"p", "pre", "blockquote"})
+FINEST_OPEN = 0.02  # open_share at granularity 1
 
 
 @dataclass
@@ -72,6 +73,15 @@ def _is_wrapper(node: Node, kids: list[Node], page: Rect, p: PreannotateConfig) 
 Opener = Callable[[Node, list[Node], Rect, int, bool], bool]
 
 
+def open_share(granularity: float) -> float:
+    """Share of the page's content area from which a container with parts is opened
+    whatever the rules say: no container at granularity 0, one a fiftieth of the page at 1
+    (geometric in between)."""
+    if granularity <= 0:
+        return float("inf")
+    return FINEST_OPEN ** min(1.0, granularity)
+
+
 def rect_of(node: Node) -> Rect:
     # A container whose floats overflow it (height 0 with content below) is drawn by its
     # content; otherwise by its own box, as a person would draw it.
@@ -87,7 +97,11 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None,
     open-or-keep decision for each container that is not the root."""
     p = p or PreannotateConfig()
     page = root.content
-    min_area = p.min_area * area(page)
+    g = min(1.0, max(0.0, p.granularity))
+    # Finer: smaller parts count, large containers are opened, nested parts stay apart.
+    min_area = p.min_area * (1 - 0.75 * g) * area(page)
+    nest_area = p.nest_area * (1 - g)
+    opened_from = open_share(g) * area(page)
     out: list[Proposal] = []
 
     def emit(node: Node) -> None:
@@ -141,7 +155,9 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None,
         return best
 
     def opens(node: Node, kids: list[Node], depth: int) -> bool:
-        rule = _is_wrapper(node, kids, page, p)
+        rule = _is_wrapper(node, kids, page, p) or (
+            len(kids) >= 2 and area(rect_of(node)) >= opened_from
+        )
         return rule if opener is None else opener(node, kids, page, depth, rule)
 
     def visit(node: Node, is_root: bool = False, chain: list[Node] | None = None,
@@ -172,7 +188,7 @@ def segment_tree(root: Node, p: PreannotateConfig | None = None,
     # to it.
     def holds(o: Proposal, q: Proposal) -> bool:
         return (o is not q and o.source != "cluster" and area(q.rect) < area(o.rect)
-                <= p.nest_area * area(page)
+                <= nest_area * area(page)
                 and inter_area(q.rect, o.rect) >= p.nested * area(q.rect))
 
     out = [q for q in out if not any(holds(o, q) for o in out)]
