@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from catalog.sites import site_of
 from .engine import Engine
 from .frontier import Frontier
 from .orphans import WorkspaceLock
-from .progress import LiveProgress, summary_table
+from .progress import LiveProgress, error_listing, first_errors, summary_table
 from .scope import SCOPES, Seed
 from .seeds import BadSeed, SeedLine, read_seeds
 from .serve import StaticServer, serve_main
@@ -61,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_crawl)
 
     s = sub.add_parser("status", help="progress and errors of a workspace's crawl")
+    s.add_argument("--errors", action="store_true",
+                   help="list every failing URL: URL, kind, cause, attempts (tab-separated)")
     add_common_args(s)
     s.set_defaults(func=run_status)
 
@@ -223,6 +226,8 @@ def _crawl(config: Config, ws: Workspace, lines: list[SeedLine], serve_dir: str,
             server.stop()
     with Catalog(ws.catalog_path) as catalog:
         console.print(summary_table(catalog, snapshot))
+        for line in first_errors(catalog, ws):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     if snapshot.state == "interrupted":
         console.print(f"interrupted: run the same command to resume ({ws.root})")
         return 130
@@ -238,5 +243,16 @@ def run_status(args: argparse.Namespace) -> int:
     if not ws.catalog_path.is_file():
         raise ValueError(f"no catalog in {ws.root}: run `make crawl` (or pass --workspace)")
     with Catalog(ws.catalog_path) as catalog:
-        Console().print(summary_table(catalog))
+        if args.errors:
+            try:
+                for line in error_listing(catalog, ws):
+                    print(line)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        console = Console()
+        console.print(summary_table(catalog))
+        for line in first_errors(catalog, ws):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     return 0

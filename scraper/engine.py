@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from catalog import Catalog, Config, Workspace
 from catalog.config import resolve_viewport
+from catalog.records import PageRecord
 from catalog.sites import site_of
 from catalog.urls import BadURL, normalise_url
 
@@ -66,6 +69,46 @@ def kind_of(status: str, http_status: int | None) -> str:
     if status == "http_error" and http_status:
         return f"http_{http_status}"
     return status
+
+
+# The browser's network errors a new user meets most, in plain words.
+NET_ERRORS = {
+    "NAME_NOT_RESOLVED": "the host name does not resolve",
+    "CONNECTION_REFUSED": "nothing answers on that port",
+    "CONNECTION_TIMED_OUT": "the server did not answer",
+    "CONNECTION_RESET": "the server closed the connection",
+    "ADDRESS_UNREACHABLE": "no route to the address",
+    "INTERNET_DISCONNECTED": "no network",
+    "EMPTY_RESPONSE": "the server sent nothing",
+    "TOO_MANY_REDIRECTS": "the redirects go round in a loop",
+    "SSL_PROTOCOL_ERROR": "the TLS handshake failed",
+    "CERT_AUTHORITY_INVALID": "the certificate is not trusted",
+    "CERT_COMMON_NAME_INVALID": "the certificate is for another host",
+    "CERT_DATE_INVALID": "the certificate has expired or is not valid yet",
+}
+_NET_ERROR = re.compile(r"net::ERR_([A-Z_]+)")
+
+
+def cause_of(page: PageRecord) -> str:
+    """Why a capture is not ok, in the words a person looks up: the browser's net::ERR_...,
+    the HTTP status and its reason, the content type."""
+    if page.status == "ok":
+        return ""
+    http = ""
+    if page.http_status:
+        try:
+            http = f"HTTP {page.http_status} {HTTPStatus(page.http_status).phrase}"
+        except ValueError:
+            http = f"HTTP {page.http_status}"
+    if page.status == "not_html":
+        return f"not HTML ({page.content_type or 'no content type'})"
+    if page.status == "timeout" and not page.error:
+        return "the load did not finish before the timeout; captured as far as it got"
+    net = _NET_ERROR.search(page.error)
+    if net:  # without the driver's "Message: unknown error: " around it
+        plain = NET_ERRORS.get(net[1])
+        return net[0] + (f" ({plain})" if plain else "")
+    return page.error or http or page.status
 
 
 class Engine:
@@ -303,11 +346,13 @@ class Engine:
             self._captured(out)
         elif out.kind == "robots":
             ev["robots"] += 1
-            self.frontier.set_state(e, "skipped", error="robots")
+            self.frontier.set_state(e, "skipped", error="robots",
+                                    cause="robots.txt disallows it for this crawl's user agent")
         elif out.kind == "no_browser":
             self.no_browser += 1
             ev["no_browser"] += 1
-            self.frontier.set_state(e, "queued", next_at=now + 1.0, error="no_browser")
+            self.frontier.set_state(e, "queued", next_at=now + 1.0, error="no_browser",
+                                    cause=out.error)
             if self.no_browser >= MAX_NO_BROWSER * self.pool.size:
                 where = f"the Grid at {self.crawl.grid}" if self.crawl.grid else "Chromium"
                 self.fatal = f"cannot start a browser ({out.error}); is {where} installed and running?"
@@ -317,12 +362,15 @@ class Engine:
             attempts = e.attempts + 1
             if out.error:
                 self.last_errors[kind] = out.error
+            cause = out.error or ("robots.txt answered with a server error"
+                                  if kind == "robots_5xx" else "")
             if attempts > self.policy.retries:
-                self.frontier.set_state(e, "failed", attempts=attempts, error=kind)
+                self.frontier.set_state(e, "failed", attempts=attempts, error=kind, cause=cause)
             else:
                 when = out.retry_at or (now if out.kind == "browser_died" else
                                         now + self.policy.backoff * 2 ** (attempts - 1))
-                self.frontier.set_state(e, "queued", attempts=attempts, next_at=when, error=kind)
+                self.frontier.set_state(e, "queued", attempts=attempts, next_at=when, error=kind,
+                                        cause=cause)
 
     def _captured(self, out: Outcome) -> None:
         e, result = out.job.entry, out.result
@@ -337,7 +385,9 @@ class Engine:
             ev["redirect_offsite"] += 1
             if self.catalog.page(page.page_id) is None:
                 shutil.rmtree(self.ws.page_dir(page.page_id), ignore_errors=True)
-            self.frontier.set_state(e, "failed", attempts=attempts, error="redirect_offsite")
+            self.frontier.set_state(e, "failed", attempts=attempts, error="redirect_offsite",
+                                    cause=f"redirected to {final}, which the crawl may not "
+                                    "follow (outside the seed's scope, or a private address)")
             return
         retry_after = getattr(page, "retry_after", None)
         if is_retryable(page.status, page.http_status):
@@ -352,6 +402,7 @@ class Engine:
                     self.catalog.record_page(page, site=site_of(final), conn=conn)
                     self.frontier.set_state(e, "queued", conn=conn, attempts=attempts,
                                             next_at=now + delay, error=kind,
+                                            cause=cause_of(page),
                                             page_id=page.page_id, page_status=page.status)
                 return
         counted = page.status in COUNTED
@@ -364,6 +415,7 @@ class Engine:
             self.catalog.record_page(page, site=site_of(final), conn=conn)
             self.frontier.set_state(e, "done", conn=conn, attempts=attempts,
                                     error="" if page.status == "ok" else kind,
+                                    cause=cause_of(page),
                                     page_id=page.page_id, page_status=page.status,
                                     counted=counted)
             if final != e.url:

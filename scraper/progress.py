@@ -1,22 +1,28 @@
-"""What a person watching a crawl sees: a live bar while it runs, a summary table after.
+"""What a person watching a crawl sees: a live bar while it runs, a summary table after,
+and the URLs that failed, each with its cause.
 
-`python -m scraper status` prints the same table from the catalog alone.
+`python -m scraper status` prints the same table from the catalog alone; `--errors` lists
+every failing URL.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from catalog import Catalog
+from catalog import Catalog, Workspace
+from catalog.records import PageRecord
 
-from .engine import Snapshot
-from .frontier import Frontier
+from .engine import Snapshot, cause_of
+from .frontier import FailedURL, Frontier
+
+SHOWN_ERRORS = 5  # failing URLs a summary names; `status --errors` lists them all
+ERRORS_HEADER = "url\tkind\tcause\tattempts\tstate\tviewport"
 
 
 def _events(events: Mapping[str, int], limit: int = 4) -> str:
@@ -96,3 +102,40 @@ def summary_table(catalog: Catalog, snapshot: Snapshot | None = None) -> Table:
         if "rate" in last:
             table.add_row("pages/min (last run)", f"{last['rate']:.1f}")
     return table
+
+
+def _line(f: FailedURL) -> str:
+    tries = f" ({f.attempts} attempts)" if f.attempts > 1 else ""
+    return f"  {f.kind}  {f.url}  {f.cause or '(cause not in the catalog)'}{tries}"
+
+
+def first_errors(catalog: Catalog, ws: Workspace, limit: int = SHOWN_ERRORS) -> list[str]:
+    """Lines naming the first failing URLs and their causes; [] when none failed. From the
+    catalog alone, however many pages it holds."""
+    frontier = Frontier(catalog)
+    total = sum(frontier.error_counts().values())
+    if not total:
+        return []
+    shown = [_line(f) for f in frontier.failed_urls(limit)]
+    every = f"python -m scraper status --errors --workspace {ws.root}"
+    which = f"all {total}" if total == len(shown) else f"the first {len(shown)} of {total}"
+    return [f"failing URLs, {which} (each with its cause: `{every}`):", *shown]
+
+
+def _cause_from_page(ws: Workspace, page_id: str) -> str:
+    """A catalog written before causes were kept: the cause is in the page's page.json."""
+    try:
+        doc = json.loads(ws.page_json(page_id).read_bytes())
+        return cause_of(PageRecord.from_dict(doc))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ""
+
+
+def error_listing(catalog: Catalog, ws: Workspace) -> Iterator[str]:
+    """Every failing URL, a tab-separated line each (URL, kind, cause, attempts, state,
+    viewport) under a header; made as it is read, so it starts at once and holds no list."""
+    yield ERRORS_HEADER
+    for f in Frontier(catalog).failed_urls():
+        cause = f.cause or (_cause_from_page(ws, f.page_id) if f.page_id else "")
+        cause = " ".join(cause.split())  # one line, no tab: one URL a line
+        yield "\t".join((f.url, f.kind, cause, str(f.attempts), f.state, f.viewport))
