@@ -3,13 +3,15 @@ good ones are crawled, and `--strict` refuses instead."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from scraper.seeds import SeedLine, read_seeds, url_problem
 
-from .test_crawl_site import run_crawl
+from .test_crawl_site import ROOT, run_crawl
 
 
 @pytest.mark.parametrize("url, expected", [
@@ -98,3 +100,18 @@ def test_bad_seeds_on_the_command_line_are_named_by_position(tmp_path: Path) -> 
         "http://b.example/"]
     assert err[-1] == "error: 2 malformed seed(s) (listed above) and no other seed; nothing crawled"
     assert not (tmp_path / "ws" / "catalog.sqlite").exists()
+
+
+def test_capture_names_every_bad_url_and_captures_nothing(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    proc = subprocess.run([sys.executable, "-m", "scraper", "capture", "http://127.0.0.1:1/",
+                           "http//b.example/page", "file:///tmp/x.html", "--workspace", str(ws)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [
+        "argument 2: 'http//b.example/page': not a crawlable URL: missing ':' after http; write "
+        "http://b.example/page",
+        "argument 3: 'file:///tmp/x.html': not a crawlable URL: unsupported scheme file:, only "
+        "http and https pages can be captured (crawl a local folder with --serve DIR)",
+        "error: 2 malformed URL(s) (listed above); nothing captured"]
+    assert not ws.exists()
