@@ -18,7 +18,7 @@ from catalog.sites import site_of
 from .engine import Engine
 from .frontier import Frontier
 from .orphans import WorkspaceLock
-from .progress import LiveProgress, error_listing, first_errors, summary_table
+from .progress import LiveProgress, error_listing, print_summary
 from .scope import SCOPES, Seed
 from .seeds import BadSeed, SeedLine, read_seeds
 from .serve import StaticServer, serve_main
@@ -225,9 +225,7 @@ def _crawl(config: Config, ws: Workspace, lines: list[SeedLine], serve_dir: str,
         if server:
             server.stop()
     with Catalog(ws.catalog_path) as catalog:
-        console.print(summary_table(catalog, snapshot))
-        for line in first_errors(catalog, ws):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        print_summary(console, catalog, ws, snapshot)
     if snapshot.state == "interrupted":
         console.print(f"interrupted: run the same command to resume ({ws.root})")
         return 130
@@ -251,8 +249,5 @@ def run_status(args: argparse.Namespace) -> int:
             except BrokenPipeError:  # `| head`: the reader has what it wanted
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        console = Console()
-        console.print(summary_table(catalog))
-        for line in first_errors(catalog, ws):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        print_summary(Console(), catalog, ws)
     return 0

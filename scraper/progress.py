@@ -68,8 +68,19 @@ class LiveProgress:
             self.console.print(f"crawl {s.done}/{total} pages  {info}", highlight=False)
 
 
-def summary_table(catalog: Catalog, snapshot: Snapshot | None = None) -> Table:
-    """Pages by state and status, errors by kind, and the rate of the last run."""
+def print_summary(console: Console, catalog: Catalog, ws: Workspace,
+                  snapshot: Snapshot | None = None) -> None:
+    """The summary table, then the first failing URLs with their causes."""
+    errors = Frontier(catalog).error_counts()  # one pass over the frontier serves both
+    console.print(summary_table(catalog, snapshot, errors))
+    for line in first_errors(catalog, ws, sum(errors.values())):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def summary_table(catalog: Catalog, snapshot: Snapshot | None = None,
+                  errors: Mapping[str, int] | None = None) -> Table:
+    """Pages by state and status, errors by kind (`errors`: Frontier.error_counts, when the
+    caller has them), and the rate of the last run."""
     frontier = Frontier(catalog)
     states = frontier.state_counts()
     statuses = dict(catalog.execute(
@@ -85,7 +96,7 @@ def summary_table(catalog: Catalog, snapshot: Snapshot | None = None) -> Table:
     for state in ("queued", "in_flight", "failed", "skipped"):
         if states.get(state):
             table.add_row(f"frontier {state}", str(states[state]))
-    for kind, n in sorted(frontier.error_counts().items()):
+    for kind, n in sorted((frontier.error_counts() if errors is None else errors).items()):
         table.add_row(f"error: {kind}", str(n))
     events = dict(snapshot.events) if snapshot else last.get("events", {})
     retries = sum(v for k, v in events.items() if k.startswith("retry_"))
@@ -109,14 +120,13 @@ def _line(f: FailedURL) -> str:
     return f"  {f.kind}  {f.url}  {f.cause or '(cause not in the catalog)'}{tries}"
 
 
-def first_errors(catalog: Catalog, ws: Workspace, limit: int = SHOWN_ERRORS) -> list[str]:
-    """Lines naming the first failing URLs and their causes; [] when none failed. From the
-    catalog alone, however many pages it holds."""
-    frontier = Frontier(catalog)
-    total = sum(frontier.error_counts().values())
+def first_errors(catalog: Catalog, ws: Workspace, total: int,
+                 limit: int = SHOWN_ERRORS) -> list[str]:
+    """Lines naming the first failing URLs and their causes ([] when none of the `total`
+    failed). From the catalog alone, however many pages it holds."""
     if not total:
         return []
-    shown = [_line(f) for f in frontier.failed_urls(limit)]
+    shown = [_line(f) for f in Frontier(catalog).failed_urls(limit)]
     every = f"python -m scraper status --errors --workspace {ws.root}"
     which = f"all {total}" if total == len(shown) else f"the first {len(shown)} of {total}"
     return [f"failing URLs, {which} (each with its cause: `{every}`):", *shown]
