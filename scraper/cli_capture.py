@@ -55,12 +55,10 @@ def run_capture(args: argparse.Namespace) -> int:
             dpr = args.dpr
         viewports.append((w, h, dpr))
     # Refuse a bad list before any work is done, naming every bad URL and its likely fix.
-    bad = [f"argument {i}: {url!r}: not a crawlable URL: {problem}"
+    bad = [f"argument {i} ({url!r}): {problem}"
            for i, url in enumerate(args.urls, 1) if (problem := url_problem(url))]
-    for line in bad:
-        print(line, file=sys.stderr)
     if bad:
-        raise ValueError(f"{len(bad)} malformed URL(s) (listed above); nothing captured")
+        raise ValueError(f"not a crawlable URL, nothing captured: {' | '.join(bad)}")
     ws.ensure()
     ws.clean_partial()
     catalog = open_catalog(ws)

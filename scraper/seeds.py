@@ -143,10 +143,8 @@ def parse_seed_line(line: str, default_scope: str, include: Iterable[str] = (),
     scope = words[1] if len(words) == 2 else default_scope
     try:
         return Seed(words[0], scope, tuple(include), tuple(exclude))
-    except BadURL as exc:
+    except BadURL as exc:  # a bad --include or --exclude regex is no line's fault: raised
         raise SeedError(f"not a crawlable URL: {exc}") from None
-    except ValueError as exc:  # a bad include or exclude regex: not this line's fault alone
-        raise SeedError(str(exc)) from None
 
 
 def read_seeds(lines: Iterable[SeedLine], default_scope: str, include: Iterable[str] = (),

@@ -108,10 +108,10 @@ def test_capture_names_every_bad_url_and_captures_nothing(tmp_path: Path) -> Non
                            "http//b.example/page", "file:///tmp/x.html", "--workspace", str(ws)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stdout + proc.stderr
+    # One line, as every bad input: each URL named by position, with its likely fix.
     assert proc.stderr.splitlines() == [
-        "argument 2: 'http//b.example/page': not a crawlable URL: missing ':' after http; write "
-        "http://b.example/page",
-        "argument 3: 'file:///tmp/x.html': not a crawlable URL: unsupported scheme file:, only "
-        "http and https pages can be captured (crawl a local folder with --serve DIR)",
-        "error: 2 malformed URL(s) (listed above); nothing captured"]
+        "error: not a crawlable URL, nothing captured: argument 2 ('http//b.example/page'): "
+        "missing ':' after http; write http://b.example/page | argument 3 ('file:///tmp/x.html')"
+        ": unsupported scheme file:, only http and https pages can be captured (crawl a local "
+        "folder with --serve DIR)"]
     assert not ws.exists()
