@@ -18,7 +18,8 @@ from rich.table import Table
 from catalog import Catalog, Workspace
 from catalog.records import PageRecord
 
-from .engine import Snapshot, cause_of
+from .causes import cause_of
+from .engine import Snapshot
 from .frontier import FailedURL, Frontier
 
 SHOWN_ERRORS = 5  # failing URLs a summary names; `status --errors` lists them all

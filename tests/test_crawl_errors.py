@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalog import Catalog, PageRecord, Workspace, write_json_atomic
+from scraper.causes import cause_of
 
 from .test_crawl_site import ROOT, TrapSite, run_crawl
 
@@ -121,3 +122,21 @@ def test_status_names_failing_urls_of_a_catalog_from_before_causes_were_kept(
     # The catalog now keeps causes; the rows it had read as before.
     with Catalog(ws.catalog_path) as catalog:
         assert catalog.execute("SELECT COUNT(*) FROM frontier WHERE cause = ''").fetchone()[0] == 28
+
+
+@pytest.mark.parametrize("status, http, content_type, error, cause", [
+    ("unreachable", None, "", "Message: unknown error: net::ERR_CONNECTION_REFUSED",
+     "net::ERR_CONNECTION_REFUSED (nothing answers on that port)"),
+    ("unreachable", None, "", "net::ERR_BLOCKED_BY_CLIENT", "net::ERR_BLOCKED_BY_CLIENT"),
+    ("http_error", 503, "text/html", "", "HTTP 503 Service Unavailable"),
+    ("http_error", 599, "text/html", "", "HTTP 599"),
+    ("not_html", 200, "application/pdf", "", "not HTML (application/pdf)"),
+    ("timeout", 200, "text/html", "",
+     "the load did not finish before the timeout; captured as far as it got"),
+    ("ok", 200, "text/html", "", ""),
+])
+def test_a_failed_capture_has_a_cause_a_person_can_act_on(
+        status: str, http: int | None, content_type: str, error: str, cause: str) -> None:
+    page = PageRecord("p", "http://a.example/", "http://a.example/", status, [1280, 800], 1.0,
+                      http_status=http, content_type=content_type, error=error)
+    assert cause_of(page) == cause
