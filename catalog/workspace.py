@@ -22,11 +22,28 @@ from typing import Any
 TMP_PREFIX = ".tmp-"
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (another thread may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); the result is an ordinary output, with the
+        # mode any file the user creates gets.
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -136,6 +153,7 @@ class Workspace:
         self.ensure()
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{page_id}-", dir=self.pages_dir))
         try:
+            tmp.chmod(0o777 & ~umask())  # mkdtemp's 0700, as for the files above
             yield tmp
             final = self.page_dir(page_id)
             if final.exists():

@@ -10,11 +10,11 @@ from pathlib import Path
 from catalog.cli import add_common_args, load, open_catalog
 from catalog.config import resolve_viewport
 from catalog.sites import site_of
-from catalog.urls import normalise_url
 
 from .browser import BrowserOptions, start_browser, stop_browser
 from .capture import BrowserDied, PageHung, capture_page
 from .overlay import overlay_page
+from .seeds import url_problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,8 +54,11 @@ def run_capture(args: argparse.Namespace) -> int:
         if args.dpr and "x" in spec and "@" not in spec:
             dpr = args.dpr
         viewports.append((w, h, dpr))
-    for url in args.urls:  # refuse a bad list before any work is done
-        normalise_url(url)
+    # Refuse a bad list before any work is done, naming every bad URL and its likely fix.
+    bad = [f"argument {i} ({url!r}): {problem}"
+           for i, url in enumerate(args.urls, 1) if (problem := url_problem(url))]
+    if bad:
+        raise ValueError(f"not a crawlable URL, nothing captured: {' | '.join(bad)}")
     ws.ensure()
     ws.clean_partial()
     catalog = open_catalog(ws)

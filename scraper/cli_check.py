@@ -29,6 +29,8 @@ from .politeness import Politeness
 from .serve import StaticServer
 
 SCRATCH = ".recapture"  # in the workspace: pages captured aside before they replace the old
+ANNOTATED = ("a human annotation was drawn on its screenshot: capture it by hand "
+             "(`python -m scraper capture URL`) if that annotation may go")
 WORSE_FLAGS = frozenset({"truncated", "blank_below", "timeout"})  # a recapture may not add
 
 
@@ -71,13 +73,13 @@ def run_check(args: argparse.Namespace) -> int:
                               "page.json (a run stopped between the two writes)")
         broken = result.broken
         for b in broken:
-            console.print(f"{b.page_id} {b.url}: {b.problem}")
+            kept = f"; not recapturable, {ANNOTATED}" if b.annotated and not args.recapture else ""
+            console.print(f"{b.page_id} {b.url}: {b.problem}{kept}")
         if not broken:
             console.print(f"{result.checked} pages checked in {ws.root}: every file reads back")
             return 0
         if not args.recapture:
-            console.print(f"{result.checked} pages checked: {len(broken)} broken; capture them "
-                          f"again with `python -m scraper check --recapture --workspace {ws.root}`")
+            console.print(_what_to_do(result.checked, broken, ws))
             return 1
         left = recapture(config, ws, broken, console)
     fixed = len(broken) - len(left)
@@ -87,6 +89,20 @@ def run_check(args: argparse.Namespace) -> int:
         console.print("their pre-annotations went with the old screenshots: `make annotate` "
                       "proposes and pushes them again (a pushed task takes the new size)")
     return 1 if left else 0
+
+
+def _what_to_do(checked: int, broken: list[Broken], ws: Workspace) -> str:
+    """The line that ends a check: what --recapture would take, and what it would not."""
+    annotated = sum(b.annotated for b in broken)
+    takes = len(broken) - annotated
+    said = f"{checked} pages checked: {len(broken)} broken"
+    if takes:
+        said += (f"; capture {'them' if not annotated else f'{takes} of them'} again with "
+                 f"`python -m scraper check --recapture --workspace {ws.root}`")
+    if annotated:
+        said += (f"; {annotated} carr{'ies' if annotated == 1 else 'y'} a human annotation, which "
+                 "--recapture leaves as it is (see above)")
+    return said
 
 
 def _serve(ws: Workspace, broken: list[Broken]) -> tuple[list[StaticServer], dict[int, str]]:
@@ -135,8 +151,7 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
                 parts = urlsplit(b.url)
                 why = failed.get(parts.port or 0, "") if parts.hostname == "127.0.0.1" else ""
                 if b.annotated:
-                    why = ("a human annotation was drawn on its screenshot: capture it by hand "
-                           "(`python -m scraper capture URL`) if that annotation may go")
+                    why = ANNOTATED
                 page = None
                 if not why:
                     politeness.start(urlsplit(b.url).netloc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,8 +18,9 @@ from catalog.sites import site_of
 from .engine import Engine
 from .frontier import Frontier
 from .orphans import WorkspaceLock
-from .progress import LiveProgress, summary_table
-from .scope import SCOPES, Seed, parse_seed_line
+from .progress import LiveProgress, error_listing, print_summary
+from .scope import SCOPES, Seed
+from .seeds import BadSeed, SeedLine, read_seeds
 from .serve import StaticServer, serve_main
 
 
@@ -32,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start URLs ('/path' is relative to --serve); default: config seeds")
     p.add_argument("--seeds", dest="seeds_file", metavar="FILE",
                    help="file of seeds, one 'URL [SCOPE]' per line, '#' comments")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse to crawl when a seed is malformed (default: skip it, say why)")
     p.add_argument("--serve", metavar="DIR",
                    help="serve DIR on 127.0.0.1 and crawl it (default: config serve, no seeds)")
     p.add_argument("--max-pages", type=int, metavar="N", help="pages to capture in total (0: no limit)")
@@ -58,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_crawl)
 
     s = sub.add_parser("status", help="progress and errors of a workspace's crawl")
+    s.add_argument("--errors", action="store_true",
+                   help="list every failing URL: URL, kind, cause, attempts (tab-separated)")
     add_common_args(s)
     s.set_defaults(func=run_status)
 
@@ -99,29 +105,46 @@ def apply_flags(config: Config, args: argparse.Namespace) -> None:
         resolve_viewport(spec)
 
 
-def seed_lines(config: Config, args: argparse.Namespace) -> list[str]:
-    lines = list(args.seed_urls)
+def seed_lines(config: Config, args: argparse.Namespace) -> list[SeedLine]:
+    """The seeds given, each with where it was written: arguments and the seeds file, else
+    the config's."""
+    lines = [SeedLine(url, f"argument {i}") for i, url in enumerate(args.seed_urls, 1)]
     if args.seeds_file:
         path = Path(args.seeds_file)
         if not path.is_file():
             raise ValueError(f"seeds file {path} does not exist")
-        lines += path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
+        lines += [SeedLine(line, f"{path}:{n}") for n, line in enumerate(text.splitlines(), 1)]
     if not lines:
-        lines = list(config.crawl.seeds)
+        lines = [SeedLine(entry, f"[crawl] seeds entry {i}")
+                 for i, entry in enumerate(config.crawl.seeds, 1)]
     return lines
 
 
-def build_seeds(lines: list[str], config: Config, served: str = "") -> list[Seed]:
-    seeds: list[Seed] = []
-    for line in lines:
-        text = line.strip()
-        if served and text.startswith("/"):
-            text = served.rstrip("/") + text
-        seed = parse_seed_line(text, config.crawl.scope, config.crawl.include,
-                               config.crawl.exclude)
-        if seed is not None and seed not in seeds:
-            seeds.append(seed)
-    return seeds
+def build_seeds(lines: list[SeedLine], config: Config,
+                served: str = "") -> tuple[list[Seed], list[BadSeed]]:
+    return read_seeds(lines, config.crawl.scope, config.crawl.include, config.crawl.exclude,
+                      served)
+
+
+def check_seeds(lines: list[SeedLine], config: Config, serving: bool, strict: bool) -> int:
+    """Read every seed before anything starts; bad ones are listed with their fix, then
+    skipped, or refuse the crawl under --strict. Returns how many were skipped."""
+    # A served folder's port is known only once it is served; any port reads '/path' alike.
+    seeds, bad = build_seeds(lines, config, "http://127.0.0.1:1/" if serving else "")
+    if not bad:
+        return 0
+    for b in bad:
+        print(b, file=sys.stderr)
+    n = f"{len(bad)} malformed seed(s) (listed above)"
+    if strict:
+        raise ValueError(f"{n}; nothing crawled (--strict): fix them, or drop --strict to "
+                         "crawl the others")
+    if not seeds:
+        raise ValueError(f"{n} and no other seed; nothing crawled")
+    print(f"{n} skipped; crawling the other {len(seeds)} (--strict refuses instead)",
+          file=sys.stderr)
+    return len(bad)
 
 
 # Catalog meta key, + the folder: the port it was served on, so its URLs stay the same.
@@ -163,17 +186,19 @@ def run_crawl(args: argparse.Namespace) -> int:
     apply_flags(config, args)
     lines = seed_lines(config, args)
     serve_dir = args.serve or ("" if lines else config.crawl.serve)
+    skipped = check_seeds(lines, config, bool(serve_dir), args.strict)
     ws.ensure()
     with WorkspaceLock(ws):
-        return _crawl(config, ws, lines, serve_dir)
+        return _crawl(config, ws, lines, serve_dir, skipped)
 
 
-def _crawl(config: Config, ws: Workspace, lines: list[str], serve_dir: str) -> int:
+def _crawl(config: Config, ws: Workspace, lines: list[SeedLine], serve_dir: str,
+           skipped: int = 0) -> int:
     server = start_server(serve_dir, ws) if serve_dir else None
     console = Console()
     try:
-        seeds = build_seeds(lines or ([server.url] if server else []), config,
-                            server.url if server else "")
+        seeds, _ = build_seeds(lines or ([SeedLine(server.url, "--serve")] if server else []),
+                               config, server.url if server else "")
         if server:
             console.print(f"serving {server.directory} at {server.url}", highlight=False)
         engine = Engine(config, ws, seeds, take_lock=False)
@@ -200,11 +225,14 @@ def _crawl(config: Config, ws: Workspace, lines: list[str], serve_dir: str) -> i
         if server:
             server.stop()
     with Catalog(ws.catalog_path) as catalog:
-        console.print(summary_table(catalog, snapshot))
+        print_summary(console, catalog, ws, snapshot)
     if snapshot.state == "interrupted":
         console.print(f"interrupted: run the same command to resume ({ws.root})")
         return 130
     console.print(f"{snapshot.done} pages captured in {ws.root}", highlight=False)
+    if skipped:
+        console.print(f"{skipped} malformed seed(s) were skipped: see the start of the output",
+                      highlight=False)
     return 0
 
 
@@ -213,5 +241,13 @@ def run_status(args: argparse.Namespace) -> int:
     if not ws.catalog_path.is_file():
         raise ValueError(f"no catalog in {ws.root}: run `make crawl` (or pass --workspace)")
     with Catalog(ws.catalog_path) as catalog:
-        Console().print(summary_table(catalog))
+        if args.errors:
+            try:
+                for line in error_listing(catalog, ws):
+                    print(line)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print_summary(Console(), catalog, ws)
     return 0
