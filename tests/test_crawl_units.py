@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog import Catalog, Config, Workspace
-from scraper.cli_crawl import move_origin
+from scraper.cli.crawl import move_origin
 from scraper.engine import Engine
 from scraper.frontier import Entry, Frontier
 from scraper.politeness import Politeness
@@ -330,7 +330,7 @@ def test_static_server_types_and_port_reuse(tmp_path: Path) -> None:
 def _args(*argv: str):
     import argparse
 
-    from scraper.cli_crawl import register
+    from scraper.cli.crawl import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -339,7 +339,7 @@ def _args(*argv: str):
 
 def test_seeds_come_from_the_command_line_and_file_else_the_config(tmp_path: Path) -> None:
     from catalog import Config
-    from scraper.cli_crawl import apply_flags, build_seeds, seed_lines
+    from scraper.cli.crawl import apply_flags, build_seeds, seed_lines
     from scraper.seeds import SeedLine
 
     config = Config()

@@ -20,13 +20,13 @@ from catalog.records import PageRecord
 from catalog.sites import site_of
 from catalog.workspace import Workspace
 
-from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, PageHung, capture_page
-from .check import Broken, check_pages, page_problem
-from .cli_crawl import SERVE_PORT_KEY
-from .orphans import WorkspaceLock, note_browser
-from .politeness import Politeness
-from .serve import StaticServer
+from ..browser import BrowserOptions, start_browser, stop_browser
+from ..capture import BrowserDied, PageHung, capture_page
+from ..check import Broken, check_pages, page_problem
+from ..orphans import WorkspaceLock, note_browser
+from ..politeness import Politeness
+from ..serve import StaticServer
+from .crawl import SERVE_PORT_KEY
 
 SCRATCH = ".recapture"  # in the workspace: pages captured aside before they replace the old
 ANNOTATED = ("a human annotation was drawn on its screenshot: capture it by hand "

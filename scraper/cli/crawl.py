@@ -15,13 +15,13 @@ from catalog.cli import add_common_args, load
 from catalog.config import Config, resolve_viewport
 from catalog.sites import site_of
 
-from .engine import Engine
-from .frontier import Frontier
-from .orphans import WorkspaceLock
-from .progress import LiveProgress, error_listing, print_summary
-from .scope import SCOPES, Seed
-from .seeds import BadSeed, SeedLine, read_seeds
-from .serve import StaticServer, serve_main
+from ..engine import Engine
+from ..frontier import Frontier
+from ..orphans import WorkspaceLock
+from ..progress import LiveProgress, error_listing, print_summary
+from ..scope import SCOPES, Seed
+from ..seeds import BadSeed, SeedLine, read_seeds
+from ..serve import StaticServer, serve_main
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,10 +11,10 @@ from catalog.cli import add_common_args, load, open_catalog
 from catalog.config import resolve_viewport
 from catalog.sites import site_of
 
-from .browser import BrowserOptions, start_browser, stop_browser
-from .capture import BrowserDied, PageHung, capture_page
-from .overlay import overlay_page
-from .seeds import url_problem
+from ..browser import BrowserOptions, start_browser, stop_browser
+from ..capture import BrowserDied, PageHung, capture_page
+from ..overlay import overlay_page
+from ..seeds import url_problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
