@@ -3,6 +3,7 @@
     <workspace>/catalog.sqlite
     <workspace>/pages/<page_id>/{screenshot.png,page.json,boxes.json,...}
     <workspace>/releases/vNNNN/
+    <workspace>/conventions/cNNNN.json   the team's convention, learned from its annotations
 
 A page directory appears all at once: it is written under a temporary name and renamed,
 so a kill at any moment leaves either the whole page or nothing.
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .records import Convention
 
 TMP_PREFIX = ".tmp-"
 
@@ -101,6 +104,29 @@ class Workspace:
     @property
     def releases_dir(self) -> Path:
         return self.root / "releases"
+
+    @property
+    def conventions_dir(self) -> Path:
+        return self.root / "conventions"
+
+    def convention_files(self) -> list[Path]:
+        """The learned conventions, oldest first (c0001.json, c0002.json, ...)."""
+        if not self.conventions_dir.is_dir():
+            return []
+        return sorted(self.conventions_dir.glob("c[0-9][0-9][0-9][0-9].json"))
+
+    def latest_convention(self) -> Convention | None:
+        """The convention the proposal follows now: the newest one learned, if any."""
+        files = self.convention_files()
+        if not files:
+            return None
+        try:
+            return Convention.from_dict(read_json(files[-1]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptFile(
+                f"{files[-1]} is not a convention ({exc}); run `python -m annotate learn` "
+                "to learn it again"
+            ) from None
 
     def page_dir(self, page_id: str) -> Path:
         return self.pages_dir / page_id

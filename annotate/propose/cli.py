@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from catalog.cli import add_common_args, load
-from catalog.records import Annotation
+from catalog.records import Annotation, Convention
 from catalog.workspace import CorruptFile, read_json
 
 from .labelset import label_set
@@ -24,7 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="redo pages that already have a pre-annotation of this version")
     pre.add_argument("--no-pixels", action="store_true",
                      help="skip the screenshot check for content the DOM does not explain")
+    pre.add_argument("--no-convention", action="store_true",
+                     help="propose with the config's settings, not the convention that "
+                          "`python -m annotate learn` learned from the team's corrections")
     pre.set_defaults(func=_preannotate)
+
+
+def up_to_date(meta: dict, convention: Convention | None, annotated: bool) -> bool:
+    """Whether a page's pre-annotation is what this run would write: same pre-annotator and,
+    for a page nobody corrected yet, the same convention (a corrected page keeps the
+    proposal its annotator saw)."""
+    if meta.get("version") != VERSION:
+        return False
+    return annotated or meta.get("convention") == (convention.version if convention else None)
 
 
 def _preannotate(args: argparse.Namespace) -> int:
@@ -41,6 +53,7 @@ def _preannotate(args: argparse.Namespace) -> int:
         raise ValueError(f"page {unknown[0]} is not in {ws.pages_dir}")
     page_ids = args.pages or sorted(known)
     console = Console(stderr=True)
+    convention = None if args.no_convention else ws.latest_convention()
     done = skipped = errors = regions = 0
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -52,13 +65,14 @@ def _preannotate(args: argparse.Namespace) -> int:
             path = ws.preannotation_json(pid)
             if path.exists() and not args.force:
                 try:
-                    if Annotation.from_dict(read_json(path)).meta.get("version") == VERSION:
+                    meta = Annotation.from_dict(read_json(path)).meta
+                    if up_to_date(meta, convention, ws.annotation_json(pid).exists()):
                         skipped += 1
                         continue
                 except (CorruptFile, ValueError, KeyError):
                     pass  # unreadable: made again
             try:
-                ann = preannotate_page(ws, pid, labels, params)
+                ann = preannotate_page(ws, pid, labels, params, convention)
             except (CorruptFile, ValueError, OSError) as exc:
                 errors += 1
                 console.print(f"{pid}: {exc}", style="red", markup=False, soft_wrap=True)
@@ -73,6 +87,8 @@ def _preannotate(args: argparse.Namespace) -> int:
             bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
     console.print(
         f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
-        f"{VERSION}", soft_wrap=True
+        f"{VERSION}" + (f", convention {convention.version} (granularity "
+                        f"{convention.granularity:g}, learned from {len(convention.pages)} "
+                        "corrected page(s))" if convention else ""), soft_wrap=True
     )
     return 1 if errors else 0

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from catalog.config import PreannotateConfig
-from catalog.records import Annotation, PageRecord
+from catalog.records import Annotation, Convention, PageRecord
 from catalog.workspace import (
     CorruptFile,
     Workspace,
@@ -43,19 +44,34 @@ def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
         raise CorruptFile(f"{path} is not a readable PNG ({exc}); {remedy(path)}") from None
 
 
+def with_convention(params: PreannotateConfig | None,
+                    convention: Convention | None) -> PreannotateConfig:
+    """The proposal's settings with a learned convention's over the config's."""
+    params = params or PreannotateConfig()
+    if convention is None:
+        return params
+    return replace(params, granularity=convention.granularity,
+                   header_menu=convention.header_menu)
+
+
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 gray: np.ndarray | None = None, params: PreannotateConfig | None = None,
-                opener: Opener | None = None) -> tuple[Annotation, dict[str, np.ndarray]]:
+                opener: Opener | None = None, convention: Convention | None = None
+                ) -> tuple[Annotation, dict[str, np.ndarray]]:
     """Pure: the annotation record and its masks for one page (`opener`: see
-    propose_regions)."""
+    propose_regions; `convention`: a team's learned settings and label names)."""
     t0 = time.perf_counter()
-    regions = propose_regions(page, labels, params, gray, opener)
+    regions = propose_regions(page, labels, with_convention(params, convention), gray, opener)
+    meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
+    if convention is not None:
+        for r in regions:
+            r.label = convention.label_map.get(r.label, r.label)
+        meta["convention"] = convention.version
     masks = element_masks(page, labels.masks)
+    meta["seconds"] = round(time.perf_counter() - t0, 4)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,
-        masks={c: f"mask_{c}.png" for c in masks},
-        meta={"version": VERSION, "annotator": "pipeline",
-              "seconds": round(time.perf_counter() - t0, 4)},
+        masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
     )
     return ann, masks
 
@@ -67,7 +83,8 @@ def _png(mask: np.ndarray) -> bytes:
 
 
 def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
-                     params: PreannotateConfig | None = None) -> Annotation | None:
+                     params: PreannotateConfig | None = None,
+                     convention: Convention | None = None) -> Annotation | None:
     """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
     (not captured as HTML). Masks are written before the JSON that names them."""
     meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
@@ -78,7 +95,7 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
     params = params or PreannotateConfig()
     size = (page.width, page.height)
     gray = load_gray(ws.screenshot(page_id), size) if params.pixels else None
-    ann, masks = preannotate(page, page_id, labels, gray, params)
+    ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention)
     folder = ws.page_dir(page_id)
     for cls, mask in masks.items():
         write_bytes_atomic(folder / ann.masks[cls], _png(mask))
