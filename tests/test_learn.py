@@ -176,3 +176,30 @@ def test_no_corrected_page_learns_nothing(tmp_path):
     ws = _workspace(tmp_path, {}, unannotated=2)
     assert _learn(ws) == 0
     assert ws.convention_files() == []
+
+
+def test_report_names_the_convention_and_the_edits_before_and_after_it(tmp_path):
+    from annotate.studio.report import build_report, render
+
+    ws = _workspace(tmp_path, {f"p{i}": MENUS_APART for i in range(4)})
+    assert annotate_main(["preannotate", "--workspace", str(ws.root), "--no-pixels"]) == 0
+    assert _learn(ws) == 0
+    assert annotate_main(["preannotate", "--workspace", str(ws.root), "--no-pixels"]) == 0
+    # The team corrects p40, proposed in the learned convention: nothing left to change.
+    done = json.loads(ws.annotation_json("p30").read_text())
+    _, parts = _page(40)
+    done.update(page_id="p40", height=1440)
+    for r, part in zip(done["regions"], [HEADER, BAR, MAIN, SIDE, FOOTER], strict=True):
+        r["bbox"] = list(parts[part])
+    done["regions"][0]["bbox"][3] -= 30
+    ws.annotation_json("p40").write_text(json.dumps(done))
+    d = build_report(ws, ["header", "navigation", "main", "sidebar", "footer"], []).to_dict()
+    assert d["convention"]["version"] == "c0001"
+    assert d["convention"]["learned_from_pages"] == 4
+    before, after = d["edits_per_page"]["none"], d["edits_per_page"]["c0001"]
+    assert before["pages"] == 4 and after["pages"] == 1
+    # Before: the menu drawn and the header redrawn on every page, on top of what is left.
+    assert after["edits"] <= before["edits"] - 2
+    table = render(build_report(ws, ["header", "navigation", "main", "sidebar", "footer"], []))
+    assert "convention c0001: granularity" in table and "learned from 4 corrected page(s)" in table
+    assert "no convention" in table and f"c0001 {after['edits']:.1f} (1 page(s))" in table

@@ -111,11 +111,18 @@ def _mask(folder: Path, doc: dict, cls: str) -> np.ndarray | None:
         return None
 
 
+NO_CONVENTION = "none"  # pages proposed before any convention was learned
+
+
 @dataclass
 class Report:
     pages: int
     classes: dict[str, ClassChanges]
     seconds: list[float]
+    # Region edits (moved, deleted, added) each page needed, by the convention it was
+    # proposed in: what learning the team's convention saved.
+    edits: dict[str, list[int]] = field(default_factory=dict)
+    convention: dict[str, Any] | None = None  # the workspace's latest, in brief
 
     def to_dict(self) -> dict[str, Any]:
         classes = {}
@@ -139,12 +146,16 @@ class Report:
             "mean_iou": round(mean(all_ious), 4) if all_ious else None,
             "seconds_per_page": round(mean(self.seconds), 2) if self.seconds else None,
             "median_seconds_per_page": round(median(self.seconds), 2) if self.seconds else None,
+            "convention": self.convention,
+            "edits_per_page": {k: {"pages": len(v), "edits": round(mean(v), 2)}
+                               for k, v in sorted(self.edits.items())},
         }
 
 
 def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]) -> Report:
     classes: dict[str, ClassChanges] = {}
     seconds: list[float] = []
+    edits: dict[str, list[int]] = {}
     pages = 0
     for page_id in ws.page_ids():
         folder = ws.page_dir(page_id)
@@ -160,6 +171,9 @@ def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]
         lead = (ann.get("meta") or {}).get("lead_time")
         if isinstance(lead, (int, float)):
             seconds.append(float(lead))
+        states = [s for s, _, _ in pair_regions(pre.get("regions", []), ann.get("regions", []))]
+        proposed_in = (pre.get("meta") or {}).get("convention") or NO_CONVENTION
+        edits.setdefault(proposed_in, []).append(sum(s != "kept" for s in states))
         for label, c in match_regions(pre.get("regions", []), ann.get("regions", [])).items():
             total = classes.setdefault(label, ClassChanges())
             for attr in ("proposed", "kept", "moved", "deleted", "added"):
@@ -180,7 +194,13 @@ def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]
             iou = pixel_iou(a, b) if a.shape == b.shape else 0.0
             if iou is not None:
                 classes.setdefault(cls, ClassChanges(kind="mask")).ious.append(iou)
-    return Report(pages, classes, seconds)
+    latest = ws.latest_convention()
+    brief = None
+    if latest is not None:
+        brief = {"version": latest.version, "granularity": latest.granularity,
+                 "header_menu": latest.header_menu, "label_map": latest.label_map,
+                 "learned_from_pages": len(latest.pages)}
+    return Report(pages, classes, seconds, edits, brief)
 
 
 LEGEND = (
@@ -213,6 +233,20 @@ def render(report: Report) -> str:
         for name, c in masks.items():
             iou = f"{c['mean_iou']:.2f}" if c["mean_iou"] is not None else "-"
             lines.append(f"{name:<14}{c['pages_compared']:>9}{c['pages_changed']:>9}{iou:>7}")
+    c = d["convention"]
+    if c:
+        lines += ["", f"convention {c['version']}: granularity {c['granularity']:g}"
+                  + (", menus apart from headers" if c["header_menu"] else "")
+                  + (", labels " + ", ".join(f"{a} -> {b}" for a, b in c["label_map"].items())
+                     if c["label_map"] else "")
+                  + f"; learned from {c['learned_from_pages']} corrected page(s)"]
+    else:
+        lines += ["", "convention: none learned yet (`python -m annotate learn`)"]
+    if d["edits_per_page"]:
+        lines.append("region edits per page (moved + deleted + added), by what the page was "
+                     "proposed in: " + "; ".join(
+                         f"{'no convention' if k == NO_CONVENTION else k} {v['edits']:.1f} "
+                         f"({v['pages']} page(s))" for k, v in d["edits_per_page"].items()))
     spp = d["seconds_per_page"]
     lines += [
         "",
