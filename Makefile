@@ -97,6 +97,7 @@ bench: setup labelstudio-install
 	$(PY) bench/crawl.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/preannotate.py
+	$(PY) bench/adapt.py
 	$(PY) bench/push.py
 	$(PY) bench/export.py
 
