@@ -17,8 +17,12 @@ LABEL_H = 14
 ALPHA = 0.45
 
 
-def caption(split: str, page_id: str, site: str) -> str:
-    return f"{split} {page_id[:16]} {site}"
+SOURCES = {"human": "human", "preannotation": "pre-annotated"}
+
+
+def caption(split: str, page_id: str, site: str, source: str) -> str:
+    """'val · 01b15c3d · human · site.org': the parts apart, whose labels these are."""
+    return " · ".join((split, page_id[:8], SOURCES.get(source, source), site))
 
 
 def shown_rows(width: int) -> int:
@@ -90,7 +94,8 @@ def contact_sheet(
             with Image.open(io.BytesIO(mask_bytes)) as m:
                 pal = np.array(m.getpalette("RGB") + [0] * 768, np.uint8)[:768]
                 top = np.asarray(m), pal.reshape(256, 3)
-        thumbs.append(thumbnail(image, *top, caption(row["split"], row["page_id"], row["site"])))
+        thumbs.append(thumbnail(image, *top, caption(row["split"], row["page_id"], row["site"],
+                                                      row["source"])))
     columns = max(1, min(columns, len(thumbs)))
     rows = (len(thumbs) + columns - 1) // columns
     width = max(columns * (THUMB_W + 4) + 4, _legend_width(names[1:]))
