@@ -57,16 +57,20 @@ def _split_plan(plan: SplitPlan | None) -> list[str]:
     if plan is None:
         return []
     out = [plan.why(), ""]
-    if plan.kept:
-        out += [f"{plan.kept} pages kept the split of an earlier release.", ""]
-    for group, split in plan.forced:
+    c = plan.chosen
+    if c.kept:
+        out += [f"{c.kept} pages kept the split of an earlier release.", ""]
+    for group, split in c.forced:
         out += [f"The hash left {split} empty: group `{group}`, the nearest to it by hash, "
                 f"was put in {split}.", ""]
-    if plan.spanning:
-        shown = ", ".join(f"`{g}`" for g in plan.spanning[:SHOWN])
-        out += [f"**Warning:** {len(plan.spanning)} groups hold pages released in different "
-                f"splits: duplicate or template links found after their release joined them, "
-                f"and a released page never changes split ({shown}).", ""]
+    if c.spanning:
+        shown = ", ".join(f"`{g}`" for g in c.spanning[:SHOWN])
+        n = len(c.spanning)
+        out += [f"**Warning:** {'1 group' if n == 1 else f'{n} groups'} of this key "
+                f"{'holds' if n == 1 else 'hold'} pages released in "
+                "different splits: an earlier release split them by a finer key, or duplicate "
+                "or template links found since joined them; a released page never changes "
+                f"split ({shown}).", ""]
     return out
 
 

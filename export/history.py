@@ -51,8 +51,9 @@ class History:
         return f"v{_number(known[-1]) + 1:04d}" if known else "v0001"
 
     def previous(self, version: str) -> str:
-        """The latest version before `version`, whether or not its folder is there."""
-        older = [v for v in self.known if _number(v) < _number(version)]
+        """The latest recorded version before `version`, whether or not its folder is
+        there (a folder that is no readable release is not one)."""
+        older = [v for v in self.recorded if _number(v) < _number(version)]
         return older[-1] if older else ""
 
 

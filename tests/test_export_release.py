@@ -234,7 +234,7 @@ def test_a_new_cross_site_template_moves_no_released_page_and_the_card_says_so(t
     assert joined == after[train["page_id"]]["group"]
     card = (v2 / "README.md").read_text()
     assert "changed split (released in another split before splits were recorded): none" in card
-    assert f"**Warning:** 1 groups hold pages released in different splits" in card
+    assert "**Warning:** 1 group of this key holds pages released in different splits" in card
     assert f"`{joined}`" in card
     assert "24 pages kept the split of an earlier release." in card
 
