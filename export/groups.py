@@ -139,10 +139,12 @@ def group_keys(pages: Iterable[PageLinks], level: str = "site") -> dict[str, str
 
 
 def assign_splits(
-    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0
+    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0,
+    level: str = "site",
 ) -> dict[str, Assignment]:
-    """page_id -> (split, group key) for every page given."""
+    """page_id -> (split, group key) for every page given, by the hash of its group alone
+    (`splitplan` keeps the splits of pages released before)."""
     check_ratios(val_ratio, test_ratio)
-    keys = group_keys(pages)
+    keys = group_keys(pages, level)
     splits = {key: split_of_key(key, salt, val_ratio, test_ratio) for key in set(keys.values())}
     return {pid: Assignment(splits[key], key) for pid, key in keys.items()}

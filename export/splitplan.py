@@ -28,8 +28,7 @@ from .groups import (
     LEVELS,
     Assignment,
     PageLinks,
-    group_keys,
-    split_of_key,
+    assign_splits,
     unit_hash,
 )
 
@@ -130,8 +129,8 @@ def plan_splits(
     asked = {s: r for s, r in (("val", val_ratio), ("test", test_ratio)) if r > 0}
     released = sorted(set(released))
     tried = [
-        _at_level(level, group_keys(links, level), released, recorded, splits, salt,
-                  val_ratio, test_ratio)
+        _at_level(level, assign_splits(links, salt, val_ratio, test_ratio, level), released,
+                  recorded, splits, salt, val_ratio, test_ratio)
         for level in LEVELS
     ]
     chosen = next((r for r in tried if r.deviation(asked) <= WINDOW), None)
@@ -142,12 +141,13 @@ def plan_splits(
 
 
 def _at_level(
-    level: str, keys: dict[str, str], released: list[str], recorded: dict[str, str],
+    level: str, hashed: dict[str, Assignment], released: list[str], recorded: dict[str, str],
     splits: list[str], salt: str, val_ratio: float, test_ratio: float,
 ) -> LevelResult:
+    """hashed: every page's group at this level and the split its hash gives."""
     members: dict[str, list[str]] = defaultdict(list)
     for pid in released:
-        members[keys[pid]].append(pid)
+        members[hashed[pid].group].append(pid)
     out = LevelResult(level, 0, {})
     split_of_group: dict[str, str] = {}
     new_groups = []
@@ -158,7 +158,7 @@ def _at_level(
         if len(before) == 1 and next(iter(before)) in splits:
             split_of_group[key] = next(iter(before))
         else:
-            split_of_group[key] = split_of_key(key, salt, val_ratio, test_ratio)
+            split_of_group[key] = hashed[pids[0]].split
         if not before:
             new_groups.append(key)
 
