@@ -65,7 +65,8 @@ def read_history(cat: Catalog, releases: Path) -> History:
     return History(sorted(recorded, key=_number), sorted(on_disk, key=_number))
 
 
-def _manifest_splits(folder: Path) -> list[tuple[str, str]]:
+def manifest_splits(folder: Path) -> list[tuple[str, str]]:
+    """(page id, split) of every page a release folder holds, from its manifest."""
     table = pq.read_table(folder / "manifest.parquet", columns=["page_id", "split"])
     return list(zip(table.column("page_id").to_pylist(), table.column("split").to_pylist(),
                     strict=True))
@@ -81,7 +82,7 @@ def reconcile(cat: Catalog, releases: Path, hist: History) -> list[str]:
     for v in hist.unrecorded:
         folder = releases / v
         try:
-            pages = _manifest_splits(folder)
+            pages = manifest_splits(folder)
             digest = hashlib.sha256((folder / SUMS).read_bytes()).hexdigest()
         except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors or OSErrors
             lines.append(f"release folder {folder} is not recorded in the catalog and cannot "
@@ -102,7 +103,7 @@ def recorded_splits(cat: Catalog, releases: Path, hist: History) -> dict[str, st
     """page id -> the split of its first release, filled from manifests where missing."""
     for v in hist.on_disk:  # oldest first: the first release of a page wins
         try:
-            pages = _manifest_splits(releases / v)
+            pages = manifest_splits(releases / v)
         except (OSError, ValueError):
             continue  # named by reconcile, or a release whose manifest verify will flag
         with cat.transaction() as conn:

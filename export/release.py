@@ -33,6 +33,7 @@ from .history import (
     SUMS,
     VERSION_RE,
     History,
+    manifest_splits,
     read_history,
     reconcile,
     record_release,
@@ -189,8 +190,7 @@ def make_release(
             # The row and the splits commit only once the folder is in place; a kill
             # between the two leaves a complete folder that the next export records.
             with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
-                record_release(conn, version, time.time(), digest,
-                               [(pid, a.split) for pid, a in sorted(plan.assignment.items())])
+                record_release(conn, version, time.time(), digest, manifest_splits(tmp))
                 os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

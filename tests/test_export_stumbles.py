@@ -198,6 +198,27 @@ def test_a_catalog_from_before_recorded_splits_reads_them_from_the_releases(tmp_
         assert n.fetchone()[0] == len(first)
 
 
+def test_only_pages_the_release_holds_get_a_recorded_split(tmp_path, monkeypatch):
+    import export.release as release_mod
+
+    ws = _twelve_sites(tmp_path / "ws")
+    real = release_mod.export_page
+    failed: list[str] = []
+
+    def failing_once(page, *args, **kwargs):  # noqa: ANN001, ANN202
+        if not failed:
+            failed.append(page.page_id)
+            raise OSError("disk trouble")
+        return real(page, *args, **kwargs)
+
+    monkeypatch.setattr(release_mod, "export_page", failing_once)
+    rel = make_release(ws, _config(), log=_quiet).path
+    with Catalog(ws.catalog_path) as cat:
+        recorded = {r[0]: r[1] for r in cat.execute("SELECT page_id, split FROM release_splits")}
+    assert recorded == {r["page_id"]: r["split"] for r in _manifest(rel)}
+    assert len(recorded) == 23 and failed[0] not in recorded
+
+
 _sites = st.sampled_from(["a.com", "b.org", "c.net", ""])
 _paths = st.sampled_from(["/", "/x/1", "/x/2", "/y", "/z/q"])
 
