@@ -9,7 +9,7 @@ WS_FLAG := $(if $(WORKSPACE),--workspace $(WORKSPACE),)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
-.PHONY: setup crawl status dedupe annotate preannotate evaluate push pull report export verify \
+.PHONY: setup crawl status dedupe annotate preannotate evaluate learn push pull report export verify \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
 setup: .venv/.installed
@@ -48,8 +48,14 @@ push: setup labelstudio
 
 annotate: preannotate push
 
+# New corrections teach the workspace its convention (granularity, menus, label names);
+# `make annotate` then proposes the uncorrected pages in it.
 pull: setup labelstudio
 	$(PY) -m annotate pull $(WS_FLAG)
+	$(PY) -m annotate learn --if-new $(WS_FLAG)
+
+learn: setup
+	$(PY) -m annotate learn $(WS_FLAG)
 
 evaluate: setup
 	$(PY) -m annotate evaluate $(WS_FLAG) $(if $(KREUZER),--kreuzer $(KREUZER),)
@@ -73,10 +79,10 @@ $(LS_VENV)/.installed:
 	@touch $@
 
 labelstudio: setup labelstudio-install
-	$(PY) -m annotate.server start --port $(LS_PORT)
+	$(PY) -m annotate.studio.server start --port $(LS_PORT)
 
 labelstudio-stop: setup
-	$(PY) -m annotate.server stop
+	$(PY) -m annotate.studio.server stop
 
 test: setup labelstudio-install
 	$(PY) -m pytest
@@ -91,6 +97,7 @@ bench: setup labelstudio-install
 	$(PY) bench/crawl.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/preannotate.py
+	$(PY) bench/adapt.py
 	$(PY) bench/push.py
 	$(PY) bench/export.py
 

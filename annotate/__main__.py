@@ -1,4 +1,4 @@
-"""python -m annotate {preannotate,evaluate,push,pull,report}."""
+"""python -m annotate {preannotate,evaluate,learn,push,pull,report}."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m annotate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     # Each module registers its own subcommands and sets `func` on them.
-    from . import cli_prelabel, cli_studio
+    from .evaluate import cli as evaluate_cli
+    from .learn import cli as learn_cli
+    from .propose import cli as propose_cli
+    from .studio import cli as studio_cli
 
-    cli_prelabel.register(sub)
-    cli_studio.register(sub)
+    propose_cli.register(sub)
+    evaluate_cli.register(sub)
+    learn_cli.register(sub)
+    studio_cli.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

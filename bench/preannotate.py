@@ -4,7 +4,7 @@ split measured in the same run.
 Runs `python -m annotate evaluate --kreuzer` on every page that has index.blocks.html
 (captures and rendered truth are cached under bench/out/preannotate/, so a second run
 only pre-annotates and scores). The pages are split once and for all by a hash of their
-folder name (annotate/kreuzer.py: split_of): "dev" pages were used to tune the method,
+folder name (annotate/evaluate/kreuzer.py: split_of): "dev" pages were used to tune the method,
 "heldout" pages were not, and the targets are judged on held-out pages only:
 
 - segment F1 at IoU 0.5 >= 0.65 and pixel BCubed F1 >= 0.85 (top-level segments);

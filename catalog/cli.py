@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,14 @@ def load(args: argparse.Namespace) -> tuple[Config, Workspace]:
     config = load_config(args.config)
     root = Path(args.workspace) if args.workspace else config.workspace_dir()
     return config, Workspace(root)
+
+
+def make_hint(target: str, ws: Workspace, config: Config) -> str:
+    """The make command to suggest, with the workspace the user chose when it is not the
+    config's default: `make pull`, or `make pull WORKSPACE=datasets/x`."""
+    if Path(ws.root).resolve() == config.workspace_dir().resolve():
+        return f"`make {target}`"
+    return f"`make {target} WORKSPACE={shlex.quote(str(ws.root))}`"
 
 
 def open_catalog(ws: Workspace) -> Catalog:

@@ -17,7 +17,8 @@ from typing import Any
 
 from .records import PageRecord
 
-CATALOG_SCHEMA = 1
+# 2: release_splits (a catalog of schema 1 gains the table when opened).
+CATALOG_SCHEMA = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +73,13 @@ CREATE TABLE IF NOT EXISTS releases (
     pages INTEGER NOT NULL,
     sha256sums TEXT NOT NULL
 );
+-- export: the split of every page released, as it was the first time: a page never
+-- changes split, whatever decides the splits of pages released later.
+CREATE TABLE IF NOT EXISTS release_splits (
+    page_id TEXT PRIMARY KEY,
+    split TEXT NOT NULL,
+    first_version TEXT NOT NULL
+);
 """
 
 
@@ -94,12 +102,13 @@ class Catalog:
                 f"{self.path} is not a readable catalog ({exc}); move it away to start afresh"
             ) from None
         found = self.meta("schema")
-        if found is None:
-            self.set_meta("schema", str(CATALOG_SCHEMA))
-        elif int(found) > CATALOG_SCHEMA:
+        if found is not None and int(found) > CATALOG_SCHEMA:
             raise RuntimeError(
                 f"{self.path} was written by a newer version (schema {found}); upgrade the tool"
             )
+        if found is None or int(found) < CATALOG_SCHEMA:
+            # The tables an older schema lacks were created above (IF NOT EXISTS).
+            self.set_meta("schema", str(CATALOG_SCHEMA))
 
     def close(self) -> None:
         self.conn.close()

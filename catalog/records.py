@@ -12,6 +12,7 @@ from typing import Any
 PAGE_SCHEMA = 1
 BOXES_SCHEMA = 1
 ANNOTATION_SCHEMA = 1
+CONVENTION_SCHEMA = 1
 
 BOX_KINDS = ("text", "image", "interactive", "landmark", "block")
 
@@ -123,3 +124,33 @@ class Annotation:
             masks=dict(data.get("masks", {})),
             meta=dict(data.get("meta", {})),
         )
+
+
+@dataclass
+class Convention:
+    """conventions/cNNNN.json: how one team segments, learned from its corrected pages.
+
+    `granularity` and `header_menu` are the proposal's settings that fit the team's
+    annotations best; `label_map` renames a proposed label to the one the team uses for it.
+    `pages` names what it was learned from (page id and the SHA-256 of its annotation.json),
+    `left_out` what was not and why, `figures` the fit (mean segment F1 of each candidate).
+    """
+
+    version: str  # c0001, c0002, ...
+    granularity: float = 0.0
+    header_menu: bool = False
+    label_map: dict[str, str] = field(default_factory=dict)
+    pages: list[dict[str, str]] = field(default_factory=list)
+    left_out: list[dict[str, str]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    schema: int = CONVENTION_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Convention:
+        if data.get("schema") != CONVENTION_SCHEMA:
+            raise ValueError(f"unsupported convention schema {data.get('schema')!r}")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -3,6 +3,7 @@
     <workspace>/catalog.sqlite
     <workspace>/pages/<page_id>/{screenshot.png,page.json,boxes.json,...}
     <workspace>/releases/vNNNN/
+    <workspace>/conventions/cNNNN.json   the team's convention, learned from its annotations
 
 A page directory appears all at once: it is written under a temporary name and renamed,
 so a kill at any moment leaves either the whole page or nothing.
@@ -19,7 +20,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .records import Convention
+
 TMP_PREFIX = ".tmp-"
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (another thread may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -27,6 +44,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); the result is an ordinary output, with the
+        # mode any file the user creates gets.
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -85,6 +105,29 @@ class Workspace:
     def releases_dir(self) -> Path:
         return self.root / "releases"
 
+    @property
+    def conventions_dir(self) -> Path:
+        return self.root / "conventions"
+
+    def convention_files(self) -> list[Path]:
+        """The learned conventions, oldest first (c0001.json, c0002.json, ...)."""
+        if not self.conventions_dir.is_dir():
+            return []
+        return sorted(self.conventions_dir.glob("c[0-9][0-9][0-9][0-9].json"))
+
+    def latest_convention(self) -> Convention | None:
+        """The convention the proposal follows now: the newest one learned, if any."""
+        files = self.convention_files()
+        if not files:
+            return None
+        try:
+            return Convention.from_dict(read_json(files[-1]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptFile(
+                f"{files[-1]} is not a convention ({exc}); run `python -m annotate learn` "
+                "to learn it again"
+            ) from None
+
     def page_dir(self, page_id: str) -> Path:
         return self.pages_dir / page_id
 
@@ -136,6 +179,7 @@ class Workspace:
         self.ensure()
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{page_id}-", dir=self.pages_dir))
         try:
+            tmp.chmod(0o777 & ~umask())  # mkdtemp's 0700, as for the files above
             yield tmp
             final = self.page_dir(page_id)
             if final.exists():

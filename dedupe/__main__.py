@@ -64,13 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sheet = _sheet(ws, catalog) if not args.no_sheet else None
     finally:
         catalog.close()
-    print(
-        f"run {report.run_id}: {report.pages} page(s), {len(report.hashed)} hashed, "
-        f"{len(report.skipped)} skipped, {report.matched} matched against the index, "
-        f"{report.edges} link(s) found; {report.groups} group(s), {report.duplicates} "
-        f"duplicate(s) dropped, {report.templates} template group(s), {report.changed} "
-        f"decision(s) changed in {report.seconds:.1f}s"
-    )
+    print("\n".join(report.lines()))
     if sheet:
         print(f"contact sheet: {sheet}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,7 +19,7 @@ from catalog.db import Catalog
 from catalog.workspace import CorruptFile, Workspace
 
 from . import store
-from .groups import decide
+from .groups import DUPLICATE_RELATIONS, decide
 from .hashes import HASH_ALGO
 from .match import NearRule, PageHashes, exact_edges, near_edges, template_edges
 from .reader import read_page
@@ -54,12 +55,31 @@ class RunReport:
     hashed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     matched: int = 0
-    edges: int = 0
-    changed: int = 0
-    groups: int = 0
+    edges: int = 0  # pairs of pages found alike this run, of any relation
+    duplicate_edges: int = 0  # of those, alike enough for one to be dropped
+    changed: int = 0  # pages whose group, template group or kept/dropped verdict changed
+    groups: int = 0  # one a page kept, with its duplicates if it has any
+    copied: int = 0  # groups of more than one page
     duplicates: int = 0
     templates: int = 0
     seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The run told in words a person new to dedupe can follow."""
+        layout = self.edges - self.duplicate_edges
+        return [
+            f"dedupe run {self.run_id}: {self.pages} page(s), {len(self.hashed)} hashed, "
+            f"{len(self.skipped)} skipped (unreadable files), {self.matched} matched against "
+            "the index (the new ones, each compared with every page seen so far)",
+            f"  {self.edges} new pair(s) of pages found alike: {self.duplicate_edges} as duplicates "
+            f"(the same or nearly the same pixels or text), {layout} sharing only a layout",
+            f"  {self.groups} page(s) kept and {self.duplicates} dropped as a copy of a kept "
+            f"page ({self.copied} kept page(s) have copies); {self.templates} template "
+            "group(s) (pages of one layout, kept together in one split)",
+            f"  {self.changed} page(s) with a new verdict (their group, template group or "
+            "kept/dropped changed since the last run; on a first run, every page)",
+            f"  {self.seconds:.1f}s",
+        ]
 
 
 def _hash_pages(ws: Workspace, rows: list, cfg: DedupeConfig, show: bool,
@@ -123,9 +143,12 @@ def run(ws: Workspace, catalog: Catalog, cfg: DedupeConfig, show_progress: bool 
     ]
     store.save_edges(catalog, edges, generation, run_id)
     report.edges = len(edges)
+    report.duplicate_edges = sum(1 for e in edges if e.relation in DUPLICATE_RELATIONS)
     decisions = decide(pages, store.current_edges(catalog, generation))
     report.changed = store.write_decisions(catalog, run_id, decisions)
-    report.groups = len({d.group_id for d in decisions})
+    sizes = Counter(d.group_id for d in decisions)
+    report.groups = len(sizes)
+    report.copied = sum(1 for n in sizes.values() if n > 1)
     report.duplicates = sum(1 for d in decisions if not d.canonical)
     report.templates = len({d.template_id for d in decisions})
     store.finish_run(catalog, run_id, len(report.hashed), len(report.skipped), len(edges))

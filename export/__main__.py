@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from catalog.cli import add_common_args, load, run_main
+from catalog.cli import add_common_args, load, make_hint, run_main
 
 from .memory import keep_freed_memory
 from .release import make_release, versions
@@ -67,10 +67,11 @@ def cmd_verify(argv: list[str]) -> int:
     args = _verify_parser().parse_args(argv)
     release = args.release
     if release is None:
-        _, ws = load(args)
+        config, ws = load(args)
         have = versions(ws.releases_dir)
         if not have:
-            raise ValueError(f"{ws.releases_dir} holds no release yet: run `make export` first")
+            raise ValueError(f"{ws.releases_dir} holds no release yet: run "
+                             f"{make_hint('export', ws, config)} first")
         release = ws.releases_dir / have[-1]
     with _bar("verify", "pages") as bar:
         task = bar.add_task("verify", total=None, rate=0.0, errors=0)
@@ -98,7 +99,8 @@ def cmd_release(argv: list[str]) -> int:
         if value is not None:
             setattr(ex, name, value)
     if not ws.catalog_path.is_file():
-        raise ValueError(f"{ws.catalog_path} does not exist: crawl and annotate first (make crawl)")
+        raise ValueError(f"{ws.catalog_path} does not exist: crawl and annotate first "
+                         f"({make_hint('crawl', ws, config)})")
     errors = 0
     with _bar("export", "pages") as bar:
         task = bar.add_task("export", total=None, rate=0.0, errors=0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import snippets
 from .manifest import Changes
+from .splitplan import SplitPlan
 
 SHOWN = 40  # rows of long lists shown in the card; the manifest has them all
 
@@ -32,6 +33,7 @@ class CardData:
     duplicates: int = 0
     regions_dropped: int = 0
     versions: dict[str, str] = field(default_factory=dict)  # libraries that wrote the files
+    split_plan: SplitPlan | None = None  # how the splits were decided
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -74,6 +76,27 @@ def _tile_files(ex: dict) -> str:
             if ex.get("tile_files") else "`<split>/tiles/metadata.jsonl`, ")
 
 
+def _split_plan(plan: SplitPlan | None) -> list[str]:
+    if plan is None:
+        return []
+    out = [plan.why(), ""]
+    c = plan.chosen
+    if c.kept:
+        out += [f"{c.kept} pages kept the split of an earlier release.", ""]
+    for group, split in c.forced:
+        out += [f"The hash left {split} empty: group `{group}`, the nearest to it by hash, "
+                f"was put in {split}.", ""]
+    if c.spanning:
+        shown = ", ".join(f"`{g}`" for g in c.spanning[:SHOWN])
+        n = len(c.spanning)
+        out += [f"**Warning:** {'1 group' if n == 1 else f'{n} groups'} of this key "
+                f"{'holds' if n == 1 else 'hold'} pages released in "
+                "different splits: an earlier release split them by a finer key, or duplicate "
+                "or template links found since joined them; a released page never changes "
+                f"split ({shown}).", ""]
+    return out
+
+
 def render_card(d: CardData) -> str:
     rows = d.manifest
     per_split = Counter(r["split"] for r in rows)
@@ -89,12 +112,13 @@ def render_card(d: CardData) -> str:
         "",
         "## Splits",
         "",
-        "A page's split is a salted hash of its group (registered domain, joined with its "
-        "duplicate and same-template groups), so no site or template spans two splits and a "
-        "page keeps its split as the dataset grows. Pages move only when a new cross-site "
-        "duplicate or template joins two groups; such moves are listed under Changes.",
+        "A page keeps the split of the first release that held it (the catalog records "
+        "it). A page new to this release takes the split of its group: the split the "
+        "group's released pages share, else a salted hash of the group's key, so no group "
+        "spans two splits.",
         "",
     ]
+    out += _split_plan(d.split_plan)
     out += _table(
         ["split", "pages", "tiles", "groups", "achieved", "asked"],
         [
@@ -145,13 +169,18 @@ def render_card(d: CardData) -> str:
     out += ["", "## Changes", ""]
     if not ch.previous:
         out += ["First release."]
+    elif ch.missing:
+        out += [f"The previous release, {ch.previous}, is not in releases/: what changed "
+                "since cannot be listed."]
     else:
         out += [f"Since {ch.previous}:"]
         out += _listing("pages added", ch.added)
         out += _listing("pages removed", ch.removed)
+        for why, pids in sorted(ch.removed_why.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            out += [f"  - {why}: {len(pids)}"]
         out += _listing("pages relabelled", ch.relabelled)
         out += _listing(
-            "pages that changed split (groups joined by a new cross-site link)",
+            "pages that changed split (released in another split before splits were recorded)",
             [f"{p} {a}->{b}" for p, a, b in ch.moved],
         )
 

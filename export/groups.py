@@ -7,8 +7,11 @@ sites: a duplicate or template group whose pages come from two sites links those
 The split of a group is a salted hash of its *key*, the lexicographically smallest site in
 it. Adding pages therefore never moves an existing page, except when a new page links two
 groups that were apart (a new cross-site duplicate or template): the merged group takes the
-split of its smallest site and the pages of the other group move. Release cards count such
-moves against the previous release.
+split of its smallest site and the pages of the other group move. (A release keeps the
+split a page had when it was first released: see `splitplan`.)
+
+A dataset of one or a few sites gives too few site groups for a split: finer levels of
+grouping (`LEVELS`) keep near-copies together, and templates where they can.
 """
 
 from __future__ import annotations
@@ -16,8 +19,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 SPLITS = ("train", "val", "test")
+# Ways to group pages, coarsest first; each joins duplicate groups, and those marked so
+# join same-template groups too:
+#   site       registered domain (the default: no site spans two splits)
+#   template   the page itself, joined with its duplicate and same-template groups
+#   section    host and first path segment (`/c3ref/...`), joined with duplicates only
+#   duplicate  the page itself, joined with its duplicates only
+LEVELS = ("site", "template", "section", "duplicate")
+JOINS_TEMPLATES = {"site": True, "template": True, "section": False, "duplicate": False}
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,7 @@ class PageLinks:
     site: str  # registered domain; empty: the page is a group of its own
     dup_group: str = ""
     template: str = ""
+    url: str = ""  # for the section level
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,27 @@ def _site(page: PageLinks) -> str:
     return page.site or f"page:{page.page_id}"
 
 
-def group_keys(pages: Iterable[PageLinks]) -> dict[str, str]:
-    """page_id -> group key (smallest site of the page's connected group of sites)."""
+def section_of(url: str) -> str:
+    """'https://Docs.x.org/c3ref/open.html' -> 'docs.x.org/c3ref'; '' without a host."""
+    parts = urlsplit(url)
+    if not parts.netloc:
+        return ""
+    return f"{parts.netloc.lower()}/{parts.path.lstrip('/').split('/', 1)[0]}"
+
+
+def _base(page: PageLinks, level: str) -> str:
+    if level == "site":
+        return _site(page)
+    if level == "section":
+        return section_of(page.url) or f"page:{page.page_id}"
+    return f"page:{page.page_id}"
+
+
+def group_keys(pages: Iterable[PageLinks], level: str = "site") -> dict[str, str]:
+    """page_id -> group key: the smallest base key (site, section or page) of the page's
+    connected group at that level (see LEVELS)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown grouping level {level!r} (known: {', '.join(LEVELS)})")
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -92,24 +124,27 @@ def group_keys(pages: Iterable[PageLinks]) -> dict[str, str]:
 
     pages = list(pages)
     first_site: dict[str, str] = {}
+    templates = JOINS_TEMPLATES[level]
     for page in pages:
-        site = _site(page)
+        site = _base(page, level)
         find(site)
         for link in (f"dup:{page.dup_group}" if page.dup_group else "",
-                     f"tpl:{page.template}" if page.template else ""):
+                     f"tpl:{page.template}" if page.template and templates else ""):
             if link:
                 if link in first_site:
                     union(first_site[link], site)
                 else:
                     first_site[link] = site
-    return {page.page_id: find(_site(page)) for page in pages}
+    return {page.page_id: find(_base(page, level)) for page in pages}
 
 
 def assign_splits(
-    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0
+    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0,
+    level: str = "site",
 ) -> dict[str, Assignment]:
-    """page_id -> (split, group key) for every page given."""
+    """page_id -> (split, group key) for every page given, by the hash of its group alone
+    (`splitplan` keeps the splits of pages released before)."""
     check_ratios(val_ratio, test_ratio)
-    keys = group_keys(pages)
+    keys = group_keys(pages, level)
     splits = {key: split_of_key(key, salt, val_ratio, test_ratio) for key in set(keys.values())}
     return {pid: Assignment(splits[key], key) for pid, key in keys.items()}

@@ -54,6 +54,8 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     relabelled: list[str] = field(default_factory=list)
     moved: list[tuple[str, str, str]] = field(default_factory=list)  # page, old, new split
+    removed_why: dict[str, list[str]] = field(default_factory=dict)  # reason -> removed pages
+    missing: bool = False  # the previous release's folder is gone: nothing could be compared
 
 
 def diff_manifests(previous: str, old: list[dict], new: list[dict]) -> Changes:

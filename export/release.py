@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 import stat
 import time
@@ -22,20 +21,30 @@ from pathlib import Path
 import numpy as np
 
 from catalog import Catalog, Config, Workspace
+from catalog.cli import make_hint
 
 from .card import CardData, render_card
-from .groups import Assignment, assign_splits, check_ratios
+from .groups import check_ratios
+from .history import (
+    SUMS,
+    VERSION_RE,
+    History,
+    manifest_splits,
+    read_history,
+    reconcile,
+    record_release,
+    recorded_splits,
+)
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
 from .png import encode_pixels
 from .preview import contact_sheet, pick
-from .select import PageInput, Selection, select_pages
+from .select import PageInput, Selection, count_preannotated, removal_reasons, select_pages
 from .split_files import dump_json, export_pages
+from .splitplan import SplitPlan, plan_splits
 from .workers import PageMap, page_map
 
-VERSION_RE = re.compile(r"^v(\d{4,})$")
 TMP_PREFIX = ".tmp-"
-SUMS = "SHA256SUMS"
 # Libraries whose output bytes a release depends on; the card names their versions.
 WRITERS = ("pillow", "numpy", "pycocotools", "pyarrow", "opencv-python-headless", "isal", "pyspng")
 
@@ -56,11 +65,6 @@ def versions(releases_dir: Path) -> list[str]:
         return []
     found = [p.name for p in releases_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
     return sorted(found, key=lambda v: int(v[1:]))
-
-
-def next_version(releases_dir: Path) -> str:
-    have = versions(releases_dir)
-    return f"v{int(have[-1][1:]) + 1:04d}" if have else "v0001"
 
 
 def sha256_file(path: Path) -> str:
@@ -147,15 +151,7 @@ def _make_release(
     for pid, why in sel.problems:
         log(f"left out {pid}: {why}")
     if not sel.pages:
-        what = "human-annotated or pre-annotated" if ex.include_preannotations else "human-annotated"
-        raise ValueError(
-            f"nothing to export from {ws.root}: no usable {what} page "
-            f"({len(sel.problems)} with bad input, {sel.duplicates} dropped duplicates); "
-            "run `make pull` first, or pass --include-preannotations"
-        )
-    assignment = assign_splits(sel.links, ex.split_salt, ex.val_ratio, ex.test_ratio)
-    if start:
-        start(len(sel.pages))
+        raise ValueError(_nothing_to_export(ws, config, sel))
 
     releases = ws.releases_dir
     releases.mkdir(parents=True, exist_ok=True)
@@ -164,34 +160,68 @@ def _make_release(
         fcntl.flock(lock, fcntl.LOCK_EX)
         for stale in releases.glob(f"{TMP_PREFIX}*"):  # left by a killed export
             shutil.rmtree(stale, ignore_errors=True)
-        version = next_version(releases)
+        with Catalog(ws.catalog_path) as cat:
+            history = read_history(cat, releases)
+            for line in reconcile(cat, releases, history):
+                log(line)
+            recorded = recorded_splits(cat, releases, history)
+        plan = plan_splits(sel.links, [p.page_id for p in sel.pages], recorded,
+                           ex.split_salt, ex.val_ratio, ex.test_ratio)
+        for pid, split in sorted(plan.unplaced.items()):
+            why = (f"was released in {split}, which this config does not write "
+                   "(a page never changes split): set [export] test_ratio to write it")
+            sel.problems.append((pid, why))
+            log(f"left out {pid}: {why}")
+        sel.pages = [p for p in sel.pages if p.page_id in plan.assignment]
+        if start:
+            start(len(sel.pages))
+        version = history.next_version()
         tmp = releases / f"{TMP_PREFIX}{version}-{os.getpid()}"
+        final = releases / version
         try:
-            result = _write(tmp, version, ws, config, classes, splits, sel, assignment, progress,
-                            log, pmap)
-            final = releases / version
+            result = _write(tmp, version, ws, config, classes, splits, sel, plan, history,
+                            progress, log, pmap)
             if final.exists():
                 raise FileExistsError(f"{final} exists; a release is never overwritten")
             _freeze(tmp)
-            os.rename(tmp, final)
+            digest = hashlib.sha256((tmp / SUMS).read_bytes()).hexdigest()
+            # The row and the splits commit only once the folder is in place; a kill
+            # between the two leaves a complete folder that the next export records.
+            with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
+                record_release(conn, version, time.time(), digest, manifest_splits(tmp))
+                os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    digest = hashlib.sha256((final / SUMS).read_bytes()).hexdigest()
-    with Catalog(ws.catalog_path) as cat, cat.transaction() as conn:
-        conn.execute(
-            "INSERT INTO releases(version, created_at, pages, sha256sums) VALUES(?,?,?,?)",
-            (version, time.time(), result.pages, digest),
-        )
     result.path = final
     return result
 
 
-def _previous_manifest(releases: Path, version: str) -> tuple[str, list[dict]]:
-    older = [v for v in versions(releases) if int(v[1:]) < int(version[1:])]
-    if not older or not (releases / older[-1] / "manifest.parquet").is_file():
-        return "", []
-    return older[-1], read_manifest(releases / older[-1] / "manifest.parquet")
+def _nothing_to_export(ws: Workspace, config: Config, sel: Selection) -> str:
+    """The message of an empty selection, pointing at the step that makes pages to export."""
+    what = ("human-annotated or pre-annotated" if config.export.include_preannotations
+            else "human-annotated")
+    pre = count_preannotated(ws, sel)
+    if pre and not config.export.include_preannotations:
+        hint = (f"run {make_hint('pull', ws, config)} first, or pass --include-preannotations "
+                f"to export the {pre} pre-annotated pages nobody reviewed yet")
+    elif pre:
+        hint = "every pre-annotated page was left out (see the lines above)"
+    else:
+        hint = (f"run {make_hint('pull', ws, config)} first; no page is pre-annotated either "
+                f"(run {make_hint('preannotate', ws, config)} before --include-preannotations)")
+    return (f"nothing to export from {ws.root}: no usable {what} page "
+            f"({len(sel.problems)} with bad input, {sel.duplicates} dropped duplicates); {hint}")
+
+
+def _previous_manifest(releases: Path, version: str,
+                       history: History) -> tuple[str, list[dict], bool]:
+    """(previous version, its manifest rows, whether its folder is missing)."""
+    previous = history.previous(version)
+    path = releases / previous / "manifest.parquet"
+    if not previous or not path.is_file():
+        return previous, [], bool(previous)
+    return previous, read_manifest(path), False
 
 
 def _write(
@@ -202,12 +232,14 @@ def _write(
     classes: ClassSet,
     splits: list[str],
     sel: Selection,
-    assignment: dict[str, Assignment],
+    plan: SplitPlan,
+    history: History,
     progress: Callable[[str, bool], None] | None,
     log: Callable[[str], None],
     pmap: PageMap,
 ) -> ReleaseResult:
     ex = config.export
+    assignment = plan.assignment
     by_split: dict[str, list[PageInput]] = {s: [] for s in splits}
     for page in sel.pages:
         by_split[assignment[page.page_id].split].append(page)
@@ -226,8 +258,12 @@ def _write(
     dump_json(classes.to_json(), root / "classes.json")
     write_manifest(manifest, root / "manifest.parquet")
     manifest = read_manifest(root / "manifest.parquet")  # sorted as written
-    previous, old_rows = _previous_manifest(ws.releases_dir, version)
+    previous, old_rows, missing = _previous_manifest(ws.releases_dir, version, history)
     changes = diff_manifests(previous, old_rows, manifest)
+    changes.missing = missing
+    changes.removed_why = removal_reasons(
+        old_rows, changes.removed, sel, ex.include_preannotations,
+        bad={pid for pid, _ in problems}, unplaced=set(plan.unplaced))
     names = classes.names
     colours = [classes.color(n) for n in names]
     if ex.preview_pages > 0:
@@ -243,7 +279,7 @@ def _write(
         pixels={s: o.pixels for s, o in outs.items()},
         tiles={s: o.tiles for s, o in outs.items()},
         config={"export": asdict(ex), "labels": asdict(config.labels)}, changes=changes,
-        problems=problems, duplicates=sel.duplicates,
+        problems=problems, duplicates=sel.duplicates, split_plan=plan,
         regions_dropped=sum(o.regions_dropped for o in outs.values()),
         versions=_library_versions(),
     )

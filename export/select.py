@@ -46,6 +46,8 @@ class Selection:
     links: list[PageLinks] = field(default_factory=list)  # every page the catalog knows
     problems: list[tuple[str, str]] = field(default_factory=list)  # (page_id, why left out)
     duplicates: int = 0  # annotated pages left out as dropped duplicates
+    dropped: set[str] = field(default_factory=set)  # every page dedupe dropped as a duplicate
+    human: set[str] = field(default_factory=set)  # pages with a human annotation
 
 
 def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
@@ -57,7 +59,8 @@ def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
     links, info = [], {}
     for r in rows:
         site = r["site"] or site_of(r["final_url"] or r["url"])
-        links.append(PageLinks(r["page_id"], site, r["group_id"] or "", r["template_id"] or ""))
+        links.append(PageLinks(r["page_id"], site, r["group_id"] or "", r["template_id"] or "",
+                               r["final_url"] or r["url"]))
         info[r["page_id"]] = {
             "url": r["url"], "final_url": r["final_url"], "site": site,
             "dropped": r["canonical"] is not None and int(r["canonical"]) == 0,
@@ -147,11 +150,12 @@ def select_pages(
     """The pages to export, in page id order; pmap runs the checks of their files (a
     `workers.page_map` for several processes)."""
     links, info = _links(cat)
-    sel = Selection(links=links)
     human = {
         r["page_id"]: bool(r["reviewed"])
         for r in cat.execute("SELECT page_id, reviewed FROM annotations ORDER BY page_id")
     }
+    sel = Selection(links=links, human=set(human),
+                    dropped={pid for pid, meta in info.items() if meta["dropped"]})
     candidates: list[tuple[str, str, bool, Path]] = []
     for pid, reviewed in human.items():
         candidates.append((pid, "human", reviewed, ws.annotation_json(pid)))
@@ -185,3 +189,48 @@ def select_pages(
             )
         )
     return sel
+
+
+# Why a page of the previous release is not in this one, by kind (the card counts them).
+GONE = "no longer in the catalog"
+DUPLICATE = "dropped as a duplicate by dedupe since"
+BAD_INPUT = "left out for bad input (see Left out)"
+PRE_NOT_ASKED = "pre-annotated, not selected this time (export without --include-preannotations)"
+PRE_GONE = "its pre-annotation is gone"
+HUMAN_GONE = "its human annotation is no longer in the catalog"
+SPLIT_NOT_ASKED = "released in a split this config does not ask for (see Left out)"
+
+
+def removal_reasons(
+    old_rows: list[dict], removed: list[str], sel: Selection, include_preannotations: bool,
+    bad: set[str], unplaced: set[str],
+) -> dict[str, list[str]]:
+    """reason -> ids of the removed pages (of the previous release) it explains.
+
+    bad: pages left out for bad input in this export; unplaced: pages whose recorded
+    split this export does not write."""
+    source = {r["page_id"]: r["source"] for r in old_rows}
+    known = {link.page_id for link in sel.links}
+    out: dict[str, list[str]] = {}
+    for pid in removed:
+        if pid not in known:
+            why = GONE
+        elif pid in sel.dropped:
+            why = DUPLICATE
+        elif pid in unplaced:
+            why = SPLIT_NOT_ASKED
+        elif pid in bad:
+            why = BAD_INPUT
+        elif source.get(pid) == "human":
+            why = HUMAN_GONE
+        else:
+            why = PRE_GONE if include_preannotations else PRE_NOT_ASKED
+        out.setdefault(why, []).append(pid)
+    return out
+
+
+def count_preannotated(ws: Workspace, sel: Selection) -> int:
+    """Pages of the catalog with a pre-annotation, dropped duplicates aside."""
+    return sum(1 for link in sel.links
+               if link.page_id not in sel.dropped
+               and ws.preannotation_json(link.page_id).is_file())

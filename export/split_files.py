@@ -138,8 +138,8 @@ def export_pages(
         for sub in subs:
             (root / split / sub).mkdir(parents=True, exist_ok=True)
     items = [
-        (split, page, caption(split, page.page_id, page.site) if page.page_id in previewed
-         else None)
+        (split, page, caption(split, page.page_id, page.site, page.source)
+         if page.page_id in previewed else None)
         for split, pages in by_split.items()
         for page in sorted(pages, key=lambda p: p.page_id)
     ]

@@ -25,11 +25,12 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from .coco import semantic_from_coco
+from .history import SUMS
 from .manifest import SCHEMA
 from .masks import IGNORE, ClassSet
 from .pagefiles import class_histogram
 from .png import read_indexed_top
-from .release import SUMS, sha256_file
+from .release import sha256_file
 from .tiles import crop_window, histogram_json, window_histograms, windows
 from .workers import page_map
 

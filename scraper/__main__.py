@@ -10,11 +10,11 @@ from catalog.cli import run_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scraper", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import cli_capture, cli_check, cli_crawl
+    from .cli import capture, check, crawl
 
-    cli_capture.register(sub)
-    cli_crawl.register(sub)
-    cli_check.register(sub)
+    capture.register(sub)
+    crawl.register(sub)
+    check.register(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -23,6 +23,7 @@ from catalog.sites import site_of
 from catalog.urls import BadURL, normalise_url
 
 from .browser import BrowserOptions
+from .causes import cause_of
 from .frontier import Entry, Frontier
 from .orphans import WorkspaceLock, reap
 from .politeness import Politeness
@@ -303,11 +304,13 @@ class Engine:
             self._captured(out)
         elif out.kind == "robots":
             ev["robots"] += 1
-            self.frontier.set_state(e, "skipped", error="robots")
+            self.frontier.set_state(e, "skipped", error="robots",
+                                    cause="robots.txt disallows it for this crawl's user agent")
         elif out.kind == "no_browser":
             self.no_browser += 1
             ev["no_browser"] += 1
-            self.frontier.set_state(e, "queued", next_at=now + 1.0, error="no_browser")
+            self.frontier.set_state(e, "queued", next_at=now + 1.0, error="no_browser",
+                                    cause=out.error)
             if self.no_browser >= MAX_NO_BROWSER * self.pool.size:
                 where = f"the Grid at {self.crawl.grid}" if self.crawl.grid else "Chromium"
                 self.fatal = f"cannot start a browser ({out.error}); is {where} installed and running?"
@@ -317,12 +320,15 @@ class Engine:
             attempts = e.attempts + 1
             if out.error:
                 self.last_errors[kind] = out.error
+            cause = out.error or ("robots.txt answered with a server error"
+                                  if kind == "robots_5xx" else "")
             if attempts > self.policy.retries:
-                self.frontier.set_state(e, "failed", attempts=attempts, error=kind)
+                self.frontier.set_state(e, "failed", attempts=attempts, error=kind, cause=cause)
             else:
                 when = out.retry_at or (now if out.kind == "browser_died" else
                                         now + self.policy.backoff * 2 ** (attempts - 1))
-                self.frontier.set_state(e, "queued", attempts=attempts, next_at=when, error=kind)
+                self.frontier.set_state(e, "queued", attempts=attempts, next_at=when, error=kind,
+                                        cause=cause)
 
     def _captured(self, out: Outcome) -> None:
         e, result = out.job.entry, out.result
@@ -337,7 +343,9 @@ class Engine:
             ev["redirect_offsite"] += 1
             if self.catalog.page(page.page_id) is None:
                 shutil.rmtree(self.ws.page_dir(page.page_id), ignore_errors=True)
-            self.frontier.set_state(e, "failed", attempts=attempts, error="redirect_offsite")
+            self.frontier.set_state(e, "failed", attempts=attempts, error="redirect_offsite",
+                                    cause=f"redirected to {final}, which the crawl may not "
+                                    "follow (outside the seed's scope, or a private address)")
             return
         retry_after = getattr(page, "retry_after", None)
         if is_retryable(page.status, page.http_status):
@@ -352,6 +360,7 @@ class Engine:
                     self.catalog.record_page(page, site=site_of(final), conn=conn)
                     self.frontier.set_state(e, "queued", conn=conn, attempts=attempts,
                                             next_at=now + delay, error=kind,
+                                            cause=cause_of(page),
                                             page_id=page.page_id, page_status=page.status)
                 return
         counted = page.status in COUNTED
@@ -364,6 +373,7 @@ class Engine:
             self.catalog.record_page(page, site=site_of(final), conn=conn)
             self.frontier.set_state(e, "done", conn=conn, attempts=attempts,
                                     error="" if page.status == "ok" else kind,
+                                    cause=cause_of(page),
                                     page_id=page.page_id, page_status=page.status,
                                     counted=counted)
             if final != e.url:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from catalog import Catalog
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS frontier (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at REAL NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',   -- kind of the last failure (robots, http_404, timeout...)
+    cause TEXT NOT NULL DEFAULT '',   -- its message (net::ERR_NAME_NOT_RESOLVED, HTTP 404...)
     page_id TEXT NOT NULL DEFAULT '',
     page_status TEXT NOT NULL DEFAULT '',
     counted INTEGER NOT NULL DEFAULT 0,  -- 1: a captured page that counts against max_pages
@@ -38,6 +39,22 @@ CREATE INDEX IF NOT EXISTS frontier_page ON frontier(page_id);
 """
 
 STATES = ("queued", "in_flight", "done", "failed", "skipped")
+
+# Rows that ended badly: given up, skipped, or captured with an error status.
+ERROR_ROWS = "state IN ('failed','skipped') OR (state='done' AND page_status NOT IN ('ok',''))"
+
+
+@dataclass
+class FailedURL:
+    """A URL whose capture failed (or was skipped), as `status --errors` lists it."""
+
+    url: str
+    viewport: str
+    kind: str  # http_404, unreachable, timeout, robots, redirect_offsite...
+    cause: str  # the message, "" in a catalog written before causes were kept
+    attempts: int
+    state: str  # failed | skipped | done (recorded with an error status)
+    page_id: str  # the page directory of the last attempt, if it left one
 
 
 @dataclass
@@ -60,6 +77,9 @@ class Frontier:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
         catalog.ensure_tables(FRONTIER_DDL)
+        columns = {r[1] for r in catalog.execute("PRAGMA table_info(frontier)")}
+        if "cause" not in columns:  # a catalog from before causes were kept: they read as ""
+            catalog.execute("ALTER TABLE frontier ADD COLUMN cause TEXT NOT NULL DEFAULT ''")
 
     def recover(self) -> int:
         """Return pages a killed crawl left in flight to the queue; returns how many."""
@@ -100,12 +120,14 @@ class Frontier:
 
     def set_state(self, e: Entry, state: str, *, conn: sqlite3.Connection | None = None,
                   attempts: int | None = None, next_at: float = 0.0, error: str = "",
-                  page_id: str = "", page_status: str = "", counted: bool = False) -> None:
+                  cause: str = "", page_id: str = "", page_status: str = "",
+                  counted: bool = False) -> None:
         (conn or self.catalog.conn).execute(
-            "UPDATE frontier SET state=?, attempts=?, next_at=?, error=?, page_id=?,"
+            "UPDATE frontier SET state=?, attempts=?, next_at=?, error=?, cause=?, page_id=?,"
             " page_status=?, counted=?, updated_at=? WHERE url=? AND viewport=?",
-            (state, e.attempts if attempts is None else attempts, next_at, error, page_id,
-             page_status, int(counted), time.time(), e.url, e.viewport),
+            (state, e.attempts if attempts is None else attempts, next_at, error,
+             cause if error else "", page_id, page_status, int(counted), time.time(), e.url,
+             e.viewport),
         )
 
     def mark_alias_done(self, alias: Entry, page_id: str, page_status: str,
@@ -144,11 +166,20 @@ class Frontier:
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
+    def failed_urls(self, limit: int | None = None) -> Iterator[FailedURL]:
+        """The URLs that failed, in the order they were found; read as they are iterated, so
+        a listing of a million takes no more memory than one of ten."""
+        sql = ("SELECT url, viewport, CASE WHEN error != '' THEN error ELSE page_status END,"
+               f" cause, attempts, state, page_id FROM frontier WHERE ({ERROR_ROWS}) ORDER BY rowid")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.catalog.execute(sql):
+            yield FailedURL(row[0], row[1], row[2] or "unknown", *row[3:])
+
     def error_counts(self) -> dict[str, int]:
         """Failures and skips by kind, plus captured pages whose status is not ok."""
         rows = self.catalog.execute(
             "SELECT CASE WHEN error != '' THEN error ELSE page_status END AS k, COUNT(*)"
-            " FROM frontier WHERE state IN ('failed','skipped')"
-            " OR (state='done' AND page_status NOT IN ('ok','')) GROUP BY k"
+            f" FROM frontier WHERE ({ERROR_ROWS}) GROUP BY k"
         ).fetchall()
         return {r[0] or "unknown": int(r[1]) for r in rows}

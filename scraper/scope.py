@@ -16,7 +16,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from catalog.sites import registered_domain
-from catalog.urls import BadURL, normalise_url
+from catalog.urls import normalise_url
 
 SCOPES = ("page", "prefix", "host", "domain")
 NEVER_FOLLOWED = ("file", "javascript", "data", "mailto")
@@ -83,28 +83,6 @@ def in_scope(seed_url: str, scope: str, url: str) -> bool:
     if scope == "domain":
         return registered_domain(cand.hostname or "") == registered_domain(seed.hostname or "")
     raise ValueError(f"scope {scope!r} must be one of {', '.join(SCOPES)}")
-
-
-def parse_seed_line(line: str, default_scope: str, include: Iterable[str] = (),
-                    exclude: Iterable[str] = ()) -> Seed | None:
-    """'URL' or 'URL SCOPE' (a seeds file line or a config entry).
-
-    A word starting with '#' starts a comment (a '#' inside a URL is its fragment).
-    """
-    parts = []
-    for word in line.split():
-        if word.startswith("#"):
-            break
-        parts.append(word)
-    if not parts:
-        return None
-    if len(parts) > 2:
-        raise ValueError(f"seed line {line.strip()!r} must be 'URL' or 'URL SCOPE'")
-    scope = parts[1] if len(parts) == 2 else default_scope
-    try:
-        return Seed(parts[0], scope, tuple(include), tuple(exclude))
-    except BadURL as exc:
-        raise ValueError(f"seed {parts[0]!r} is not a crawlable URL: {exc}") from None
 
 
 # -- link safety ---------------------------------------------------------------------------

@@ -48,17 +48,17 @@ class StudioServer:
         return env
 
     def restart(self) -> None:
-        from annotate import server
+        from annotate.studio import server
 
         server.start(self.port, self.data_dir, self.document_root, self.env_file, quiet=True)
 
     def kill(self) -> None:
-        from annotate import server
+        from annotate.studio import server
 
         server.kill(self.data_dir)
 
     def stop(self) -> None:
-        from annotate import server
+        from annotate.studio import server
 
         server.stop(self.data_dir, quiet=True)
 
@@ -72,7 +72,7 @@ def _template_key(ls_bin: Path) -> str:
 def labelstudio(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[StudioServer]:
-    from annotate import server
+    from annotate.studio import server
 
     ls_bin = Path(os.environ.get(server.BIN_VAR) or server.DEFAULT_BIN)
     if not ls_bin.exists():

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalog import BadURL, Catalog, PageRecord, Workspace, normalise_url, page_id
+from catalog import (
+    BadURL,
+    Catalog,
+    PageRecord,
+    Workspace,
+    normalise_url,
+    page_id,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from catalog.config import ConfigError, load_config, resolve_viewport
 
 
@@ -73,6 +84,27 @@ def test_a_page_dir_appears_whole_and_replaces_the_old_one(tmp_path):
     (ws.pages_dir / ".tmp-p2-xyz").mkdir()
     assert ws.page_ids() == ["p1"]
     assert ws.clean_partial() == 1
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])
+def test_atomic_outputs_get_the_mode_the_umask_gives(tmp_path, mask):
+    """Files and page folders written atomically are readable as the user's umask says, not
+    private to their owner as the temporary file they started as."""
+    old = os.umask(mask)
+    try:
+        write_bytes_atomic(tmp_path / "dedupe" / "groups.png", b"png")
+        write_json_atomic(tmp_path / "page.json", {"a": 1})
+        ws = Workspace(tmp_path / "ws")
+        with ws.new_page_dir("p1") as d:
+            (d / "page.json").write_bytes(b"{}")
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "dedupe" / "groups.png").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "page.json").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask  # what open() gives
+    assert stat.S_IMODE(ws.page_dir("p1").stat().st_mode) == 0o777 & ~mask
 
 
 def test_catalog_transaction_rolls_back(tmp_path):

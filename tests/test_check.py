@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from catalog import Catalog
+from catalog import Catalog, PageRecord, page_id, write_json_atomic
 from catalog.workspace import Workspace
 
 from .test_crawl_resume import make_site
 from .test_crawl_site import ROOT, run_crawl
-
-pytestmark = pytest.mark.browser
 
 
 def check(ws: Path, *args: str) -> subprocess.CompletedProcess:
@@ -26,6 +25,7 @@ def check(ws: Path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "200"})
 
 
+@pytest.mark.browser
 def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     chromium: str, tmp_path: Path
 ) -> None:
@@ -66,7 +66,11 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     assert any(pdf["page_id"] in x and "page.json is not JSON" in x for x in lines)
     assert any(c["page_id"] in x and "boxes.json box 0 lacks its id, kind or bbox" in x
                for x in lines)
-    assert "4 broken; capture them again with `python -m scraper check --recapture" in found.stdout
+    assert any(x.startswith(f"{c['page_id']} {c['url']}: ") and "; not recapturable, a human "
+               "annotation was drawn on its screenshot" in x for x in lines)
+    assert (f"4 broken; capture 3 of them again with `python -m scraper check --recapture "
+            f"--workspace {root}`; 1 carries a human annotation, which --recapture leaves as it "
+            "is (see above)") in found.stdout
     assert "1 catalog rows brought up to date from their page.json" in found.stdout
     with Catalog(ws.catalog_path) as cat:
         assert dict(cat.page(d["page_id"])) == d
@@ -98,3 +102,43 @@ def test_check_finds_damaged_pages_and_recaptures_them_without_losing_any(
     with Catalog(ws.catalog_path) as cat:
         assert {cat.page(r["page_id"])["status"] for r in (a, b, c, pdf)} == {"ok", "not_html"}
     assert ws.screenshot(b["page_id"]).is_file()
+
+
+def _page(ws: Workspace, catalog: Catalog, name: str) -> str:
+    """A captured page written by hand: page.json, boxes.json, a screenshot, its row."""
+    url = f"http://a.example/{name}"
+    pid = page_id(url, (320, 200))
+    ws.page_dir(pid).mkdir(parents=True)
+    Image.new("RGB", (320, 200), "white").save(ws.screenshot(pid))
+    write_json_atomic(ws.boxes_json(pid), {"schema": 1, "width": 320, "height": 200, "boxes": []})
+    record = PageRecord(pid, url, url, "ok", [320, 200], 1.0, 320, 200, captured_at=1.0)
+    write_json_atomic(ws.page_json(pid), record.to_dict())
+    with catalog.transaction() as conn:
+        catalog.record_page(record, site="a.example", conn=conn)
+    return pid
+
+
+def test_check_says_up_front_which_broken_pages_recapture_will_not_take(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    with Catalog(ws.catalog_path) as catalog:
+        plain, annotated, whole = (_page(ws, catalog, n) for n in ("a", "b", "c"))
+    for pid in (plain, annotated):
+        ws.screenshot(pid).unlink()
+    ws.annotation_json(annotated).write_text('{"regions": []}')
+    (tmp_path / "ws.toml").write_text("")  # the config `check` is given
+    found = check(ws.root)
+    assert found.returncode == 1, found.stdout + found.stderr
+    lines = found.stdout.splitlines()
+    assert f"{plain} http://a.example/a: screenshot.png is missing" in lines
+    assert (f"{annotated} http://a.example/b: screenshot.png is missing; not recapturable, a "
+            "human annotation was drawn on its screenshot: capture it by hand (`python -m scraper "
+            "capture URL`) if that annotation may go") in lines
+    assert lines[-1] == (f"3 pages checked: 2 broken; capture 1 of them again with `python -m "
+                         f"scraper check --recapture --workspace {ws.root}`; 1 carries a human "
+                         "annotation, which --recapture leaves as it is (see above)")
+    # Only annotated pages broken: --recapture is not suggested at all.
+    ws.annotation_json(plain).write_text('{"regions": []}')
+    only = check(ws.root).stdout.splitlines()
+    assert only[-1] == ("3 pages checked: 2 broken; 2 carry a human annotation, which "
+                        "--recapture leaves as it is (see above)")
+    assert not any("--recapture --workspace" in x for x in only)

@@ -71,7 +71,9 @@ def test_bad_seeds_are_one_clear_error(tmp_path: Path) -> None:
     seeds.write_text("http://127.0.0.1:1/ somewhere\n")
     proc = run_crawl(tmp_path / "ws", "--seeds", str(seeds), timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: scope 'somewhere'")
+    first, last = proc.stderr.strip().splitlines()
+    assert first.startswith(f"{seeds}:1: 'http://127.0.0.1:1/ somewhere': scope 'somewhere'")
+    assert last == "error: 1 malformed seed(s) (listed above) and no other seed; nothing crawled"
     missing = run_crawl(tmp_path / "ws", "--seeds", str(tmp_path / "nope.txt"), timeout=60)
     assert missing.returncode == 2 and "nope.txt does not exist" in missing.stderr
 

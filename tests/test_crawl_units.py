@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog import Catalog, Config, Workspace
-from scraper.cli_crawl import move_origin
+from scraper.cli.crawl import move_origin
 from scraper.engine import Engine
 from scraper.frontier import Entry, Frontier
 from scraper.politeness import Politeness
@@ -330,7 +330,7 @@ def test_static_server_types_and_port_reuse(tmp_path: Path) -> None:
 def _args(*argv: str):
     import argparse
 
-    from scraper.cli_crawl import register
+    from scraper.cli.crawl import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -339,20 +339,25 @@ def _args(*argv: str):
 
 def test_seeds_come_from_the_command_line_and_file_else_the_config(tmp_path: Path) -> None:
     from catalog import Config
-    from scraper.cli_crawl import apply_flags, build_seeds, seed_lines
+    from scraper.cli.crawl import apply_flags, build_seeds, seed_lines
+    from scraper.seeds import SeedLine
 
     config = Config()
     config.crawl.seeds = ["https://config.example/docs/"]
-    assert seed_lines(config, _args()) == ["https://config.example/docs/"]
+    assert seed_lines(config, _args()) == [SeedLine("https://config.example/docs/",
+                                                    "[crawl] seeds entry 1")]
     listing = tmp_path / "seeds.txt"
     listing.write_text("# mine\nhttps://a.example/x/ host\n\nhttps://b.example/\n")
     lines = seed_lines(config, _args("https://c.example/", "--seeds", str(listing)))
-    seeds = build_seeds(lines, config)
+    assert [line.where for line in lines] == ["argument 1", *(f"{listing}:{n}" for n in range(1, 5))]
+    seeds, bad = build_seeds(lines, config)
+    assert bad == []
     assert [(s.url, s.scope) for s in seeds] == [
         ("https://c.example/", "prefix"), ("https://a.example/x/", "host"),
         ("https://b.example/", "prefix")]
     # '/path' seeds are relative to the served folder.
-    served = build_seeds(["/lang.html"], config, "http://127.0.0.1:4000/")
+    served, _ = build_seeds([SeedLine("/lang.html", "argument 1")], config,
+                            "http://127.0.0.1:4000/")
     assert served[0].url == "http://127.0.0.1:4000/lang.html"
     # Flags override the config file.
     args = _args("--max-pages", "7", "--scope", "domain", "--browsers", "3", "--no-robots",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import stat
 import subprocess
 import sys
 import time
@@ -86,6 +88,13 @@ def test_groups_incremental_runs_and_a_corrupt_screenshot(tmp_path: Path) -> Non
     for bad in ("z_broken", "z_cut", "z_gone"):
         assert f"page {bad}:" in first.stderr
     assert "6 hashed, 3 skipped" in first.stdout
+    # Each figure says what it counts: pairs of pages alike (duplicates or one layout), the
+    # groups they make, and pages whose verdict changed.
+    assert "12 new pair(s) of pages found alike: 6 as duplicates" in first.stdout
+    assert ("3 page(s) kept and 3 dropped as a copy of a kept page (1 kept page(s) have copies)"
+            in first.stdout)
+    assert "6 page(s) with a new verdict" in first.stdout
+    assert "link(s)" not in first.stdout and "decision(s)" not in first.stdout
 
     out = dedupe(ws, "groups", "--json")
     groups = json.loads(out.stdout)
@@ -103,7 +112,11 @@ def test_groups_incremental_runs_and_a_corrupt_screenshot(tmp_path: Path) -> Non
     tpl = dict(cat.execute("SELECT page_id, template_id FROM template_groups").fetchall())
     # Same template (header + text column) but different pages: grouped, not dropped.
     assert tpl["q_other"] == tpl["p_copy"] == tpl["r_third"]
-    assert (ws.root / "dedupe" / "groups.png").exists()
+    sheet = ws.root / "dedupe" / "groups.png"
+    # An output like any other: as readable as the umask lets a new file be (0644 mostly).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(sheet.stat().st_mode) == 0o666 & ~umask
 
     # Incremental: a new page is the only one hashed, and it joins its group.
     make_page(ws, cat, "p_later", 1, words=base_words, edit=2)

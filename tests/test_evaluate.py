@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from annotate.baselines import naive_split, whole_page
-from annotate.boxes import parse_boxes
-from annotate.evaluate import PageScore, summarise
-from annotate.kreuzer import list_pages, map_type, split_of, strip_blocks
-from annotate.labelset import label_set
-from annotate.metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
-from annotate.overlay import contact_sheet, side_by_side
+from annotate.evaluate.baselines import naive_split, whole_page
+from annotate.evaluate.evaluation import PageScore, summarise
+from annotate.evaluate.kreuzer import list_pages, map_type, split_of, strip_blocks
+from annotate.evaluate.overlay import contact_sheet, side_by_side
+from annotate.propose.boxes import parse_boxes
+from annotate.propose.labelset import label_set
+from segmentation.metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -271,8 +271,8 @@ def test_evaluate_on_corpus_pages_beats_the_whole_page(kreuzer_dir, chromium, tm
 
 
 def test_evaluate_against_pulled_annotations(tmp_path):
-    from annotate.evaluate import evaluate_workspace
-    from annotate.preannotate import preannotate_page
+    from annotate.evaluate.evaluation import evaluate_workspace
+    from annotate.propose.preannotate import preannotate_page
     from catalog.records import Annotation, Region
     from catalog.workspace import Workspace
     from tests.test_preannotate import _workspace_with_page, classic_page
@@ -298,7 +298,7 @@ def test_evaluate_against_pulled_annotations(tmp_path):
 
 
 def test_evaluate_without_annotations_says_what_to_do(tmp_path):
-    from annotate.evaluate import evaluate_workspace
+    from annotate.evaluate.evaluation import evaluate_workspace
     from catalog.workspace import Workspace
 
     with pytest.raises(ValueError, match="annotate pull"):

@@ -213,13 +213,16 @@ def test_a_new_release_never_touches_the_old_and_lists_what_changed(tmp_path):
     assert f"- pages added: 6 ({', '.join(sorted(new))})" in card
     assert f"- pages removed: 1 ({pids[0]})" in card
     assert f"- pages relabelled: 1 ({pids[1]})" in card
-    assert "changed split (groups joined by a new cross-site link): none" in card
+    assert "  - its human annotation is no longer in the catalog: 1" in card
+    assert "changed split (released in another split before splits were recorded): none" in card
     with Catalog(ws.catalog_path) as cat:
         got = [r["version"] for r in cat.execute("SELECT version FROM releases ORDER BY version")]
     assert got == ["v0001", "v0002"]
 
 
-def test_a_new_cross_site_template_moves_pages_and_the_card_says_so(tmp_path):
+def test_a_new_cross_site_template_moves_no_released_page_and_the_card_says_so(tmp_path):
+    # A page released once never changes split: when a template found later joins a val
+    # group to a train group, both keep their splits, and the card names the group.
     ws, pids = _workspace(tmp_path / "ws", n=24)
     cfg = _config()
     v1 = make_release(ws, cfg, log=lambda _: None).path
@@ -232,12 +235,14 @@ def test_a_new_cross_site_template_moves_pages_and_the_card_says_so(tmp_path):
                         (r["page_id"],))
     v2 = make_release(ws, cfg, log=lambda _: None).path
     after = {r["page_id"]: r for r in _manifest(v2)}
-    assert after[val["page_id"]]["split"] == after[train["page_id"]]["split"]
-    moved = [pid for pid, r in after.items()
-             if r["split"] != next(x["split"] for x in rows if x["page_id"] == pid)]
-    assert moved
+    assert {pid: r["split"] for pid, r in after.items()} == {r["page_id"]: r["split"] for r in rows}
+    joined = after[val["page_id"]]["group"]
+    assert joined == after[train["page_id"]]["group"]
     card = (v2 / "README.md").read_text()
-    assert f"changed split (groups joined by a new cross-site link): {len(moved)}" in card
+    assert "changed split (released in another split before splits were recorded): none" in card
+    assert "**Warning:** 1 group of this key holds pages released in different splits" in card
+    assert f"`{joined}`" in card
+    assert "24 pages kept the split of an earlier release." in card
 
 
 def test_bad_pages_are_reported_and_left_out(tmp_path):
@@ -290,7 +295,8 @@ def test_preannotated_pages_only_when_asked_and_marked(tmp_path):
 
 
 def test_duplicates_dropped_by_dedupe_never_go_in(tmp_path):
-    ws, pids = _workspace(tmp_path / "ws", n=4)
+    # Twelve sites: enough groups for the site key (fewer fall back to finer keys).
+    ws, pids = _workspace(tmp_path / "ws", n=24)
     with Catalog(ws.catalog_path) as cat:
         dup = add_page(ws, cat, "https://www.mirror.net/copy", seed=1, width=300, height=500,
                        dup_group="g", canonical=False)

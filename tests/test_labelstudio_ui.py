@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from annotate.studio_client import sdk_headers
+from annotate.studio.client import sdk_headers
 from tests.labelstudio_fixture import StudioServer, make_workspace, run_annotate
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser, pytest.mark.slow]

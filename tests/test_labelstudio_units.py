@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from label_studio_sdk.converter import brush
 
-from annotate.studio_config import config_labels, config_mismatch, labelling_config
-from annotate.studio_env import read_env_file, update_env_file
-from annotate.studio_report import match_regions, pixel_iou, raster
-from annotate.studio_rle import decode_rle, encode_rle, mask_to_rle, rle_to_mask
-from annotate.studio_tasks import brush_result, parse_results, rect_result
+from annotate.studio.config import config_labels, config_mismatch, labelling_config
+from annotate.studio.env import read_env_file, update_env_file
+from annotate.studio.report import match_regions, pixel_iou, raster
+from annotate.studio.rle import decode_rle, encode_rle, mask_to_rle, rle_to_mask
+from annotate.studio.tasks import brush_result, parse_results, rect_result
 from catalog.config import LabelsConfig
 
 runs = st.lists(
@@ -144,8 +144,8 @@ def test_env_file_is_private_and_keeps_other_lines(tmp_path):
 
 
 def test_serialised_task_is_the_json_of_the_plain_prediction(tmp_path):
-    from annotate.studio_rle import ints_json
-    from annotate.studio_tasks import prediction_from_preannotation, serialise
+    from annotate.studio.rle import ints_json
+    from annotate.studio.tasks import prediction_from_preannotation, serialise
 
     assert ints_json(np.array([0, 7, 42, 255], np.uint8)) == b"[0,7,42,255]"
     mask = np.zeros((40, 30), np.uint8)
@@ -163,9 +163,9 @@ def test_serialised_task_is_the_json_of_the_plain_prediction(tmp_path):
 
 
 def test_unreachable_server_is_retried_then_one_clear_line():
-    from annotate import server
-    from annotate.studio_client import StudioClient, StudioUnavailable
-    from annotate.studio_env import Credentials
+    from annotate.studio import server
+    from annotate.studio.client import StudioClient, StudioUnavailable
+    from annotate.studio.env import Credentials
 
     waits = []
     port = server.free_port()  # nothing listens there
@@ -176,3 +176,107 @@ def test_unreachable_server_is_retried_then_one_clear_line():
     assert waits == [0.5, 1.0, 2.0]
     message = str(err.value)
     assert "\n" not in message and "make labelstudio" in message and "after 3 retries" in message
+
+
+def _report_page(tmp_path):
+    """A workspace with one annotated page: header kept, main moved, footer deleted,
+    sidebar added; text mask changed, image mask untouched."""
+    from PIL import Image
+
+    from catalog.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    pid = "p1"
+    ws.page_dir(pid).mkdir()
+    Image.new("RGB", (640, 400), "white").save(ws.screenshot(pid))
+    text = np.zeros((400, 640), np.uint8)
+    text[100:120, 20:300] = 255
+    image = np.zeros((400, 640), np.uint8)
+    image[200:260, 20:120] = 255
+    for name, arr in (("pre_text.png", text), ("pre_image.png", image),
+                      ("ann_image.png", image)):
+        Image.fromarray(arr).save(ws.page_dir(pid) / name)
+    edited = text.copy()
+    edited[130:150, 20:300] = 255
+    Image.fromarray(edited).save(ws.page_dir(pid) / "ann_text.png")
+    region = lambda label, bbox: {"label": label, "bbox": bbox, "score": 0.5}  # noqa: E731
+    pre = {"schema": 1, "page_id": pid, "width": 640, "height": 400,
+           "regions": [region("header", [0, 0, 640, 50]), region("main", [0, 60, 640, 200]),
+                       region("footer", [0, 350, 640, 40])],
+           "masks": {"text": "pre_text.png", "image": "pre_image.png"}}
+    ann = {**pre, "regions": [region("header", [0, 0, 640, 50]),
+                              region("main", [0, 70, 640, 200]),
+                              region("sidebar", [500, 60, 140, 200])],
+           "masks": {"text": "ann_text.png", "image": "ann_image.png"}}
+    ws.preannotation_json(pid).write_text(json.dumps(pre))
+    ws.annotation_json(pid).write_text(json.dumps(ann))
+    return ws
+
+
+def test_report_keeps_mask_classes_out_of_the_region_table_and_explains_its_columns(tmp_path):
+    from annotate.studio.report import build_report, render
+
+    ws = _report_page(tmp_path)
+    report = build_report(ws, ["header", "main", "sidebar", "footer"], ["text", "image"])
+    table = render(report)
+    region_part, mask_part = table.split("element masks")
+    # Regions: each state counted once; mask classes are not rows of proposals.
+    assert "text" not in region_part.split("\n\n")[1] and "image" not in region_part
+    rows = {line.split()[0]: line.split()[1:] for line in region_part.splitlines()[3:] if line}
+    assert rows["header"][:2] == ["1", "100%"]
+    assert rows["main"][:3] == ["1", "0%", "100%"]
+    assert rows["footer"][:4] == ["1", "0%", "0%", "100%"]
+    assert rows["sidebar"][0] == "0" and rows["sidebar"][4] == "1"
+    # Masks: pages compared and changed, not "proposed 0".
+    masks = {line.split()[0]: line.split()[1:] for line in mask_part.splitlines()[2:4]}
+    assert masks["text"][:2] == ["1", "1"] and float(masks["text"][2]) < 1.0
+    assert masks["image"] == ["1", "0", "1.00"]
+    assert "kept: the proposed box left as it was" in table
+    assert "1.00 = untouched" in table
+
+
+def test_change_sheet_colours_each_region_by_what_became_of_it_under_a_legend(tmp_path):
+    from PIL import Image
+
+    from annotate.studio.sheet import LEGEND_HEIGHT, STATE_COLORS, change_sheet
+
+    ws = _report_page(tmp_path)
+    out = tmp_path / "sheet.png"
+    assert change_sheet(ws, out) == 1
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    # The tile is the 640 px page at half size, below the legend.
+    def at(x, y):
+        return tuple(int(v) for v in sheet[LEGEND_HEIGHT + y, x])
+
+    assert at(160, 25) == STATE_COLORS["kept"]  # header's bottom edge
+    assert at(100, 35) == STATE_COLORS["moved"]  # main's final top edge
+    assert at(200, 175) == STATE_COLORS["deleted"]  # footer's top edge
+    assert at(250, 80) == STATE_COLORS["added"]  # sidebar's left edge
+    legend = sheet[:LEGEND_HEIGHT]
+    for color in STATE_COLORS.values():
+        assert (legend == np.array(color, np.uint8)).all(axis=-1).any()
+
+
+def test_stop_returns_only_when_every_process_of_the_server_has_exited(tmp_path):
+    """A worker that takes a moment over SIGTERM outlives the leader: stop waits for it."""
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from annotate.studio import server
+
+    marker = tmp_path / "worker-exited"
+    # The leader dies at once on SIGTERM; its worker finishes its work first (0.8 s).
+    script = (f"(trap 'sleep 0.8; touch {marker}; exit 0' TERM; "
+              "while :; do sleep 0.05; done) & exec sleep 60")
+    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    time.sleep(0.3)
+    (tmp_path / server.STATE_FILE).write_text(
+        json.dumps({"pid": proc.pid, "url": "http://127.0.0.1:9", "port": 9})
+    )
+    assert server.stop(tmp_path, quiet=True) is True
+    assert marker.exists(), "stop returned while a process of the server was still running"
+    left = [p for p in Path("/proc").glob("[0-9]*/stat")
+            if p.exists() and f" {proc.pid} " in p.read_text().rpartition(")")[2][:40]
+            and p.read_text().rpartition(")")[2].split()[0] != "Z"]
+    assert left == []

@@ -14,17 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from annotate import geometry as g
-from annotate.boxes import Box, PageBoxes, parse_boxes
-from annotate.cluster import Item, cluster
-from annotate.labelset import label_set
-from annotate.masks import element_masks
-from annotate.pixels import text_line_score, unexplained_regions
-from annotate.preannotate import VERSION, preannotate_page
-from annotate.regions import propose_regions
+from annotate.propose.boxes import Box, PageBoxes, parse_boxes
+from annotate.propose.cluster import Item, cluster
+from annotate.propose.labelset import label_set
+from annotate.propose.masks import element_masks
+from annotate.propose.preannotate import VERSION, preannotate_page
+from annotate.propose.regions import propose_regions
 from catalog.config import LabelsConfig
 from catalog.records import Annotation
 from catalog.workspace import CorruptFile, Workspace, read_json
+from segmentation import geometry as g
+from segmentation.pixels import text_line_score, unexplained_regions
 
 # --- geometry ---------------------------------------------------------------------------
 
@@ -482,3 +482,56 @@ def test_a_plain_document_is_one_text_part_not_one_part_per_paragraph():
     regions = propose_regions(page, label_set())
     got = sorted((r.label, [round(v) for v in r.bbox]) for r in regions)
     assert got == [("header", [0, 0, 1000, 120]), ("main", [20, 160, 960, y - 16 - 160])]
+
+
+def _closing_section_page() -> dict:
+    """1000 x 1100: header, a first section, a last section low on the page, and under it
+    one short line (the page's own small print, too small to be a segment)."""
+    boxes = [_box(0, "block", (0, 0, 1000, 1100), tag="body", depth=0)]
+    boxes.append(_box(1, "block", (0, 0, 1000, 120), 0, background="rgb(30, 30, 90)"))
+    boxes.append(_box(2, "text", (300, 50, 200, 20), 1, text="Site name"))
+    boxes.append(_box(3, "block", (0, 150, 1000, 500), 0))
+    for i in range(20):
+        boxes.append(_box(10 + i, "text", (20, 170 + i * 22, 900, 16), 3, text="Body text. " * 8))
+    boxes.append(_box(4, "block", (0, 700, 1000, 300), 0))
+    for i in range(12):
+        boxes.append(_box(40 + i, "text", (20, 720 + i * 22, 900, 16), 4, text="More text. " * 8))
+    boxes.append(_box(60, "text", (400, 1050, 200, 14), 0, text="This page last modified"))
+    return {"schema": 1, "page_id": "p", "width": 1000, "height": 1100, "boxes": boxes}
+
+
+def test_a_section_with_text_below_it_is_not_taken_for_the_footer():
+    regions = propose_regions(parse_boxes(_closing_section_page()), label_set())
+    low = [r for r in regions if r.bbox[1] >= 690]
+    assert [round(r.bbox[1]) for r in low] == [700]
+    assert low[0].label == "main"
+    # Without the small print under it, the same section closes the page: a footer.
+    doc = _closing_section_page()
+    doc["boxes"] = [b for b in doc["boxes"] if b["id"] != 60]
+    closing = [r for r in propose_regions(parse_boxes(doc), label_set()) if r.bbox[1] >= 690]
+    assert closing[0].label == "footer"
+
+
+def _header_with_menu_page() -> dict:
+    doc = classic_page()
+    boxes = doc["boxes"]
+    header = next(b for b in boxes if b["bbox"] == [0, 0, 1000, 120])
+    bar = _box(500, "block", (0, 90, 1000, 30), header["id"])
+    boxes.append(bar)
+    for i in range(5):
+        link = (20 + i * 120, 96, 100, 18)
+        boxes.append(_box(501 + 2 * i, "interactive", link, 500, text=f"Menu {i}"))
+        boxes.append(_box(502 + 2 * i, "text", link, 500, text=f"Menu {i}"))
+    return doc
+
+
+def test_a_header_keeps_its_menu_bar_unless_the_setting_splits_it():
+    from catalog.config import PreannotateConfig
+
+    page = parse_boxes(_header_with_menu_page())
+    kept = _by_label(propose_regions(page, label_set()))
+    assert kept["header"] == [0, 0, 1000, 120] and "navigation" not in kept
+    page = parse_boxes(_header_with_menu_page())
+    split = _by_label(propose_regions(page, label_set(), PreannotateConfig(header_menu=True)))
+    assert split["header"] == [0, 0, 1000, 90]
+    assert split["navigation"] == [0, 90, 1000, 30]

@@ -15,8 +15,8 @@ from scraper.scope import (
     in_scope,
     is_private_host,
     link_allowed,
-    parse_seed_line,
 )
+from scraper.seeds import parse_seed_line
 
 label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=8)
 hosts = st.lists(label, min_size=1, max_size=3).map(".".join).flatmap(

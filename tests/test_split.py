@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from annotate import geometry as g
-from annotate.boxes import Box, parse_boxes
-from annotate.labelset import label_set
-from annotate.preannotate import preannotate
-from annotate.regions import propose_regions
-from annotate.split import FEATURES, features, learned_opener, probability
-from annotate.split_weights import MODEL
-from annotate.train_split import fit, should_open
-from annotate.tree import Node, build_tree
+from annotate.learn.train_split import fit, should_open
+from annotate.propose.boxes import Box, parse_boxes
+from annotate.propose.labelset import label_set
+from annotate.propose.preannotate import preannotate
+from annotate.propose.regions import propose_regions
+from annotate.propose.split import FEATURES, features, learned_opener, probability
+from annotate.propose.split_weights import MODEL
+from annotate.propose.tree import Node, build_tree
+from segmentation import geometry as g
 from tests.test_preannotate import classic_page
 
 MAIN, SIDE = (0, 120, 700, 1100), (720, 120, 280, 1100)

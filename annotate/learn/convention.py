@@ -1,0 +1,137 @@
+"""A team's convention from the pages it corrected: how fine its segments are, whether its
+headers hold their menus, and what it calls the parts the proposal finds.
+
+Each candidate setting proposes every learning page again and is scored by the mean segment
+F1 (IoU >= 0.5, one-to-one) against the team's regions. The config's own setting stays
+unless another beats it by MIN_GAIN: on a handful of pages a small difference is noise, and
+a convention that flips with every page would move the proposals under the annotators.
+The label map renames a proposed label where, over the matched regions, the team mostly
+calls it something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from statistics import mean
+from typing import Any
+
+import numpy as np
+
+from catalog.config import PreannotateConfig
+from catalog.records import Annotation
+from segmentation.metrics import Segment, match_segments
+
+from ..propose.boxes import PageBoxes
+from ..propose.labelset import LabelSet
+from ..propose.regions import propose_regions
+
+GRANULARITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
+MIN_GAIN = 0.01  # mean segment F1 a setting must add to replace the config's
+MIN_LABEL_PAIRS = 3  # matched regions of a label before its name is learned
+MIN_LABEL_SHARE = 0.6  # of those, the share the team gives another name
+
+
+@dataclass
+class LearningPage:
+    """One corrected page as the fit sees it."""
+
+    page_id: str
+    boxes: PageBoxes
+    gray: np.ndarray | None  # the screenshot, for the pixel check (None: without it)
+    truth: list[Segment]
+    digest: str  # SHA-256 of its annotation.json: what it was learned from
+
+
+@dataclass(frozen=True)
+class Setting:
+    granularity: float
+    header_menu: bool
+
+    def apply(self, params: PreannotateConfig) -> PreannotateConfig:
+        return replace(params, granularity=self.granularity, header_menu=self.header_menu)
+
+    @property
+    def name(self) -> str:
+        return f"granularity {self.granularity:g}" + (", menus apart" if self.header_menu else "")
+
+
+def candidates(base: PreannotateConfig) -> list[Setting]:
+    """The settings tried: each granularity with and without the menu split (from medium on,
+    menus are split anyway), and the config's own."""
+    out = [Setting(g, m) for g in GRANULARITIES for m in (False, True) if not (m and g >= 0.5)]
+    own = Setting(base.granularity, base.header_menu)
+    return out if own in out else [own, *out]
+
+
+def annotation_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def truth_of(annotation: Annotation, labels: LabelSet) -> tuple[list[Segment], str]:
+    """The team's regions as segments, or a reason to leave the page out."""
+    if not annotation.regions:
+        return [], "no regions"
+    unknown = sorted({r.label for r in annotation.regions} - set(labels.regions))
+    if unknown:
+        return [], f"label {unknown[0]!r} is not in [labels] regions"
+    return [Segment(r.label, tuple(r.bbox)) for r in annotation.regions], ""
+
+
+def propose(page: LearningPage, labels: LabelSet, params: PreannotateConfig) -> list[Segment]:
+    regions = propose_regions(page.boxes, labels, params, page.gray)
+    return [Segment(r.label, tuple(r.bbox)) for r in regions]
+
+
+def score_settings(pages: Sequence[LearningPage], labels: LabelSet,
+                   settings: Sequence[Setting], base: PreannotateConfig
+                   ) -> dict[Setting, list[float]]:
+    """Segment F1 of each setting on each page (in page order)."""
+    return {
+        s: [match_segments(propose(p, labels, s.apply(base)), p.truth).f1 for p in pages]
+        for s in settings
+    }
+
+
+def choose(scores: dict[Setting, list[float]], own: Setting) -> Setting:
+    """The best setting on average; the config's own unless another is MIN_GAIN better."""
+    best = max(scores, key=lambda s: (mean(scores[s]), -abs(s.granularity - own.granularity)))
+    if mean(scores[best]) < mean(scores[own]) + MIN_GAIN:
+        return own
+    return best
+
+
+def learn_labels(pages: Sequence[LearningPage], labels: LabelSet,
+                 params: PreannotateConfig) -> dict[str, str]:
+    """Proposed label -> the team's, where the team mostly names a matched region otherwise."""
+    pairs: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in pages:
+        pred = propose(p, labels, params)
+        for i, j, _ in match_segments(pred, p.truth).matches:
+            pairs[pred[i].label][p.truth[j].label] += 1
+    out = {}
+    for ours, theirs in sorted(pairs.items()):
+        total = sum(theirs.values())
+        name, count = theirs.most_common(1)[0]
+        if total >= MIN_LABEL_PAIRS and name != ours and count >= MIN_LABEL_SHARE * total:
+            out[ours] = name
+    return out
+
+
+def fit(pages: Sequence[LearningPage], labels: LabelSet,
+        base: PreannotateConfig) -> tuple[Setting, dict[str, str], dict[str, Any]]:
+    """(setting, label map, figures) that agree best with the team on these pages."""
+    own = Setting(base.granularity, base.header_menu)
+    scores = score_settings(pages, labels, candidates(base), base)
+    chosen = choose(scores, own)
+    label_map = learn_labels(pages, labels, chosen.apply(base))
+    figures = {
+        "segment_f1": {s.name: round(mean(v), 4) for s, v in scores.items()},
+        "config_setting": own.name,
+        "chosen": chosen.name,
+        "segment_f1_before": round(mean(scores[own]), 4),
+        "segment_f1_after": round(mean(scores[chosen]), 4),
+    }
+    return chosen, label_map, figures

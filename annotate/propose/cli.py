@@ -1,0 +1,94 @@
+"""python -m annotate preannotate: DOM boxes to regions and element masks on disk."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from catalog.cli import add_common_args, load
+from catalog.records import Annotation, Convention
+from catalog.workspace import CorruptFile, read_json
+
+from .labelset import label_set
+from .preannotate import VERSION, preannotate_page
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pre = sub.add_parser("preannotate", help="propose regions and element masks for captured pages")
+    add_common_args(pre)
+    pre.add_argument("pages", nargs="*", help="page ids (default: every captured page)")
+    pre.add_argument("--force", action="store_true",
+                     help="redo pages that already have a pre-annotation of this version")
+    pre.add_argument("--no-pixels", action="store_true",
+                     help="skip the screenshot check for content the DOM does not explain")
+    pre.add_argument("--no-convention", action="store_true",
+                     help="propose with the config's settings, not the convention that "
+                          "`python -m annotate learn` learned from the team's corrections")
+    pre.set_defaults(func=_preannotate)
+
+
+def up_to_date(meta: dict, convention: Convention | None, annotated: bool) -> bool:
+    """Whether a page's pre-annotation is what this run would write: same pre-annotator and,
+    for a page nobody corrected yet, the same convention (a corrected page keeps the
+    proposal its annotator saw)."""
+    if meta.get("version") != VERSION:
+        return False
+    return annotated or meta.get("convention") == (convention.version if convention else None)
+
+
+def _preannotate(args: argparse.Namespace) -> int:
+    config, ws = load(args)
+    labels = label_set(config.labels)
+    params = config.preannotate
+    if args.no_pixels:
+        params.pixels = False
+    known = set(ws.page_ids())
+    if not known:
+        raise ValueError(f"{ws.root} has no captured pages: run `python -m scraper crawl` first")
+    unknown = [p for p in args.pages if p not in known]
+    if unknown:
+        raise ValueError(f"page {unknown[0]} is not in {ws.pages_dir}")
+    page_ids = args.pages or sorted(known)
+    console = Console(stderr=True)
+    convention = None if args.no_convention else ws.latest_convention()
+    done = skipped = errors = regions = 0
+    t0 = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("pre-annotating", total=len(page_ids), status="")
+        for pid in page_ids:
+            bar.advance(task)
+            path = ws.preannotation_json(pid)
+            if path.exists() and not args.force:
+                try:
+                    meta = Annotation.from_dict(read_json(path)).meta
+                    if up_to_date(meta, convention, ws.annotation_json(pid).exists()):
+                        skipped += 1
+                        continue
+                except (CorruptFile, ValueError, KeyError):
+                    pass  # unreadable: made again
+            try:
+                ann = preannotate_page(ws, pid, labels, params, convention)
+            except (CorruptFile, ValueError, OSError) as exc:
+                errors += 1
+                console.print(f"{pid}: {exc}", style="red", markup=False, soft_wrap=True)
+                bar.update(task, status=f"{errors} errors")
+                continue
+            if ann is None:
+                skipped += 1
+                continue
+            done += 1
+            regions += len(ann.regions)
+            rate = done / max(1e-9, time.perf_counter() - t0)
+            bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
+    console.print(
+        f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
+        f"{VERSION}" + (f", convention {convention.version} (granularity "
+                        f"{convention.granularity:g}, learned from {len(convention.pages)} "
+                        "corrected page(s))" if convention else ""), soft_wrap=True
+    )
+    return 1 if errors else 0

@@ -1,0 +1,103 @@
+"""One page's pre-annotation on disk: preannotation.json and its mask PNGs beside it."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from catalog.config import PreannotateConfig
+from catalog.records import Annotation, Convention, PageRecord
+from catalog.workspace import (
+    CorruptFile,
+    Workspace,
+    read_json,
+    remedy,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+
+from .boxes import PageBoxes, load_boxes
+from .labelset import LabelSet
+from .masks import element_masks
+from .regions import propose_regions
+from .segment import Opener
+
+# Bumped whenever the same boxes give other regions, so that older proposals are made again.
+VERSION = "webseg-preannotate-2"
+
+
+def load_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The screenshot as 8-bit grey, or None when it is missing or not the boxes' size."""
+    try:
+        with Image.open(path) as im:
+            if im.size != size:
+                return None
+            return np.asarray(im.convert("L"))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CorruptFile(f"{path} is not a readable PNG ({exc}); {remedy(path)}") from None
+
+
+def with_convention(params: PreannotateConfig | None,
+                    convention: Convention | None) -> PreannotateConfig:
+    """The proposal's settings with a learned convention's over the config's."""
+    params = params or PreannotateConfig()
+    if convention is None:
+        return params
+    return replace(params, granularity=convention.granularity,
+                   header_menu=convention.header_menu)
+
+
+def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
+                gray: np.ndarray | None = None, params: PreannotateConfig | None = None,
+                opener: Opener | None = None, convention: Convention | None = None
+                ) -> tuple[Annotation, dict[str, np.ndarray]]:
+    """Pure: the annotation record and its masks for one page (`opener`: see
+    propose_regions; `convention`: a team's learned settings and label names)."""
+    t0 = time.perf_counter()
+    regions = propose_regions(page, labels, with_convention(params, convention), gray, opener)
+    meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
+    if convention is not None:
+        for r in regions:
+            r.label = convention.label_map.get(r.label, r.label)
+        meta["convention"] = convention.version
+    masks = element_masks(page, labels.masks)
+    meta["seconds"] = round(time.perf_counter() - t0, 4)
+    ann = Annotation(
+        page_id=page_id, width=page.width, height=page.height, regions=regions,
+        masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
+    )
+    return ann, masks
+
+
+def _png(mask: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buf, format="PNG", optimize=False, compress_level=1)
+    return buf.getvalue()
+
+
+def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
+                     params: PreannotateConfig | None = None,
+                     convention: Convention | None = None) -> Annotation | None:
+    """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
+    (not captured as HTML). Masks are written before the JSON that names them."""
+    meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
+    boxes_path = ws.boxes_json(page_id)
+    if meta.status not in ("ok", "http_error", "timeout") or not boxes_path.exists():
+        return None
+    page = load_boxes(boxes_path)
+    params = params or PreannotateConfig()
+    size = (page.width, page.height)
+    gray = load_gray(ws.screenshot(page_id), size) if params.pixels else None
+    ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention)
+    folder = ws.page_dir(page_id)
+    for cls, mask in masks.items():
+        write_bytes_atomic(folder / ann.masks[cls], _png(mask))
+    write_json_atomic(ws.preannotation_json(page_id), ann.to_dict())
+    return ann
