@@ -113,16 +113,20 @@ def _box(i, kind, bbox, parent=None, **kw):
     return base
 
 
+def box_adder(boxes: list[dict]):
+    """add(kind, bbox, parent, **kw) -> id: appends a box to `boxes` under the next id."""
+    def add(kind, bbox, parent, **kw):
+        nid = len(boxes)
+        boxes.append(_box(nid, kind, bbox, parent, **kw))
+        return nid
+
+    return add
+
+
 def classic_page(landmarks: bool = False) -> dict:
     """1000 x 1400: header band, a main column beside a sidebar, footer band; no names."""
     boxes = [_box(0, "block", (0, 0, 1000, 1400), tag="body", depth=0)]
-    nid = 1
-
-    def add(kind, bbox, parent, **kw):
-        nonlocal nid
-        boxes.append(_box(nid, kind, bbox, parent, **kw))
-        nid += 1
-        return nid - 1
+    add = box_adder(boxes)
 
     wrap = add("block", (0, 0, 1000, 1400), 0)
     kind = "landmark" if landmarks else "block"
