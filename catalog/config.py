@@ -128,6 +128,10 @@ class PreannotateConfig:
     # top-level blocks) to 1 (fine: large containers opened into their parts, smaller parts
     # kept, menus apart from headers); a number or a name of GRANULARITY.
     granularity: float = 0.0
+    # px: main parts this close down the page become one region (0: off). Off because
+    # Kreuzer's annotators keep several content blocks: at 60 px, held-out BCubed F1 0.795
+    # -> 0.791 and label accuracy 0.819 -> 0.814 (segment F1 0.692 either way).
+    merge_main_gap: float = 0.0
 
     NAMED_VALUES: ClassVar[dict[str, dict[str, float]]] = {
         "granularity": {"coarse": 0.0, "medium": 0.5, "fine": 1.0},
