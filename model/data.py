@@ -59,12 +59,18 @@ def load_scaled(pages: Sequence[PageRef], classes: Classes, working: int,
     return out
 
 
-def class_weights(targets: Sequence[np.ndarray], n: int, cap: float = 10.0) -> list[float]:
-    """Square-root inverse frequency, relative to the median present class and capped, so
-    that rare classes (interactive, advertisement) count without drowning the rest."""
-    counts = np.zeros(n, np.float64)
+def pixel_counts(targets: Sequence[np.ndarray], n: int) -> list[int]:
+    counts = np.zeros(n, np.int64)
     for t in targets:
         counts += np.bincount(t[t != IGNORE].ravel(), minlength=n)[:n]
+    return [int(c) for c in counts]
+
+
+def class_weights(counts: Sequence[int], cap: float = 10.0) -> list[float]:
+    """Square-root inverse frequency, relative to the median present class and capped, so
+    that rare classes (interactive, advertisement) count without drowning the rest."""
+    n = len(counts)
+    counts = np.asarray(counts, np.float64)
     present = counts > 0
     if not present.any():
         return [1.0] * n

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from .curves import draw_curves
-from .data import ScaledPage, class_weights, crop_plan, load_scaled, make_batch
+from .data import (
+    ScaledPage,
+    class_weights,
+    crop_plan,
+    load_scaled,
+    make_batch,
+    pixel_counts,
+)
 from .infer import Windowing, argmax_labels, scaled_logits
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
@@ -145,8 +152,9 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             f"at {cfg.working_width} px wide")
     train_pages = load_scaled(train_refs, names, cfg.working_width)
     val_pages = load_scaled(val_refs, names, cfg.working_width)
-    w_el = class_weights([p.elements for p in train_pages], net_cfg.elements)
-    w_rg = class_weights([p.regions for p in train_pages], net_cfg.regions)
+    px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
+    px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
+    w_el, w_rg = class_weights(px_el), class_weights(px_rg)
     weight_el = torch.tensor(w_el, device=run.device)
     weight_rg = torch.tensor(w_rg, device=run.device)
 
@@ -235,6 +243,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         "data": {split: {"pages": len(pages), "sites": sorted({p.site for p in pages})}
                  for split, pages in (("train", train_refs), ("val", val_refs))},
         "class_weights": {"elements": w_el, "regions": w_rg},
+        "train_pixels": {"elements": px_el, "regions": px_rg},  # at the working width
         "config": cfg.to_json(),
         "network": net_cfg.to_json(),
         "parameters": sum(p.numel() for p in net.parameters()),
