@@ -57,7 +57,7 @@ def scaled_logits(net: SegNet, norm: Normalise, rgb: np.ndarray, win: Windowing
     el = np.empty((net.cfg.elements, h, w), np.float32)
     rg = np.empty((net.cfg.regions, h, w), np.float32)
     for start, stop, keep0, keep1 in window_spans(h, win):
-        x = norm(torch.from_numpy(np.ascontiguousarray(rgb[start:stop]))).to(device)
+        x = norm(torch.from_numpy(np.array(rgb[start:stop]))).to(device)
         x, _, ww = _pad32(x)
         e, r = net(x)
         el[:, keep0:keep1] = e[0, :, keep0 - start:keep1 - start, :ww].float().cpu().numpy()

@@ -29,6 +29,9 @@ class NetConfig:
     widths: tuple[int, ...] = (32, 64, 128, 192)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     decoder: tuple[int, ...] = (96, 64, 48, 32)
+    # A last decoder level at the input's own resolution, joined with the input pixels:
+    # text lines are 4 to 6 px tall at the working width, too thin for a stride-2 head.
+    full_res: int = 16
     elements: int = 4  # background + text, image, interactive
     regions: int = 8  # background + header ... segment
 
@@ -119,13 +122,19 @@ class SegNet(nn.Module):
         self.encoder = Encoder(self.cfg)
         self.decoder = Decoder(self.encoder.channels, self.cfg.decoder)
         width = self.cfg.decoder[-1]
+        self.refine = None
+        if self.cfg.full_res:
+            self.refine = _conv_bn(width + 3, self.cfg.full_res)
+            width = self.cfg.full_res
         self.element_head = nn.Conv2d(width, self.cfg.elements, 1)
         self.region_head = nn.Conv2d(width, self.cfg.regions, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.decoder(self.encoder(x))
-        size = x.shape[-2:]
-        up = dict(size=size, mode="bilinear", align_corners=False)
+        up = dict(size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.refine is not None:
+            y = self.refine(torch.cat([F.interpolate(y, **up), x], dim=1))
+            return self.element_head(y), self.region_head(y)
         return (F.interpolate(self.element_head(y), **up),
                 F.interpolate(self.region_head(y), **up))
 
@@ -141,7 +150,7 @@ class Normalise:
         """(N, H, W, 3) or (H, W, 3) uint8 -> (N, 3, H, W) float32."""
         if rgb.ndim == 3:
             rgb = rgb[None]
-        x = rgb.permute(0, 3, 1, 2).float().div_(255.0)
+        x = rgb.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x - mean) / std
