@@ -28,10 +28,10 @@ class NetConfig:
     stem: int = 24
     widths: tuple[int, ...] = (32, 64, 128, 192)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
-    decoder: tuple[int, ...] = (96, 64, 48, 32)
+    decoder: tuple[int, ...] = (96, 64, 48, 24)
     # A last decoder level at the input's own resolution, joined with the input pixels:
     # text lines are 4 to 6 px tall at the working width, too thin for a stride-2 head.
-    full_res: int = 16
+    full_res: int = 8
     elements: int = 4  # background + text, image, interactive
     regions: int = 8  # background + header ... segment
 

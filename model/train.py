@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         raise ValueError(f"nothing to resume: no checkpoint at {ckpt_path} for this release and "
                          "config (run without --resume)")
 
+    began = time.perf_counter()  # the budget counts reading the pages too
     set_determinism(cfg.threads)
     torch.manual_seed(cfg.seed)
     net = SegNet(net_cfg).to(run.device)
@@ -163,7 +164,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     sched = Schedule(cfg.epochs * steps_per_epoch, cfg.warmup)
     planned = cfg.epochs
     history: list[dict] = []
-    start_epoch, spent = 0, 0.0
+    start_epoch, spent, setup_s = 0, 0.0, 0.0
     if run.resume:
         ck = torch.load(ckpt_path, map_location=run.device, weights_only=True)
         net.load_state_dict(ck["model"])
@@ -208,8 +209,9 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             "val": {"elements": report(el_conf, ["background", *names.elements]),
                     "regions": report(rg_conf, ["background", *names.regions])},
         })
+        setup_s = t0 - began if epoch == start_epoch else setup_s
         if run.time_budget_s and epoch == start_epoch == 0:
-            fit = int(run.time_budget_s // max(seconds, 1e-9))
+            fit = int((run.time_budget_s - setup_s) // max(seconds, 1e-9))
             if fit < planned:
                 planned = max(1, fit)
                 sched.total = planned * steps_per_epoch
@@ -220,7 +222,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                 + ", ".join(f"{k} {x if x is None else round(x, 3)}"
                             for k, x in v["elements"]["iou"].items() if k != "background")
                 + f", region mIoU {v['regions']['mean_iou']:.3f}")
-        budget_left = (run.time_budget_s - spent) if run.time_budget_s else None
+        budget_left = (run.time_budget_s - spent - setup_s) if run.time_budget_s else None
         last = epoch + 1 >= planned or (
             budget_left is not None and budget_left < spent / len(history))
         if not last:
