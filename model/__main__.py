@@ -59,11 +59,16 @@ def cmd_train(argv: list[str]) -> int:
         def progress(step: int, steps: int, loss: float, rate: float) -> None:
             bar.update(task, completed=step, total=steps, loss=loss, rate=rate)
 
-        out = train(cfg, Run(
-            release, models_dir, to_device(args.device),
-            time_budget_s=args.time_budget * 60 if args.time_budget else None,
-            resume=args.resume, progress=progress,
-            log=lambda line: bar.console.print(line, markup=False, highlight=False)))
+        try:
+            out = train(cfg, Run(
+                release, models_dir, to_device(args.device),
+                time_budget_s=args.time_budget * 60 if args.time_budget else None,
+                resume=args.resume, progress=progress,
+                log=lambda line: bar.console.print(line, markup=False, highlight=False)))
+        except KeyboardInterrupt:
+            print("interrupted: the same command with --resume continues from the last "
+                  "finished epoch", file=sys.stderr)
+            return 130
     print(f"wrote {out}")
     return 0
 

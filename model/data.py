@@ -101,13 +101,18 @@ def class_weights(counts: Sequence[int], cap: float = 10.0) -> list[float]:
 
 def crop_plan(pages: Sequence[ScaledPage], crop: int, seed: int, epoch: int) -> list[tuple]:
     """The crops of one epoch, shuffled: (page index, top) pairs, about one crop per
-    `crop` rows of each page so that long pages weigh by their length."""
+    `crop` rows of each page so that long pages weigh by their length.
+
+    Tops are drawn half a crop past either end and clamped: drawn only within the page,
+    row 0 would be in a crop only when the top is exactly 0, and headers and footers
+    would hardly be seen."""
     g = np.random.default_rng([seed, epoch])
     plan = []
     for i, p in enumerate(pages):
         h = p.rgb.shape[0]
         n = max(1, math.ceil(h / crop))
-        tops = g.integers(0, max(1, h - crop + 1), size=n)
+        last = max(0, h - crop)
+        tops = np.clip(g.integers(-(crop // 2), last + crop // 2 + 1, size=n), 0, last)
         plan += [(i, int(t)) for t in tops]
     order = g.permutation(len(plan))
     return [plan[k] for k in order]
