@@ -107,7 +107,11 @@ def cmd_evaluate(argv: list[str]) -> int:
     p.add_argument("model", nargs="?", help="models/mNNNN or mNNNN (default: the latest)")
     p.add_argument("release", nargs="?", help="releases/vNNNN (default: the model's own)")
     add_common_args(p)
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default=None,
+                   help="release split (default val); with --kreuzer: dev, heldout (default), all")
+    p.add_argument("--kreuzer", type=Path, default=None, metavar="OUT",
+                   help="also score regions on the Kreuzer corpus from the folder that "
+                   "`python -m annotate evaluate --kreuzer` wrote")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -117,11 +121,23 @@ def cmd_evaluate(argv: list[str]) -> int:
     _, ws = load(args)
     model = load_model(resolve_model(args.model, _models_dir(ws.root)),
                        str(to_device(args.device)))
+    if args.kreuzer:
+        from catalog.workspace import write_json_atomic
+
+        from .kreuzer import evaluate_kreuzer, format_kreuzer, to_json
+
+        kr = evaluate_kreuzer(model, args.kreuzer, args.split or "heldout")
+        print(format_kreuzer(kr))
+        path = model.path / f"evaluation-kreuzer-{kr.split}.json"
+        write_json_atomic(path, to_json(kr))
+        print(f"wrote {path}")
+        if not args.release:
+            return 0
     rel_path = Path(args.release) if args.release else Path(model.card["release"]["path"])
     release = open_release(rel_path)
     with _bar("evaluate", "") as bar:
         task = bar.add_task("evaluate", total=None)
-        result = evaluate(model, release, args.split,
+        result = evaluate(model, release, args.split or "val",
                           progress=lambda n: bar.update(task, total=n, advance=1))
     print_report(result)
     return 0

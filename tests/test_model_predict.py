@@ -174,3 +174,37 @@ def test_evaluate_refuses_a_release_without_val_pages(tiny_model, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no val pages" in proc.stderr
     assert sorted(p.name for p in tiny_model.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_kreuzer_regions_are_scored_next_to_the_dom_proposal_of_the_same_pages(
+        tiny_model, tmp_path):
+    """From the folder `annotate evaluate --kreuzer` writes: its figures per page, the
+    rendered truth and the screenshots."""
+    out = tmp_path / "kreuzer-eval"
+    pages, truths = [], {}
+    for i, split in enumerate(("heldout", "heldout", "dev")):
+        pid, name = f"p{i}", f"site{i}.com/index"
+        img, regions, _ = draw_page(320, 900, seed=i)
+        shot = out / "workspace" / "pages" / pid / "screenshot.png"
+        shot.parent.mkdir(parents=True)
+        Image.fromarray(img).save(shot)
+        truths[name] = {"key": "1:1", "width": 320, "height": 900, "blocks": [
+            {"type": t, "tag": "div", "bbox": r["bbox"]}
+            for t, r in zip(("Header", "Menu", "Content", "Sidebar", "Footer"), regions,
+                            strict=True)]}
+        figures = {k: 0.5 + 0.1 * i for k in ("seg_p", "seg_r", "seg_f1", "bcubed_p",
+                                              "bcubed_r", "bcubed_f1")}
+        pages.append({"name": name, "page_id": pid, "split": split,
+                      "scores": {"proposal": figures, "naive_dom": figures}})
+    (out / "evaluation.json").write_text(json.dumps({"schema": 1, "pages": pages}))
+    (out / "truth.json").write_text(json.dumps(truths))
+    proc = run_model("evaluate", str(tiny_model), "--kreuzer", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Kreuzer heldout: 2 pages" in proc.stdout
+    doc = json.loads((tiny_model / "evaluation-kreuzer-heldout.json").read_text())
+    assert doc["pages"] == 2 and set(doc["methods"]) == {"model", "proposal", "naive_dom"}
+    assert doc["methods"]["proposal"]["bcubed_f1"] == pytest.approx(0.55)  # pages 0 and 1
+    assert 0 <= doc["methods"]["model"]["bcubed_f1"] <= 1
+    missing = run_model("evaluate", str(tiny_model), "--kreuzer", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "annotate evaluate --kreuzer" in missing.stderr
