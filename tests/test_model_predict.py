@@ -208,3 +208,19 @@ def test_kreuzer_regions_are_scored_next_to_the_dom_proposal_of_the_same_pages(
     assert 0 <= doc["methods"]["model"]["bcubed_f1"] <= 1
     missing = run_model("evaluate", str(tiny_model), "--kreuzer", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "annotate evaluate --kreuzer" in missing.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_loads_a_model_in_five_lines(tiny_model):
+    import re
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## The model", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    placeholder = 'model_dir = "datasets/sqlite-docs/models/m0001"'
+    assert placeholder in code
+    code = code.replace(placeholder, f"model_dir = {str(tiny_model)!r}")
+    code += "\nimport torch\nprint(tuple(net(torch.zeros(1, 3, 64, 96))[0].shape))\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(1, 4, 64, 96)"
