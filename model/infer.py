@@ -78,6 +78,27 @@ def resize_logits(logits: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def upscaled_argmax(logits: np.ndarray, width: int, height: int, band: int = 2048
+                    ) -> np.ndarray:
+    """argmax of the logits resized bilinearly to (height, width), a band of rows at a
+    time: a 100,000-row page never holds its full-size logits in memory. cv2.remap with
+    the pixel-centre mapping of cv2.resize, so every band agrees with a whole resize."""
+    c, h, w = logits.shape
+    if (h, w) == (height, width):
+        return argmax_labels(logits)
+    map_x = ((np.arange(width, dtype=np.float32) + 0.5) * (w / width) - 0.5)
+    out = np.empty((height, width), np.uint8)
+    groups = [np.ascontiguousarray(logits[k:k + 4].transpose(1, 2, 0)) for k in range(0, c, 4)]
+    for y0 in range(0, height, band):
+        y1 = min(height, y0 + band)
+        map_y = ((np.arange(y0, y1, dtype=np.float32) + 0.5) * (h / height) - 0.5)
+        mx, my = np.meshgrid(map_x, map_y)
+        parts = [cv2.remap(g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                 .reshape(y1 - y0, width, -1) for g in groups]
+        out[y0:y1] = np.concatenate(parts, axis=2).argmax(axis=2)
+    return out
+
+
 def argmax_labels(logits: np.ndarray) -> np.ndarray:
     return logits.argmax(axis=0).astype(np.uint8)
 
@@ -103,7 +124,7 @@ def predict_page(net: SegNet, norm: Normalise, rgb: np.ndarray, working: int,
     height, width = rgb.shape[:2]
     small = scale_rgb(rgb, working)
     el, rg = scaled_logits(net, norm, small, win)
-    elements = argmax_labels(resize_logits(el, width, height))
+    elements = upscaled_argmax(el, width, height)
     return PagePrediction(width, height, elements, softmax(rg), width / small.shape[1])
 
 
