@@ -4,6 +4,12 @@ and the model directory is written whole with its card and curves."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,7 @@ from model.release import ReleaseError, open_release
 from model.store import load_model
 from model.train import Run, TrainConfig, train
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = NetConfig(stem=8, widths=(8, 16, 24, 32), decoder=(24, 16, 16, 8), full_res=8)
 
 
@@ -123,3 +130,47 @@ def test_a_release_without_val_pages_is_refused_before_training(tmp_path):
         train(tiny(), Run(open_release(rel.path), tmp_path / "models", log=lambda _: None))
     assert "\n" not in str(err.value)
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def _cli_train(release: Path, ws: Path, *extra: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "model", "train", str(release), "--epochs", "3",
+           "--working-width", "128", "--crop", "64", "--batch", "4", "--threads", "1",
+           "--time-budget", "60", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if wait:
+        return subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True,
+                              timeout=300)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_make_train_killed_after_a_checkpoint_resumes_to_the_same_weights(
+        small_release, tmp_path):
+    a, b = tmp_path / "a" / "releases" / "v0001", tmp_path / "b" / "releases" / "v0001"
+    for copy in (a, b):
+        shutil.copytree(small_release, copy)
+    whole = _cli_train(a, tmp_path / "a")
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stdout.strip().endswith("m0001")
+    proc = _cli_train(b, tmp_path / "b", wait=False)
+    ckpt = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / "b" / "models").glob(".run-*/checkpoint.pt"))
+        if found:
+            ckpt = found[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt is not None, "the run finished before its first checkpoint"
+    assert not (tmp_path / "b" / "models" / "m0001").exists()
+    again = _cli_train(b, tmp_path / "b")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = _cli_train(b, tmp_path / "b", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    wa = _weights(tmp_path / "a" / "models" / "m0001")
+    wb = _weights(tmp_path / "b" / "models" / "m0001")
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-5, atol=1e-6, err_msg=k)
