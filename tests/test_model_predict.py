@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog import Config, Workspace
 from catalog.records import Annotation
-from export.release import make_release
 from export.synthetic import draw_page
 from model.infer import Windowing, predict_page, scaled_logits, softmax, window_spans
 from model.release import open_release
 from model.store import ModelError, load_model
 from model.train import Run, train
 
-from .test_model_train import button_pages, small_release, tiny  # noqa: F401  (fixture)
+from .test_model_train import (  # noqa: F401  (small_release: a module fixture)
+    release_without_val,
+    small_release,
+    tiny,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,14 +165,9 @@ def test_evaluate_refuses_a_release_with_other_classes(tiny_model, small_release
 
 @pytest.mark.slow
 def test_evaluate_refuses_a_release_without_val_pages(tiny_model, tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    ws.ensure()
-    button_pages(ws, 2)
-    cfg = Config()
-    cfg.export.val_ratio = 0.0
-    rel = make_release(ws, cfg, log=lambda _: None)
+    rel = release_without_val(tmp_path / "ws")
     before = sorted(p.name for p in tiny_model.iterdir())
-    proc = run_model("evaluate", str(tiny_model), str(rel.path))
+    proc = run_model("evaluate", str(tiny_model), str(rel))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no val pages" in proc.stderr
     assert sorted(p.name for p in tiny_model.iterdir()) == before

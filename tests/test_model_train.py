@@ -119,15 +119,19 @@ def test_model_directory_holds_weights_card_and_curves(small_release, tmp_path):
     assert not list((tmp_path / "models").glob(".tmp-*"))
 
 
-def test_a_release_without_val_pages_is_refused_before_training(tmp_path):
-    ws = Workspace(tmp_path / "ws")
+def release_without_val(root: Path) -> Path:
+    ws = Workspace(root)
     ws.ensure()
     button_pages(ws, 2)
     cfg = Config()
     cfg.export.val_ratio = 0.0
-    rel = make_release(ws, cfg, log=lambda _: None)
+    return make_release(ws, cfg, log=lambda _: None).path
+
+
+def test_a_release_without_val_pages_is_refused_before_training(tmp_path):
+    rel = release_without_val(tmp_path / "ws")
     with pytest.raises(ReleaseError, match="no val pages") as err:
-        train(tiny(), Run(open_release(rel.path), tmp_path / "models", log=lambda _: None))
+        train(tiny(), Run(open_release(rel), tmp_path / "models", log=lambda _: None))
     assert "\n" not in str(err.value)
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
