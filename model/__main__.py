@@ -53,17 +53,22 @@ def cmd_train(argv: list[str]) -> int:
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads)
     models_dir = _models_dir(release.path.parent.parent)
-    with _bar("train", "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
-        task = bar.add_task("train", total=None, loss=0.0, rate=0.0)
+    with _bar("{task.description}",
+              "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
+        task = bar.add_task("reading pages", total=None, loss=0.0, rate=0.0)
+
+        def reading(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
         def progress(step: int, steps: int, loss: float, rate: float) -> None:
-            bar.update(task, completed=step, total=steps, loss=loss, rate=rate)
+            bar.update(task, description="train", completed=step, total=steps, loss=loss,
+                       rate=rate)
 
         try:
             out = train(cfg, Run(
                 release, models_dir, to_device(args.device),
                 time_budget_s=args.time_budget * 60 if args.time_budget else None,
-                resume=args.resume, progress=progress,
+                resume=args.resume, progress=progress, reading=reading,
                 log=lambda line: bar.console.print(line, markup=False, highlight=False)))
         except KeyboardInterrupt:
             print("interrupted: the same command with --resume continues from the last "

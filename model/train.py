@@ -117,6 +117,7 @@ class Run:
     log: Callable[[str], None] = print
     progress: Callable[[int, int, float, float], None] | None = None  # step, steps, loss, rate
     stop_after: int | None = None  # for tests: end the process's work after this epoch
+    reading: Callable[[int, int], None] | None = None  # pages read, of how many
 
 
 def train(cfg: TrainConfig, run: Run) -> Path | None:
@@ -151,8 +152,16 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
 
     run.log(f"reading {len(train_refs)} train and {len(val_refs)} val pages of {rel.path} "
             f"at {cfg.working_width} px wide")
-    train_pages = load_scaled(train_refs, names, cfg.working_width)
-    val_pages = load_scaled(val_refs, names, cfg.working_width)
+    total, done = len(train_refs) + len(val_refs), 0
+
+    def read_one() -> None:
+        nonlocal done
+        done += 1
+        if run.reading:
+            run.reading(done, total)
+
+    train_pages = load_scaled(train_refs, names, cfg.working_width, read_one)
+    val_pages = load_scaled(val_refs, names, cfg.working_width, read_one)
     px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
     px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
     w_el, w_rg = class_weights(px_el), class_weights(px_rg)
