@@ -263,6 +263,8 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                      "machine": platform.machine(), "threads": cfg.threads},
         "epochs": history,
         "val": history[-1]["val"],
+        "val_measured": "at the working width against scaled masks; `python -m model "
+                        "evaluate` measures at the pages' own size",
     }
     out = publish(run.models_dir, net.cpu(), card, {"curves.png": draw_curves(history)})
     shutil.rmtree(run_dir, ignore_errors=True)
