@@ -13,23 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from catalog.workspace import Workspace, read_json
-from segmentation.geometry import clip
+from segmentation.kreuzer_truth import truth_segments
 from segmentation.metrics import Segment, bcubed, match_segments
 
 from .infer import predict_page, region_boxes
 from .predict import read_image
 from .store import LoadedModel
 
-# The design's mapping of Kreuzer block types to region labels (design.md, "Label set").
-KREUZER_TYPES = {
-    "header": "header", "logo": "header", "title": "header",
-    "menu": "navigation", "linklist": "navigation",
-    "article": "main", "content": "main",
-    "sidebar": "sidebar",
-    "footer": "footer",
-    "ad": "advertisement",
-    "image": "segment", "video": "segment", "searchbar": "segment",
-}
 KEYS = ("seg_p", "seg_r", "seg_f1", "bcubed_p", "bcubed_r", "bcubed_f1")
 
 
@@ -39,12 +29,6 @@ class KreuzerResult:
     pages: int
     methods: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> means
     skipped: list[str] = field(default_factory=list)
-
-
-def truth_segments(truth: dict, width: int, height: int) -> list[Segment]:
-    segs = [Segment(KREUZER_TYPES.get(b["type"].strip().lower(), "segment"),
-                    clip(b["bbox"], width, height)) for b in truth["blocks"]]
-    return [s for s in segs if s.bbox[2] >= 1 and s.bbox[3] >= 1]
 
 
 def evaluate_kreuzer(model: LoadedModel, out: Path, split: str = "heldout") -> KreuzerResult:
