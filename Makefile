@@ -29,7 +29,7 @@ setup: .venv/.installed
 .venv/.installed: pyproject.toml .venv/.system
 	@[ -x $(PY) ] || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,model]'
 	@touch $@
 
 crawl: setup

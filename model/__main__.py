@@ -11,7 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from catalog.cli import add_common_args, load, run_main
 
-from .release import latest_release, open_release
+try:
+    import torch  # the whole stage needs it: say once how to get it
+except ImportError:
+    sys.exit("error: the model stage needs PyTorch: `make setup`, or "
+             "`pip install -e '.[model]'` (torch 2.13.0, the CPU wheel)")
+
+from .release import latest_release, open_release  # noqa: E402
 from .store import load_model, resolve_model, to_device
 from .train import Run, TrainConfig, train
 
