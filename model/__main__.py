@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,15 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from catalog.cli import add_common_args, load, run_main
 
-try:
-    import torch  # the whole stage needs it: say once how to get it
-except ImportError:
+if importlib.util.find_spec("torch") is None:  # the whole stage needs it: say once how to get it
     sys.exit("error: the model stage needs PyTorch: `make setup`, or "
              "`pip install -e '.[model]'` (torch 2.13.0, the CPU wheel)")
 
 from .release import latest_release, open_release  # noqa: E402
-from .store import load_model, resolve_model, to_device
-from .train import Run, TrainConfig, train
+from .store import load_model, resolve_model, to_device  # noqa: E402
+from .train import Run, TrainConfig, train  # noqa: E402
 
 
 def _models_dir(ws_root: Path) -> Path:
