@@ -9,7 +9,7 @@ WS_FLAG := $(if $(WORKSPACE),--workspace $(WORKSPACE),)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
-.PHONY: setup crawl status dedupe annotate preannotate evaluate learn push pull report export verify \
+.PHONY: setup crawl crawl-corpus status dedupe annotate preannotate evaluate learn push pull report export verify \
         train model-evaluate bench-model \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
@@ -34,6 +34,24 @@ setup: .venv/.installed
 
 crawl: setup
 	$(PY) -m scraper crawl $(WS_FLAG) $(if $(SEEDS),--seeds $(SEEDS),)
+
+# A multi-site training set (corpus.toml): Debian's doc sites, the Kreuzer dev pages with
+# their truth, pre-annotated and released: `make train WORKSPACE=datasets/web-corpus` next.
+CORPUS_PACKAGES := python3.11-doc postgresql-doc-15 apache2-doc debian-handbook git-doc \
+                   python-django-doc
+KREUZER ?= ../shared/corpus/kreuzer-popular
+crawl-corpus: setup
+	@if [ ! -d /usr/share/doc/python-django-doc/html ] || [ ! -d /usr/share/doc/git-doc ]; then \
+	  echo "installing $(CORPUS_PACKAGES) from apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CORPUS_PACKAGES); \
+	fi
+	$(PY) -m scraper crawl --config corpus.toml
+	$(PY) -m dedupe run --config corpus.toml
+	@if [ -d $(KREUZER) ]; then $(PY) -m annotate import-kreuzer $(KREUZER) --config corpus.toml; \
+	else echo "no Kreuzer corpus at $(KREUZER) (KREUZER=DIR): doc sites only"; fi
+	$(PY) -m annotate preannotate --config corpus.toml
+	$(PY) -m export --config corpus.toml
 
 status: setup
 	$(PY) -m scraper status $(WS_FLAG)

@@ -1,4 +1,4 @@
-"""python -m annotate {preannotate,evaluate,learn,push,pull,report}."""
+"""python -m annotate {preannotate,evaluate,import-kreuzer,learn,push,pull,report}."""
 
 from __future__ import annotations
 

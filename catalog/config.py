@@ -45,6 +45,10 @@ class CrawlConfig:
     seeds: list[str] = field(default_factory=list)
     # Built-in default: Debian's sqlite3-doc, served locally, so a crawl works offline.
     serve: str = "/usr/share/doc/sqlite3"
+    # "NAME=FOLDER" per entry: several local sites served and crawled together, each as
+    # http://NAME.localhost:PORT/ (the name is its site, whatever the port); used instead of
+    # `serve` when there are no seeds.
+    sites: list[str] = field(default_factory=list)
     max_pages: int = 200  # pages captured with status ok, over all runs of these seeds; 0: none
     max_pages_per_site: int = 0  # the same per registered domain; 0: no per-site limit
     max_depth: int = 10

@@ -59,7 +59,9 @@ CAPTURE_STYLE_AT_START = (
     " document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; } catch (e) {}"
 )
 QUIT_TIMEOUT = 10.0  # seconds for the quit command, not the two minutes of any other
-OFFLINE_RULE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
+# Offline, only loopback resolves: served sites' *.localhost names are mapped to it first.
+OFFLINE_RULE = ("--host-resolver-rules=MAP *.localhost 127.0.0.1 , MAP * ~NOTFOUND , "
+                "EXCLUDE localhost , EXCLUDE 127.0.0.1")
 
 
 @dataclass

@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import argparse
 import mimetypes
+import re
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+SITE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+def parse_site(entry: str) -> tuple[str, str]:
+    """'NAME=DIR' of `[crawl] sites` -> (name, folder)."""
+    name, sep, folder = entry.partition("=")
+    name = name.strip().lower()
+    if not sep or not folder.strip() or not SITE_NAME.fullmatch(name):
+        raise ValueError(f"[crawl] sites entry {entry!r} must be NAME=FOLDER, NAME in "
+                         "letters, digits, '-' and '.' (it becomes NAME.localhost)")
+    return name, folder.strip()
+
 
 # Text types get an explicit charset: a browser left to guess may pick Latin-1.
 _TYPES = {
@@ -45,9 +59,16 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
 
 class StaticServer:
-    """A threaded server for `directory` on 127.0.0.1; `with` starts and stops it."""
+    """A threaded server for `directory` on 127.0.0.1; `with` starts and stops it.
 
-    def __init__(self, directory: str | Path, port: int = 0):
+    With a `name`, its URLs are `http://<name>.localhost:<port>/`: the browser takes any
+    `*.localhost` name to loopback, and the name, not the port, is the site, so a folder
+    keeps one identity (and its pages one split) whatever port it gets."""
+
+    def __init__(self, directory: str | Path, port: int = 0, name: str = ""):
+        if name and not SITE_NAME.fullmatch(name):
+            raise ValueError(f"served site name {name!r}: use letters, digits, '-' and '.'")
+        self.name = name
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ValueError(f"--serve {directory}: no such folder")
@@ -67,8 +88,12 @@ class StaticServer:
         return int(self.httpd.server_address[1])
 
     @property
+    def host(self) -> str:
+        return f"{self.name}.localhost" if self.name else "127.0.0.1"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://{self.host}:{self.port}/"
 
     def start(self) -> StaticServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

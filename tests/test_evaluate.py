@@ -304,3 +304,41 @@ def test_evaluate_without_annotations_says_what_to_do(tmp_path):
 
     with pytest.raises(ValueError, match="annotate pull"):
         evaluate_workspace(Workspace(tmp_path), tmp_path / "out", label_set())
+
+
+@pytest.mark.browser
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_kreuzer_dev_pages_import_as_human_pages_of_their_own_sites_and_export(
+        kreuzer_dir, chromium, tmp_path):
+    from catalog import Catalog
+    from catalog.records import Annotation
+    from catalog.workspace import Workspace, read_json
+
+    ws = Workspace(tmp_path / "ws")
+    cmd = [sys.executable, "-m", "annotate", "import-kreuzer", str(kreuzer_dir),
+           "--workspace", str(ws.root), "--page", "eu.real.com", "--page", "www.wto.org",
+           "--page", "www.noaa.gov"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "imported 3 Kreuzer dev page(s)" in proc.stdout
+    with Catalog(ws.catalog_path) as cat:
+        sites = {r["page_id"]: r["site"] for r in cat.pages()}
+        annotated = {r["page_id"]: r["annotator"] for r in cat.execute("SELECT * FROM annotations")}
+    assert sorted(sites.values()) == ["eu-real-com.kreuzer.localhost",
+                                      "www-noaa-gov.kreuzer.localhost",
+                                      "www-wto-org.kreuzer.localhost"]
+    assert annotated == {pid: "kreuzer-corpus" for pid in sites}
+    for pid in sites:
+        ann = Annotation.from_dict(read_json(ws.annotation_json(pid)))
+        assert ann.regions and {r.source for r in ann.regions} == {"human"}
+        assert (ws.page_dir(pid) / ann.masks["text"]).is_file()
+    # Held-out pages are never imported.
+    held = subprocess.run([*cmd[:7], "--page", "www.nature.com"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=100)
+    assert held.returncode == 2 and "held-out pages are never imported" in held.stderr
+    # The training set: a release of human pages, one site each.
+    exp = subprocess.run([sys.executable, "-m", "export", "--workspace", str(ws.root)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert exp.returncode == 0, exp.stderr[-2000:]
+    assert "3 pages" in exp.stdout + exp.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from catalog.cli import add_common_args, load
@@ -38,6 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "fine) instead of the config's")
     ev.set_defaults(func=_evaluate)
 
+    im = sub.add_parser(
+        "import-kreuzer", help="capture a Kreuzer corpus's dev pages into the workspace with "
+                               "their truth as human annotations (a training set)")
+    add_common_args(im)
+    im.add_argument("corpus", metavar="DIR", help="Kreuzer-format corpus")
+    im.add_argument("--truth", choices=TRUTH_LEVELS, default="coarse",
+                    help="top-level blocks (coarse) or their sub-blocks (fine)")
+    im.add_argument("--page", action="append", default=None, metavar="NAME",
+                    help="only dev pages whose folder contains NAME (repeatable)")
+    im.set_defaults(func=_import_kreuzer)
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     config, ws = load(args)
@@ -54,3 +66,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         evaluate_workspace(ws, out, labels, worst=args.worst)
     return 0
+
+
+def _import_kreuzer(args: argparse.Namespace) -> int:
+    from .kreuzer_import import import_kreuzer
+
+    config, ws = load(args)
+    done, left_out = import_kreuzer(Path(args.corpus), ws, label_set(config.labels),
+                                    config.preannotate, args.truth, args.page)
+    for line in left_out:
+        print(f"left out {line}", file=sys.stderr)
+    print(f"imported {done} Kreuzer dev page(s) with their {args.truth} truth as human "
+          f"annotations into {ws.root} ({len(left_out)} left out); held-out pages are never "
+          "imported")
+    return 0 if done else 1

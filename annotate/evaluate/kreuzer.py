@@ -54,6 +54,13 @@ class KreuzerPage:
         return split_of(self.name)
 
 
+def site_host(page: KreuzerPage) -> str:
+    """`www.nature.com/x` -> `www-nature-com.kreuzer.localhost`: the page's original site
+    as a loopback name."""
+    site = re.sub(r"[^a-z0-9]+", "-", page.name.split("/", 1)[0].lower()).strip("-")
+    return f"{site or 'page'}.kreuzer.localhost"
+
+
 def split_of(name: str) -> str:
     """'dev' (tuning allowed) or 'heldout' (targets are judged here), about half each."""
     digest = hashlib.sha256(f"{SPLIT_SALT}:{name}".encode()).digest()
@@ -127,8 +134,14 @@ class CorpusServer:
     def truth_url(self, page: KreuzerPage) -> str:
         return f"{self.base}/{page.name}/{TRUTH_FILE}"
 
-    def stripped_url(self, page: KreuzerPage) -> str:
-        return f"{self.base}/{page.name}/{STRIPPED_FILE}"
+    def stripped_url(self, page: KreuzerPage, named: bool = False) -> str:
+        """The copy the pipeline may see; `named`: under a host of the page's own
+        (`<site>.kreuzer.localhost`), so that each page is a site of its own whatever the
+        port, as its original was (a training set's splits go by site)."""
+        if not named:
+            return f"{self.base}/{page.name}/{STRIPPED_FILE}"
+        port = self.httpd.server_address[1]
+        return f"http://{site_host(page)}:{port}/{page.name}/{STRIPPED_FILE}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -275,7 +288,7 @@ def read_truths(corpus: Path, pages: list[KreuzerPage], cache: Path,
 
 
 def capture_pages(corpus: Path, pages: list[KreuzerPage], ws: Workspace,
-                  python: str = sys.executable) -> dict[str, str]:
+                  python: str = sys.executable, named: bool = False) -> dict[str, str]:
     """Capture the stripped copy of each page into `ws` through the capture command (once:
     the folder -> page id map is kept in the workspace). Returns folder -> page id."""
     index_path = ws.root / "kreuzer-pages.json"
@@ -287,7 +300,7 @@ def capture_pages(corpus: Path, pages: list[KreuzerPage], ws: Workspace,
     if todo:
         ws.ensure()
         with CorpusServer(corpus) as srv:
-            urls = {srv.stripped_url(p): p.name for p in todo}
+            urls = {srv.stripped_url(p, named): p.name for p in todo}
             cmd = [python, "-m", "scraper", "capture", *urls, "--workspace", str(ws.root),
                    "--viewport", "1280x800", "--dpr", "1", "--offline"]
             proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[2])

@@ -21,7 +21,7 @@ from ..orphans import WorkspaceLock
 from ..progress import LiveProgress, error_listing, print_summary
 from ..scope import SCOPES, Seed
 from ..seeds import BadSeed, SeedLine, read_seeds
-from ..serve import StaticServer, serve_main
+from ..serve import StaticServer, parse_site, serve_main
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -151,21 +151,36 @@ def check_seeds(lines: list[SeedLine], config: Config, serving: bool, strict: bo
 SERVE_PORT_KEY = "serve_port:"
 
 
-def start_server(directory: str, ws: Workspace) -> StaticServer:
+def start_server(directory: str, ws: Workspace, name: str = "") -> StaticServer:
     """Serve `directory` on the port it had last time, so a resumed crawl has the same URLs."""
     folder = Path(directory).expanduser().resolve()
     if not folder.is_dir():
         hint = " (make setup installs sqlite3-doc)" if "sqlite3" in str(folder) else ""
+        hint = hint or (" (make crawl-corpus installs the doc packages)" if name else "")
         raise ValueError(f"folder to serve {folder} does not exist{hint}")
     ws.ensure()
     with Catalog(ws.catalog_path) as catalog:
         key = f"{SERVE_PORT_KEY}{folder}"
         old = int(catalog.meta(key) or 0)
-        server = StaticServer(folder, old).start()
+        server = StaticServer(folder, old, name).start()
         if old and server.port != old:
-            move_origin(catalog, f"http://127.0.0.1:{old}", f"http://127.0.0.1:{server.port}")
+            move_origin(catalog, f"http://{server.host}:{old}",
+                        f"http://{server.host}:{server.port}")
         catalog.set_meta(key, str(server.port))
     return server
+
+
+def served_folders(config: Config, args: argparse.Namespace,
+                   lines: list[SeedLine]) -> list[tuple[str, str]]:
+    """(site name, folder) of each folder this crawl serves: --serve, else with no seeds the
+    config's named `sites`, else its `serve`."""
+    if args.serve:
+        return [("", args.serve)]
+    if lines:
+        return []
+    if config.crawl.sites:
+        return [parse_site(entry) for entry in config.crawl.sites]
+    return [("", config.crawl.serve)] if config.crawl.serve else []
 
 
 def move_origin(catalog: Catalog, old: str, new: str) -> None:
@@ -185,21 +200,23 @@ def run_crawl(args: argparse.Namespace) -> int:
     config, ws = load(args)
     apply_flags(config, args)
     lines = seed_lines(config, args)
-    serve_dir = args.serve or ("" if lines else config.crawl.serve)
-    skipped = check_seeds(lines, config, bool(serve_dir), args.strict)
+    folders = served_folders(config, args, lines)
+    skipped = check_seeds(lines, config, bool(folders), args.strict)
     ws.ensure()
     with WorkspaceLock(ws):
-        return _crawl(config, ws, lines, serve_dir, skipped)
+        return _crawl(config, ws, lines, folders, skipped)
 
 
-def _crawl(config: Config, ws: Workspace, lines: list[SeedLine], serve_dir: str,
-           skipped: int = 0) -> int:
-    server = start_server(serve_dir, ws) if serve_dir else None
+def _crawl(config: Config, ws: Workspace, lines: list[SeedLine],
+           folders: list[tuple[str, str]], skipped: int = 0) -> int:
+    servers: list[StaticServer] = []
     console = Console()
     try:
-        seeds, _ = build_seeds(lines or ([SeedLine(server.url, "--serve")] if server else []),
-                               config, server.url if server else "")
-        if server:
+        for name, folder in folders:
+            servers.append(start_server(folder, ws, name))
+        seeds, _ = build_seeds(lines or [SeedLine(s.url, "--serve") for s in servers],
+                               config, servers[0].url if servers else "")
+        for server in servers:
             console.print(f"serving {server.directory} at {server.url}", highlight=False)
         engine = Engine(config, ws, seeds, take_lock=False)
         interrupts = 0
@@ -222,7 +239,7 @@ def _crawl(config: Config, ws: Workspace, lines: list[SeedLine], serve_dir: str,
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     finally:
-        if server:
+        for server in servers:
             server.stop()
     with Catalog(ws.catalog_path) as catalog:
         print_summary(console, catalog, ws, snapshot)
