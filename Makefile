@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
 .PHONY: setup crawl status dedupe annotate preannotate evaluate push pull report export verify \
-        train model-evaluate bench-model \
+        train model-evaluate bench-model app bench-serve \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
 setup: .venv/.installed
@@ -72,6 +72,12 @@ train: setup
 
 model-evaluate: setup
 	$(PY) -m model evaluate $(WS_FLAG) $(MODEL) $(RELEASE)
+
+# The preview page, the JSON API and Label Studio's ML backend on http://127.0.0.1:$(APP_PORT)/
+APP_PORT ?= 5000
+app: setup
+	$(PY) -m model serve $(WS_FLAG) $(if $(MODEL),--model $(MODEL),) --port $(APP_PORT) \
+	  $(foreach h,$(ALLOW_HOST),--allow-host $(h))
 
 labelstudio-install: $(LS_VENV)/.installed
 

@@ -31,4 +31,4 @@ def legend(model: LoadedModel) -> list[dict]:
     """The model's classes with their colours, regions first, as classes.json holds them."""
     table = model.card.get("classes", [])
     return [{"name": c["name"], "kind": c["kind"], "color": c.get("color", "#808080")}
-            for c in table]
+            for c in table if c["kind"] in ("region", "element")]
