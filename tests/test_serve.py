@@ -214,3 +214,64 @@ def test_model_serve_command_binds_loopback_and_answers(serve_model):  # noqa: F
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_predict_reads_local_files_and_names_results_from_the_projects_config(
+        serve_model, tmp_path):  # noqa: F811
+    from annotate.studio.config import labelling_config
+    from catalog.config import LabelsConfig
+
+    root = tmp_path / "root"
+    (root / "ws" / "p1").mkdir(parents=True)
+    rgb, _, _ = draw_page(256, 600, seed=4)
+    Image.fromarray(rgb).save(root / "ws" / "p1" / "screenshot.png")
+    gen = run_live(ServeConfig(model=serve_model, scratch=tmp_path / "s",
+                               document_root=str(root), label_studio_url=""))
+    live = next(gen)
+    task = {"id": 7, "data": {"image": "/data/local-files/?d=ws/p1/screenshot.png"}}
+    full = labelling_config(LabelsConfig())
+    assert live.post("/setup", json={"project": "1.1", "schema": full}).json() == {
+        "model_version": "m0001"}
+    out = live.post("/predict", json={"tasks": [task], "label_config": full}).json()
+    (pred,) = out["results"]
+    assert pred["model_version"] == "m0001" and 0 <= pred["score"] <= 1
+    record, masks = predict_image(load_model(serve_model), rgb, "7")
+    rects = [r for r in pred["result"] if r["type"] == "rectanglelabels"]
+    assert [r["value"]["rectanglelabels"][0] for r in rects] == [
+        r["label"] for r in record["regions"]]
+    assert {r["from_name"] for r in rects} == {"region"}
+    brushes = {r["value"]["brushlabels"][0]: r for r in pred["result"]
+               if r["type"] == "brushlabels"}
+    for name, r in brushes.items():
+        assert (r["from_name"], r["to_name"]) == ("mask", "image")
+        assert np.array_equal(decode_brush_rle(r["value"]["rle"], 256, 600), masks[name] > 0)
+    # Another project's names and a config without brushes: what the config says, only.
+    other = ('<View><Image name="shot" value="$pic"/><RectangleLabels name="boxes" '
+             'toName="shot"><Label value="header"/><Label value="footer"/></RectangleLabels>'
+             '</View>')
+    renamed = {"id": 8, "data": {"pic": task["data"]["image"]}}
+    res = live.post("/predict", json={"tasks": [renamed], "label_config": other}).json()
+    items = res["results"][0]["result"]
+    assert items and {(r["from_name"], r["to_name"], r["type"]) for r in items} == {
+        ("boxes", "shot", "rectanglelabels")}
+    assert {r["value"]["rectanglelabels"][0] for r in items} <= {"header", "footer"}
+    # Bad requests: a config with nothing to draw, a file outside the root.
+    bad = live.post("/predict", json={"tasks": [task], "label_config": "<View/>"})
+    assert bad.status_code == 400 and "RectangleLabels" in bad.json()["error"]
+    out_of_root = {"id": 9, "data": {"image": "/data/local-files/?d=../../etc/passwd"}}
+    r = live.post("/predict", json={"tasks": [out_of_root], "label_config": full})
+    assert r.status_code == 404 and "local-files root" in r.json()["error"]
+    # Events that are not about annotations are acknowledged and ignored; a training
+    # event without a Label Studio to pull from is answered at once and reported.
+    assert live.post("/webhook", json={"action": "PROJECT_UPDATED"}).json()["status"] == "ignored"
+    t0 = time.monotonic()
+    r = live.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
+    assert r.status_code == 201 and time.monotonic() - t0 < 1.0
+    deadline = time.monotonic() + 30
+    while live.get("/health").json()["finetune"]["state"] in ("idle", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    ft = live.get("/health").json()["finetune"]
+    assert ft["state"] == "skipped" and "LABEL_STUDIO_URL" in ft["reason"]
+    next(gen, None)

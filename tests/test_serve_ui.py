@@ -100,3 +100,42 @@ def test_upload_shows_the_overlay_and_a_class_toggles(driver, serve_model, tmp_p
     driver.save_screenshot(str(ARTIFACTS / "serve-page.png"))
     shutil.copy(ARTIFACTS / "serve-page.png", tmp_path / "kept.png")
     live.server.close()
+
+
+PAGE = """<!doctype html><html><head><style>
+body { margin: 0; font: 16px sans-serif; } header { background: #223; color: #fff; height: 120px; }
+nav a { color: #fff; margin: 0 1em; } main { padding: 2em; } footer { background: #555; height: 150px; }
+</style></head><body><header><nav><a href="#a">Home</a><a href="#b">Docs</a></nav></header>
+<main>""" + "".join(f"<p>Paragraph {i} of text that runs across the page.</p>" for i in range(40)) \
+    + """<img src="data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' width='300'
+height='150'><rect width='300' height='150' fill='teal'/></svg>"></main><footer>Footer</footer>
+</body></html>"""
+
+
+def test_a_url_is_captured_and_shown_next_to_its_dom_preannotation(
+        driver, serve_model, static_site, tmp_path):  # noqa: F811
+    site, base = static_site
+    (site / "index.html").write_text(PAGE)
+    gen = run_live(ServeConfig(model=serve_model, scratch=tmp_path / "scratch",
+                               allow_hosts=frozenset({"127.0.0.1"})))
+    live = next(gen)
+    driver.get(live.url + "/")
+    _wait(lambda: driver.find_elements("css selector", "#legend input"), what="the legend")
+    driver.find_element("id", "url").send_keys(base + "/index.html")
+    driver.find_element("css selector", "#url-form button").click()
+    # The page answers while the capture runs: the spinner turns and the status says so.
+    assert "capturing" in driver.find_element("id", "message").text
+    assert driver.find_element("id", "spinner").is_displayed()
+    _wait(lambda: driver.execute_script("return document.body.dataset.ready"), 240,
+          "the capture: " + driver.find_element("id", "message").text)
+    titles = [e.text for e in driver.find_elements("css selector", ".view h2")]
+    assert titles[0] == "DOM pre-annotation" and titles[1].startswith("model m0001"), titles
+    sizes = driver.execute_script(
+        "return [...document.querySelectorAll('#views canvas')].map(c => [c.width, c.height])")
+    assert sizes[0] == sizes[1] and sizes[0][1] > 1000, sizes  # the whole tall page
+    dom_regions = driver.execute_script(
+        "return document.getElementById('message').textContent")
+    assert "from the DOM" in dom_regions and not driver.find_element("id", "spinner").is_displayed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "serve-page-url.png"))
+    live.server.close()
