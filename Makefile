@@ -110,6 +110,9 @@ bench: setup labelstudio-install
 	$(PY) bench/export.py
 
 # Trains a model for up to 30 minutes: run on its own, not with `make bench`.
+bench-serve: setup
+	$(PY) bench/serve.py $(if $(MODEL),--model $(MODEL),)
+
 bench-model: setup
 	$(PY) bench/model.py $(if $(RELEASE),--release $(RELEASE),)
 
