@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
 
-from annotate.studio.client import sdk_headers
 from annotate.studio.rle import decode_rle
 from export.synthetic import draw_page
 from model.predict import predict_image
@@ -28,6 +26,7 @@ from model.train import Run, train
 
 from .labelstudio_fixture import StudioServer, make_workspace, run_annotate
 from .serve_fixture import run_live, serve_release  # noqa: F401
+from .test_labelstudio import Api
 from .test_model_train import tiny
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
@@ -41,21 +40,10 @@ def button_page(seed: int) -> tuple[np.ndarray, list[dict], dict]:
     return img, regions, masks
 
 
-class Api:
-    def __init__(self, srv: StudioServer):
-        self.url = srv.url
-        self.s = requests.Session()
-        self.s.headers.update(sdk_headers(srv.url, srv.api_key))
-
-    def get(self, path: str, **params):
-        r = self.s.get(self.url + path, params=params, timeout=120)
-        r.raise_for_status()
-        return r.json()
-
-    def post(self, path: str, body: dict):
-        r = self.s.post(self.url + path, json=body, timeout=120)
-        assert r.status_code < 300, r.text
-        return r.json()
+def _post(api: Api, path: str, body: dict) -> dict:
+    r = api.s.post(api.url + path, json=body, timeout=120)
+    assert r.status_code < 300, r.text
+    return r.json()
 
 
 def _truth_result(regions: list[dict], masks: dict) -> list[dict]:
@@ -107,18 +95,17 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
     assert "connected: ML backend" in proc.stdout and "least certain first" in proc.stdout
 
     api = Api(labelstudio)
-    project = [p for p in api.get("/api/projects", page_size=1000)["results"]
-               if p["title"] == "ws-serve"][0]
+    project = api.project("ws-serve")
     pid = project["id"]
     backends = api.get("/api/ml", project=pid)
     assert [b["url"] for b in backends] == [live.url]
     assert project["sampling"] == "Uncertainty sampling" and project["model_version"] == "m0001"
 
-    tasks = api.get("/api/tasks", project=pid, page_size=100, fields="task_only")["tasks"]
+    tasks = api.tasks(pid)
     model = load_model(first)
     scores = {}
     for task in tasks:
-        preds = [p for p in api.get("/api/predictions", task=task["id"])
+        preds = [p for p in api.predictions(task["id"])
                  if p["model_version"] == "m0001"]
         assert len(preds) == 1, preds
         pred = preds[0]
@@ -136,7 +123,7 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
             name = r["value"]["brushlabels"][0]
             alpha = np.asarray(decode_rle(r["value"]["rle"])).reshape(H, W, 4)[..., 3]
             assert np.array_equal(alpha > 0, masks[name] > 0), name
-    assert api.post(f"/api/ml/{backends[0]['id']}/predict/test?random=true", {})
+    assert _post(api, f"/api/ml/{backends[0]['id']}/predict/test?random=true", {})
     # Uncertainty sampling: the task the model is least sure of is served first.
     nxt = api.get(f"/api/projects/{pid}/next")
     assert nxt["id"] == min(scores, key=scores.get), (nxt["id"], scores)
@@ -146,8 +133,7 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
     by_page = {t["data"].get("page_id"): t for t in tasks}
     page_a = sorted(truth)[0]
     img, regions, masks = truth[page_a]
-    api.post(f"/api/tasks/{by_page[page_a]['id']}/annotations/",
-             {"result": _truth_result(regions, masks), "lead_time": 5})
+    api.annotate(by_page[page_a]["id"], _truth_result(regions, masks), 5)
     health = _wait_finetune(live, 1)
     assert health["finetune"]["state"] == "switched", health
     assert health["model_version"] == "m0002"
@@ -164,8 +150,7 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
     page_b = sorted(truth)[1]
     wrong = _truth_result([{"label": "footer", "bbox": [0, 0, W, H]}],
                           {"image": np.ones((H, W), bool)})
-    api.post(f"/api/tasks/{by_page[page_b]['id']}/annotations/",
-             {"result": wrong, "lead_time": 5})
+    api.annotate(by_page[page_b]["id"], wrong, 5)
     health = _wait_finetune(live, 2)
     assert health["finetune"]["state"] == "refused", health
     assert health["model_version"] == "m0002"

@@ -8,6 +8,7 @@ import concurrent.futures
 import json
 import re
 import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,7 @@ def capture_url():
     body = request.get_json(silent=True) or {}
     url = check_url(body.get("url") or request.form.get("url", ""), cfg.allow_hosts)
     token = secrets.token_hex(8)
+    _prune(cfg.scratch)
     page = queued("capture_queue", capture_page, url, cfg.scratch / token,
                   cfg.capture_timeout_s, timeout=cfg.capture_timeout_s * 2 + 30)
     rgb = decode_image(page.screenshot.read_bytes(), cfg.max_pixels)
@@ -81,6 +83,17 @@ def capture_url():
                     "image": f"/api/captures/{token}/screenshot.png",
                     "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                     "model": model, "dom": _dom_json(page.preannotation)})
+
+
+KEEP_CAPTURES = 20
+
+
+def _prune(scratch: Path) -> None:
+    """Keep the newest captures only: the page shows one at a time."""
+    old = sorted((p for p in scratch.iterdir() if TOKEN_RE.match(p.name)),
+                 key=lambda p: p.stat().st_mtime)
+    for p in old[:-KEEP_CAPTURES] if len(old) > KEEP_CAPTURES else []:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _dom_json(path: Path | None) -> dict | None:

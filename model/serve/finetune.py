@@ -65,9 +65,14 @@ class FineTuner:
                 self.runs += 1
 
 
+_CREATE = threading.Lock()
+
+
 def queue_finetune(app, project: int, action: str) -> str:
-    with threading.Lock():
-        tuner = app.extensions.setdefault("finetune", FineTuner(app))
+    with _CREATE:
+        tuner = app.extensions.get("finetune")
+        if tuner is None:
+            tuner = app.extensions["finetune"] = FineTuner(app)
     return tuner.request(project, action)
 
 
@@ -179,7 +184,9 @@ def finetune(app, project: int) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     release = open_release(write_release(work / "release", classes, pages, val_from))
     learned = {"label_studio": base, "project": project, "from_model": old.version,
-               "tasks": [{"id": t["id"], "updated_at": _latest(t).get("updated_at")}
+               "tasks": [{"id": t["id"], "updated_at": t.get("updated_at"),
+                          "annotation": _latest(t).get("id"),
+                          "annotation_updated_at": _latest(t).get("updated_at")}
                          for t in tasks], "val_release": str(val_from)}
 
     def card_update(card: dict) -> dict:
