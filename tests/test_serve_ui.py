@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -93,12 +93,27 @@ def test_upload_shows_the_overlay_and_a_class_toggles(driver, serve_model, tmp_p
     assert not changed[~masks[shown]].any()
     assert "regions" in driver.find_element("id", "message").text
 
+    # The downloads: preannotation.json naming one PNG per mask class, each the mask.
+    links = {a.get_attribute("download"): a
+             for a in driver.find_elements("css selector", "#downloads a")}
+    assert set(links) == {"preannotation.json", *(f"upload_mask_{k}.png" for k in masks)}
+    fetch = ("const a = arguments[0], done = arguments[1]; a.click();"
+             "fetch(a.href).then(r => r.blob()).then(b => { const f = new FileReader();"
+             "f.onload = () => done(f.result); f.readAsDataURL(b); });")
+    saved = json.loads(base64.b64decode(
+        driver.execute_async_script(fetch, links["preannotation.json"]).split(",", 1)[1]))
+    assert saved["regions"] == expected["regions"]
+    assert saved["masks"] == {k: f"upload_mask_{k}.png" for k in masks}
+    for k, mask in masks.items():
+        data = driver.execute_async_script(fetch, links[f"upload_mask_{k}.png"])
+        with Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))) as im:
+            assert np.array_equal(np.asarray(im.convert("L")) > 127, mask), k
+
     for box in driver.find_elements("css selector", "#legend input"):
         if not box.is_selected():
             box.click()
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "serve-page.png"))
-    shutil.copy(ARTIFACTS / "serve-page.png", tmp_path / "kept.png")
     live.server.close()
 
 
