@@ -100,6 +100,10 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
     backends = api.get("/api/ml", project=pid)
     assert [b["url"] for b in backends] == [live.url]
     assert project["sampling"] == "Uncertainty sampling" and project["model_version"] == "m0001"
+    again = run_annotate(["push", "--workspace", str(ws.root), "--ml-backend", live.url,
+                          "--no-progress"], labelstudio.env(), tmp_path)
+    assert again.returncode == 0 and "already connected" in again.stdout, again.stderr
+    assert len(api.get("/api/ml", project=pid)) == 1
 
     tasks = api.tasks(pid)
     model = load_model(first)

@@ -39,15 +39,13 @@ def connect(client: StudioClient, project_id: int, url: str) -> Connected:
     version = backend_health(url).get("model_version", "")
     have = client.get("/api/ml", project=project_id) or []
     mine = [b for b in have if b.get("url", "").rstrip("/") == url]
-    if mine:
-        backend, created = mine[0], False
-    else:
-        backend = client.request("POST", "/api/ml", json_body={
-            "project": project_id, "url": url, "title": TITLE, "is_interactive": False})
-        created = True
+    if mine:  # connected before: the project's choice of predictions stays as it is
+        return Connected(int(mine[0]["id"]), version, False)
+    backend = client.request("POST", "/api/ml", json_body={
+        "project": project_id, "url": url, "title": TITLE, "is_interactive": False})
     client.request("PATCH", f"/api/projects/{project_id}",
                    json_body={"model_version": backend.get("title") or TITLE})
-    return Connected(int(backend["id"]), version, created)
+    return Connected(int(backend["id"]), version, True)
 
 
 def order_by_uncertainty(client: StudioClient, project_id: int, conn: Connected) -> int:

@@ -59,6 +59,7 @@ def create_app(config: ServeConfig, served: Served | None = None) -> Flask:
     app.extensions["capture_queue"] = WorkQueue(1, 2, "capture")
     if config.scratch is None:
         config.scratch = Path(tempfile.mkdtemp(prefix="model-serve-"))
+    config.scratch.mkdir(parents=True, exist_ok=True)
     if config.models_dir is None:
         config.models_dir = Path(config.model).resolve().parent
 
