@@ -25,12 +25,13 @@ from model.store import load_model
 from model.train import Run, train
 
 from .labelstudio_fixture import StudioServer, make_workspace, run_annotate
-from .serve_fixture import run_live, serve_release  # noqa: F401
+from .serve_fixture import run_live, serve_model, serve_release  # noqa: F401
 from .test_labelstudio import Api
 from .test_model_train import tiny
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 W, H = 256, 512
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def button_page(seed: int) -> tuple[np.ndarray, list[dict], dict]:
@@ -165,3 +166,56 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
     assert r.json()["results"][0]["model_version"] == "m0002"
     next(gen, None)
     shutil.rmtree(ws.root, ignore_errors=True)
+
+
+@pytest.mark.browser
+def test_the_labelling_ui_draws_the_models_rectangles_and_brush_masks(
+        labelstudio: StudioServer, serve_model, chromium: str, tmp_path: Path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    from .test_labelstudio_ui import _driver, _wait
+
+    ws = make_workspace(labelstudio.document_root / "ws-serve-ui", 1, sizes=[(W, H)])
+    (page_id,) = [p.name for p in (ws.root / "pages").iterdir()]
+    Image.fromarray(button_page(7)[0]).save(ws.page_dir(page_id) / "screenshot.png")
+    gen = run_live(ServeConfig(model=serve_model, scratch=tmp_path / "scratch",
+                               label_studio_url=labelstudio.url,
+                               label_studio_key=labelstudio.api_key))
+    live = next(gen)
+    proc = run_annotate(["push", "--workspace", str(ws.root), "--ml-backend", live.url,
+                         "--no-progress"], labelstudio.env(), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    api = Api(labelstudio)
+    project = api.project("ws-serve-ui")
+    assert project["model_version"] == "m0001"
+    (task,) = api.tasks(project["id"])
+    (pred,) = [p for p in api.predictions(task["id"]) if p["model_version"] == "m0001"]
+    expected = sorted((r["value"].get("rectanglelabels") or r["value"]["brushlabels"])[0]
+                      for r in pred["result"])
+    assert any(r["type"] == "brushlabels" for r in pred["result"])
+    creds = dict(line.split("=", 1) for line in labelstudio.env_file.read_text().splitlines()
+                 if "=" in line)
+    driver = _driver(chromium)
+    try:
+        driver.get(f"{labelstudio.url}/user/login/")
+        _wait(lambda: driver.find_element(By.NAME, "email"), what="the login form")
+        driver.find_element(By.NAME, "email").send_keys(creds["LABEL_STUDIO_USERNAME"])
+        driver.find_element(By.NAME, "password").send_keys(creds["LABEL_STUDIO_PASSWORD"])
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _wait(lambda: "/user/login" not in driver.current_url, what="the login")
+        driver.get(f"{labelstudio.url}/projects/{project['id']}/data?task={task['id']}")
+        # The annotation the UI opens with is the model's prediction, every region drawn.
+        state = ("const a = window.Htx && window.Htx.annotationStore.selected;"
+                 "return a ? a.regions.map(r => [r.type, r.labels ? r.labels[0] : null])"
+                 " : null;")
+        drawn = _wait(lambda: (lambda d: d if d and len(d) >= len(expected) else None)(
+            driver.execute_script(state)), 90, "the model's regions in the labelling UI")
+        assert sorted(label for _, label in drawn) == expected
+        assert sorted(t for t, _ in drawn) == sorted(
+            "rectangleregion" if r["type"] == "rectanglelabels" else "brushregion"
+            for r in pred["result"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "serve-labelstudio-task.png"))
+    finally:
+        driver.quit()
+        next(gen, None)

@@ -33,30 +33,31 @@ def backend_health(url: str) -> dict:
 
 def connect(client: StudioClient, project_id: int, url: str) -> Connected:
     """Add the backend to the project once (Label Studio checks its /health and /setup and
-    registers its /webhook), and make it the project's live model, whose predictions the
-    labelling UI asks for."""
+    registers its /webhook), have Label Studio ask it for a prediction of every task that
+    lacks one of its model version, and show those in the labelling UI. (Label Studio asks
+    a backend by itself only for tasks without any prediction, and pushed tasks have the
+    DOM pre-annotation.)"""
     url = url.rstrip("/")
     version = backend_health(url).get("model_version", "")
     have = client.get("/api/ml", project=project_id) or []
     mine = [b for b in have if b.get("url", "").rstrip("/") == url]
-    if mine:  # connected before: the project's choice of predictions stays as it is
-        return Connected(int(mine[0]["id"]), version, False)
-    backend = client.request("POST", "/api/ml", json_body={
-        "project": project_id, "url": url, "title": TITLE, "is_interactive": False})
-    client.request("PATCH", f"/api/projects/{project_id}",
-                   json_body={"model_version": backend.get("title") or TITLE})
-    return Connected(int(backend["id"]), version, True)
-
-
-def order_by_uncertainty(client: StudioClient, project_id: int, conn: Connected) -> int:
-    """Have Label Studio fetch the backend's prediction (with its score) for every task
-    that lacks one of this model version, then serve tasks lowest score first (Label
-    Studio ranks the stored predictions of the project's model version)."""
+    if mine:
+        backend, created = mine[0], False
+    else:
+        backend = client.request("POST", "/api/ml", json_body={
+            "project": project_id, "url": url, "title": TITLE, "is_interactive": False})
+        created = True
     done = client.request(
         "POST", "/api/dm/actions", params={"id": "retrieve_tasks_predictions",
                                            "project": project_id},
         json_body={"selectedItems": {"all": True, "excluded": []}})
+    client.request("PATCH", f"/api/projects/{project_id}", json_body={"model_version": version})
+    return Connected(int(backend["id"]), version, created,
+                     int((done or {}).get("processed_items", 0)))
+
+
+def order_by_uncertainty(client: StudioClient, project_id: int) -> None:
+    """Serve tasks lowest score first: Label Studio ranks the stored predictions of the
+    project's model version (the backend's, after `connect`)."""
     client.request("PATCH", f"/api/projects/{project_id}",
-                   json_body={"sampling": "Uncertainty sampling",
-                              "model_version": conn.model_version})
-    return int((done or {}).get("processed_items", 0))
+                   json_body={"sampling": "Uncertainty sampling"})

@@ -65,11 +65,11 @@ def _push(args: argparse.Namespace) -> int:
 
         conn = connect(client, result.project_id, args.ml_backend)
         print(f"{'connected' if conn.created else 'already connected'}: ML backend "
-              f"{args.ml_backend} (model {conn.model_version}) on project {result.project_id}")
+              f"{args.ml_backend} (model {conn.model_version}) on project {result.project_id}; "
+              f"predictions of {conn.predicted} tasks asked of it")
         if args.order == "uncertainty":
-            n = order_by_uncertainty(client, result.project_id, conn)
-            print(f"predictions of {n} tasks asked of the backend; tasks are served least "
-                  "certain first (Uncertainty sampling)")
+            order_by_uncertainty(client, result.project_id)
+            print("tasks are served least certain first (Uncertainty sampling)")
     return 1 if result.rejected else 0
 
 
