@@ -11,6 +11,7 @@ import requests
 from .client import StudioClient
 
 TITLE = "model serve"
+PREDICT_BATCH = 8
 
 
 @dataclass
@@ -47,13 +48,16 @@ def connect(client: StudioClient, project_id: int, url: str) -> Connected:
         backend = client.request("POST", "/api/ml", json_body={
             "project": project_id, "url": url, "title": TITLE, "is_interactive": False})
         created = True
-    done = client.request(
-        "POST", "/api/dm/actions", params={"id": "retrieve_tasks_predictions",
-                                           "project": project_id},
-        json_body={"selectedItems": {"all": True, "excluded": []}})
+    # A few tasks per request: Label Studio sends them to /predict in one call and gives
+    # up on it after 100 s (ML_TIMEOUT_PREDICT); the backend answers a task in seconds.
+    ids = [int(t["id"]) for t in client.iter_tasks(project_id)]
+    for k in range(0, len(ids), PREDICT_BATCH):
+        client.request(
+            "POST", "/api/dm/actions", params={"id": "retrieve_tasks_predictions",
+                                               "project": project_id},
+            json_body={"selectedItems": {"all": False, "included": ids[k:k + PREDICT_BATCH]}})
     client.request("PATCH", f"/api/projects/{project_id}", json_body={"model_version": version})
-    return Connected(int(backend["id"]), version, created,
-                     int((done or {}).get("processed_items", 0)))
+    return Connected(int(backend["id"]), version, created, len(ids))
 
 
 def order_by_uncertainty(client: StudioClient, project_id: int) -> None:
