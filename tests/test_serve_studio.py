@@ -171,9 +171,7 @@ def test_label_studio_gets_model_predictions_and_annotations_fine_tune_it(
 @pytest.mark.browser
 def test_the_labelling_ui_draws_the_models_rectangles_and_brush_masks(
         labelstudio: StudioServer, serve_model, chromium: str, tmp_path: Path):  # noqa: F811
-    from selenium.webdriver.common.by import By
-
-    from .test_labelstudio_ui import _driver, _wait
+    from .test_labelstudio_ui import _driver, _wait, login
 
     ws = make_workspace(labelstudio.document_root / "ws-serve-ui", 1, sizes=[(W, H)])
     (page_id,) = [p.name for p in (ws.root / "pages").iterdir()]
@@ -193,16 +191,9 @@ def test_the_labelling_ui_draws_the_models_rectangles_and_brush_masks(
     expected = sorted((r["value"].get("rectanglelabels") or r["value"]["brushlabels"])[0]
                       for r in pred["result"])
     assert any(r["type"] == "brushlabels" for r in pred["result"])
-    creds = dict(line.split("=", 1) for line in labelstudio.env_file.read_text().splitlines()
-                 if "=" in line)
     driver = _driver(chromium)
     try:
-        driver.get(f"{labelstudio.url}/user/login/")
-        _wait(lambda: driver.find_element(By.NAME, "email"), what="the login form")
-        driver.find_element(By.NAME, "email").send_keys(creds["LABEL_STUDIO_USERNAME"])
-        driver.find_element(By.NAME, "password").send_keys(creds["LABEL_STUDIO_PASSWORD"])
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        _wait(lambda: "/user/login" not in driver.current_url, what="the login")
+        login(driver, labelstudio)
         driver.get(f"{labelstudio.url}/projects/{project['id']}/data?task={task['id']}")
         # The annotation the UI opens with is the model's prediction, every region drawn.
         state = ("const a = window.Htx && window.Htx.annotationStore.selected;"
