@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
 .PHONY: setup crawl crawl-corpus status dedupe annotate preannotate evaluate learn push pull report export verify \
-        train model-evaluate bench-model \
+        train model-evaluate bench-model app bench-serve \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
 setup: .venv/.installed
@@ -97,6 +97,12 @@ train: setup
 model-evaluate: setup
 	$(PY) -m model evaluate $(WS_FLAG) $(MODEL) $(RELEASE)
 
+# The preview page, the JSON API and Label Studio's ML backend on http://127.0.0.1:$(APP_PORT)/
+APP_PORT ?= 5000
+app: setup
+	$(PY) -m model serve $(WS_FLAG) $(if $(MODEL),--model $(MODEL),) --port $(APP_PORT) \
+	  $(foreach h,$(ALLOW_HOST),--allow-host $(h))
+
 labelstudio-install: $(LS_VENV)/.installed
 
 $(LS_VENV)/.installed:
@@ -129,6 +135,9 @@ bench: setup labelstudio-install
 	$(PY) bench/export.py
 
 # Trains a model for up to 30 minutes: run on its own, not with `make bench`.
+bench-serve: setup
+	$(PY) bench/serve.py $(if $(MODEL),--model $(MODEL),)
+
 bench-model: setup
 	$(PY) bench/model.py $(if $(RELEASE),--release $(RELEASE),)
 

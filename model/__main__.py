@@ -1,4 +1,4 @@
-"""python -m model train|predict|evaluate: the pixel-only segmentation network."""
+"""python -m model train|predict|evaluate|serve: the pixel-only segmentation network."""
 
 from __future__ import annotations
 
@@ -153,13 +153,20 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate}
+def cmd_serve(argv: list[str]) -> int:
+    from .serve.cli import cmd_serve as serve
+
+    return serve(argv)
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+            "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m model {train,predict,evaluate} ...", file=sys.stderr)
+        print("usage: python -m model {train,predict,evaluate,serve} ...", file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from .curves import draw_curves
 from .data import (
@@ -117,7 +118,12 @@ class Run:
     log: Callable[[str], None] = print
     progress: Callable[[int, int, float, float], None] | None = None  # step, steps, loss, rate
     stop_after: int | None = None  # for tests: end the process's work after this epoch
+<<<<<<< HEAD
     reading: Callable[[int, int], None] | None = None  # pages read, of how many
+=======
+    init_weights: Path | None = None  # a fine-tune starts from these weights (safetensors)
+    card_update: Callable[[dict], dict] | None = None  # what a fine-tune's card says instead
+>>>>>>> serve
 
 
 def train(cfg: TrainConfig, run: Run) -> Path | None:
@@ -148,6 +154,8 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     set_determinism(cfg.threads)
     torch.manual_seed(cfg.seed)
     net = SegNet(net_cfg).to(run.device)
+    if run.init_weights and not run.resume:
+        net.load_state_dict(load_file(str(run.init_weights)))
     norm = Normalise()
 
     run.log(f"reading {len(train_refs)} train and {len(val_refs)} val pages of {rel.path} "
@@ -266,6 +274,8 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         "val_measured": "at the working width against scaled masks; `python -m model "
                         "evaluate` measures at the pages' own size",
     }
+    if run.card_update:
+        card = run.card_update(card)
     out = publish(run.models_dir, net.cpu(), card, {"curves.png": draw_curves(history)})
     shutil.rmtree(run_dir, ignore_errors=True)
     return out

@@ -50,6 +50,20 @@ def _wait(fn, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def login(driver, srv: StudioServer) -> None:
+    """Log in to the labelling UI as the user the server was started with."""
+    from selenium.webdriver.common.by import By
+
+    env = srv.env_file.read_text()
+    creds = dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
+    driver.get(f"{srv.url}/user/login/")
+    _wait(lambda: driver.find_element(By.NAME, "email"), what="the login form")
+    driver.find_element(By.NAME, "email").send_keys(creds["LABEL_STUDIO_USERNAME"])
+    driver.find_element(By.NAME, "password").send_keys(creds["LABEL_STUDIO_PASSWORD"])
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(lambda: "/user/login" not in driver.current_url, what="the login")
+
+
 OUTLINER_TITLES = (
     "return [...document.querySelectorAll('.lsf-outliner-item__title')]"
     ".map(e => e.textContent.trim().toLowerCase());"
@@ -88,7 +102,6 @@ def _outliner_titles(driver, expected: list[str]) -> list[str]:
 def test_pushed_task_shows_its_preannotated_regions(
     labelstudio: StudioServer, chromium: str, tmp_path: Path
 ):
-    from selenium.webdriver.common.by import By
 
     ws = make_workspace(labelstudio.document_root / "ws-ui", 1, sizes=[(1280, 3000)])
     proc = run_annotate(["push", "--workspace", str(ws.root), "--no-progress"],
@@ -106,17 +119,9 @@ def test_pushed_task_shows_its_preannotated_regions(
         (r["value"].get("rectanglelabels") or r["value"].get("brushlabels"))[0]
         for r in prediction["result"]
     )
-    env = labelstudio.env_file.read_text()
-    creds = dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
-
     driver = _driver(chromium)
     try:
-        driver.get(f"{labelstudio.url}/user/login/")
-        _wait(lambda: driver.find_element(By.NAME, "email"), what="the login form")
-        driver.find_element(By.NAME, "email").send_keys(creds["LABEL_STUDIO_USERNAME"])
-        driver.find_element(By.NAME, "password").send_keys(creds["LABEL_STUDIO_PASSWORD"])
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        _wait(lambda: "/user/login" not in driver.current_url, what="the login")
+        login(driver, labelstudio)
         driver.get(f"{labelstudio.url}/projects/{project['id']}/data?task={task['id']}")
         # The outliner re-renders while the task loads: read its titles in one script.
         titles = _outliner_titles(driver, expected)

@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     push.add_argument("--update-config", action="store_true",
                       help="migrate the project's labelling config to the current label set")
     push.add_argument("--no-progress", action="store_true", help="no progress bar")
+    push.add_argument("--ml-backend", default=None, metavar="URL",
+                      help="connect the project to this ML backend (python -m model serve)")
+    push.add_argument("--order", choices=["id", "uncertainty"], default="id",
+                      help="uncertainty: tasks the backend's model is least sure of first "
+                      "(needs --ml-backend)")
     push.set_defaults(func=_push)
 
     pull = sub.add_parser("pull", help="bring new and changed annotations back (annotation.json)")
@@ -52,6 +57,19 @@ def _push(args: argparse.Namespace) -> int:
                   progress=not args.no_progress)
     for line in describe(result, client.url, ws.root):
         print(line)
+    if args.order == "uncertainty" and not args.ml_backend:
+        raise ValueError("--order uncertainty needs --ml-backend URL: the scores come from "
+                         "the model")
+    if args.ml_backend:
+        from .backend import connect, order_by_uncertainty
+
+        conn = connect(client, result.project_id, args.ml_backend)
+        print(f"{'connected' if conn.created else 'already connected'}: ML backend "
+              f"{args.ml_backend} (model {conn.model_version}) on project {result.project_id}; "
+              f"predictions of {conn.predicted} tasks asked of it")
+        if args.order == "uncertainty":
+            order_by_uncertainty(client, result.project_id)
+            print("tasks are served least certain first (Uncertainty sampling)")
     return 1 if result.rejected else 0
 
 

@@ -114,6 +114,10 @@ def _child_env(data_dir: Path, document_root: Path, first: dict[str, str]) -> di
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            # The ML backend (`model serve`) listens on 127.0.0.1 beside the server: without
+            # these, Label Studio refuses to connect it and drops its webhook.
+            "ML_BLOCK_LOCAL_IP": "false",
+            "SSRF_PROTECTION_ENABLED": "false",
             "COLLECT_ANALYTICS": "false",
             "SENTRY_DSN": "",
             "FRONTEND_SENTRY_DSN": "",

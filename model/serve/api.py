@@ -1,0 +1,120 @@
+"""The JSON API: /health, the classes and their colours, /api/segment for an uploaded
+screenshot and /api/capture for a URL (captured and DOM-pre-annotated by the pipeline's own
+commands, in subprocesses, into a scratch workspace)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request, send_file
+from PIL import Image
+
+from .app import error
+from .capture import capture_page
+from .inputs import BadInput, check_url, decode_image
+from .segment import legend, segment, to_json
+
+api = Blueprint("api", __name__)
+TOKEN_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+def queued(queue: str, fn, *args, timeout: float):
+    """Run `fn` on a worker of `queue`; a 504 when it is not done within `timeout`."""
+    fut = current_app.extensions[queue].submit(fn, *args)
+    try:
+        return fut.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        fut.cancel()  # still waiting in the queue: it never runs
+        raise BadInput(f"no answer within {timeout:.0f} s: the server is busy, try again "
+                       "later", 504) from None
+
+
+def predict_json(rgb: np.ndarray, page_id: str) -> dict:
+    model = current_app.extensions["served"].current()
+    cfg = current_app.config["SERVE"]
+    record, masks = queued("predict_queue", segment, model, rgb, page_id,
+                           timeout=cfg.timeout_s)
+    return to_json(record, masks)
+
+
+@api.get("/health")
+def health():
+    return jsonify(current_app.extensions["served"].health())
+
+
+@api.get("/api/classes")
+def classes():
+    model = current_app.extensions["served"].current()
+    return jsonify({"model_version": model.version, "classes": legend(model)})
+
+
+def _upload_bytes() -> bytes:
+    if request.files:
+        f = request.files.get("image") or next(iter(request.files.values()))
+        return f.read()
+    return request.get_data(cache=False)
+
+
+@api.post("/api/segment")
+def segment_upload():
+    cfg = current_app.config["SERVE"]
+    rgb = decode_image(_upload_bytes(), cfg.max_pixels)
+    return jsonify(predict_json(rgb, request.args.get("page_id", "upload")))
+
+
+@api.post("/api/capture")
+def capture_url():
+    cfg = current_app.config["SERVE"]
+    body = request.get_json(silent=True) or {}
+    url = check_url(body.get("url") or request.form.get("url", ""), cfg.allow_hosts)
+    token = secrets.token_hex(8)
+    _prune(cfg.scratch)
+    page = queued("capture_queue", capture_page, url, cfg.scratch / token,
+                  cfg.capture_timeout_s, timeout=cfg.capture_timeout_s * 2 + 30)
+    rgb = decode_image(page.screenshot.read_bytes(), cfg.max_pixels)
+    model = predict_json(rgb, page.page_id)
+    return jsonify({"url": url, "page_id": page.page_id, "capture": token,
+                    "image": f"/api/captures/{token}/screenshot.png",
+                    "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                    "model": model, "dom": _dom_json(page.preannotation)})
+
+
+KEEP_CAPTURES = 20
+
+
+def _prune(scratch: Path) -> None:
+    """Keep the newest captures only: the page shows one at a time."""
+    old = sorted((p for p in scratch.iterdir() if TOKEN_RE.match(p.name)),
+                 key=lambda p: p.stat().st_mtime)
+    for p in old[:-KEEP_CAPTURES] if len(old) > KEEP_CAPTURES else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _dom_json(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    from .encode import coco_rle
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    masks = {}
+    for name, file in (record.get("masks") or {}).items():
+        with Image.open(path.parent / file) as im:
+            masks[name] = coco_rle(np.asarray(im.convert("L")))
+    return {**record, "masks": masks}
+
+
+@api.get("/api/captures/<token>/screenshot.png")
+def captured_screenshot(token: str):
+    cfg = current_app.config["SERVE"]
+    if not TOKEN_RE.match(token):
+        return error("no such capture", 404)
+    found = sorted((cfg.scratch / token).glob("pages/*/screenshot.png"))
+    if not found:
+        return error("no such capture", 404)
+    return send_file(found[0], mimetype="image/png")
