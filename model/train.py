@@ -118,12 +118,9 @@ class Run:
     log: Callable[[str], None] = print
     progress: Callable[[int, int, float, float], None] | None = None  # step, steps, loss, rate
     stop_after: int | None = None  # for tests: end the process's work after this epoch
-<<<<<<< HEAD
     reading: Callable[[int, int], None] | None = None  # pages read, of how many
-=======
     init_weights: Path | None = None  # a fine-tune starts from these weights (safetensors)
     card_update: Callable[[dict], dict] | None = None  # what a fine-tune's card says instead
->>>>>>> serve
 
 
 def train(cfg: TrainConfig, run: Run) -> Path | None:
