@@ -351,9 +351,12 @@ def test_changed_label_set_is_refused_with_a_migration_hint(
 def test_server_killed_mid_push_fails_clearly_and_next_push_doubles_nothing(
     labelstudio: StudioServer, api: Api, tmp_path: Path
 ):
-    ws = _ws(labelstudio, "ws-crash", 40, sizes=[(1280, 800)])
+    # Many small batches: the push must still be under way when the poller sees its first
+    # tasks, also on a loaded machine.
+    n_pages = 80
+    ws = _ws(labelstudio, "ws-crash", n_pages, sizes=[(1280, 800)])
     cfg = write_config(tmp_path / "fast.toml",
-                       labelstudio={"retries": 2, "backoff": 0.5, "batch_bytes": 300_000})
+                       labelstudio={"retries": 2, "backoff": 0.5, "batch_bytes": 150_000})
     env = labelstudio.env()
     args = ["push", "--config", str(cfg), "--workspace", str(ws.root), "--no-progress"]
     result = {}
@@ -375,7 +378,7 @@ def test_server_killed_mid_push_fails_clearly_and_next_push_doubles_nothing(
     runner.join(timeout=180)
     proc = result["p"]
     try:
-        assert 0 < killed_at < 40, "the push finished before the server could be killed"
+        assert 0 < killed_at < n_pages, "the push finished before the server could be killed"
         assert proc.returncode == 2, proc.stdout + proc.stderr
         err = proc.stderr.strip().splitlines()[-1]
         assert "did not answer" in err and "make labelstudio" in err
