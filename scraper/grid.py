@@ -26,6 +26,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
 
 from catalog.cli import run_main
 
@@ -160,58 +163,78 @@ def _launch(cmd: list[str], log: Path, cwd: Path) -> int:
 
 def start(nodes: int = 2, port: int = DEFAULT_PORT, max_sessions: int = 1,
           state_dir: Path = GRID_DIR, host: str = "127.0.0.1", timeout: float = 180.0,
-          quiet: bool = False) -> GridInfo:
+          quiet: bool = False, hub: str = "") -> GridInfo:
     """Start a hub and `nodes` nodes (or reuse the running Grid) and return once /status
-    reports the Grid ready with every node up."""
+    reports the Grid ready with every node up. With `hub` (another machine's hub URL),
+    only the nodes start, on `host`, and join it; `nodes=0` starts a hub alone."""
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     state_dir = Path(state_dir).resolve()
     state = read_state(state_dir)
-    if state and _alive(state["hub_pid"]):
+    if state and any(_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
         info = GridInfo(**state)
-        say(f"the Grid is already running at {info.url} ({len(info.node_pids)} nodes)")
+        say(f"the Grid is already running at {info.url} ({len(info.node_pids)} nodes here)")
         return info
-    if nodes < 1 or max_sessions < 1:
-        raise ValueError(f"a Grid needs at least 1 node and 1 session a node, not "
-                         f"{nodes} and {max_sessions}")
+    if nodes < 0 or max_sessions < 1 or (hub and nodes < 1):
+        raise ValueError(f"{nodes} node(s) of {max_sessions} session(s): start at least one "
+                         "node of at least one session (or --nodes 0 for a hub alone)")
     java, jar = find_java(), find_jar(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    url = f"http://{host}:{port}"
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        raise RuntimeError(f"port {port} on {host} is taken; choose another (GRID_PORT)")
-    # The default hub port keeps the conventional event bus ports, which nodes started by
-    # hand on other machines assume; any other gets free ones (tests, a second Grid).
-    bus = (4442, 4443) if port == DEFAULT_PORT else (free_port(host), free_port(host))
-    (state_dir / "hub.toml").write_text(hub_toml(host, port, bus))
     base = [java, *JAVA_OPTS, "-jar", str(jar)]
-    info = GridInfo(url, 0, state_dir=str(state_dir))
-    info.hub_pid = _launch([*base, "hub", "--config", str(state_dir / "hub.toml")],
-                           state_dir / "hub.log", state_dir)
+    if hub:
+        # Nodes started by hand elsewhere assume the hub's conventional event bus ports.
+        url, hub_host, bus = hub.rstrip("/"), urlsplit(hub).hostname or "", (4442, 4443)
+        info = GridInfo(url, 0, state_dir=str(state_dir))
+    else:
+        url, hub_host = f"http://{host}:{port}", host
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            raise RuntimeError(f"port {port} on {host} is taken; choose another (GRID_PORT)")
+        # The default hub port keeps the conventional event bus ports, which nodes on other
+        # machines assume; any other gets free ones (tests, a second Grid).
+        bus = (4442, 4443) if port == DEFAULT_PORT else (free_port(host), free_port(host))
+        (state_dir / "hub.toml").write_text(hub_toml(host, port, bus))
+        info = GridInfo(url, 0, state_dir=str(state_dir))
+        info.hub_pid = _launch([*base, "hub", "--config", str(state_dir / "hub.toml")],
+                               state_dir / "hub.log", state_dir)
     for i in range(nodes):
         node_port = free_port(host)
         cfg = state_dir / f"node-{i}.toml"
-        cfg.write_text(node_toml(host, node_port, host, bus, max_sessions))
+        cfg.write_text(node_toml(host, node_port, hub_host, bus, max_sessions))
         info.node_pids.append(_launch([*base, "node", "--config", str(cfg)],
                                       state_dir / f"node-{i}.log", state_dir))
         info.node_ports.append(node_port)
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(info)))
-    say(f"starting a Selenium Grid at {url}: a hub and {nodes} node(s) of {max_sessions} "
-        f"browser(s) (logs in {state_dir})")
-    if not wait_ready(info, nodes * max_sessions, timeout):
-        tail = (state_dir / "hub.log").read_text(errors="replace")[-1500:]
+    what = f"{nodes} node(s) joining the hub at {url}" if hub else (
+        f"a Selenium Grid at {url}: a hub and {nodes} node(s)")
+    say(f"starting {what}, {max_sessions} browser(s) a node (logs in {state_dir})")
+    if not wait_ready(info, nodes * max_sessions, timeout, host):
+        log = state_dir / ("node-0.log" if hub else "hub.log")
+        tail = log.read_text(errors="replace")[-1500:]
         stop(state_dir, quiet=True)
-        raise RuntimeError(f"the Grid was not ready within {timeout:.0f} s; hub log tail:\n{tail}")
+        raise RuntimeError(f"the Grid was not ready within {timeout:.0f} s; {log.name} tail:"
+                           f"\n{tail}")
     return info
 
 
-def wait_ready(info: GridInfo, slots: int, timeout: float) -> bool:
-    """Wait until the hub reports the Grid ready with `slots` slots on nodes that are up."""
+def _node_ready(host: str, port: int) -> bool:
+    try:
+        return bool(requests.get(f"http://{host}:{port}/status", timeout=2).json()["value"]["ready"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return False
+
+
+def wait_ready(info: GridInfo, slots: int, timeout: float, host: str = "127.0.0.1") -> bool:
+    """Wait until the hub reports `slots` slots on nodes that are up (a hub started here),
+    or until each node started here says it is ready (nodes joining another hub)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = grid_slots(info.url, timeout=2.0)
-        if found is not None and found.ready and found.total >= slots:
+        if info.hub_pid:
+            found = grid_slots(info.url, timeout=2.0)
+            if found is not None and found.total >= slots and (found.ready or slots == 0):
+                return True
+            if not _alive(info.hub_pid):
+                return False
+        elif all(_node_ready(host, p) for p in info.node_ports):
             return True
-        if not _alive(info.hub_pid):
-            return False
         time.sleep(0.5)
     return False
 
@@ -238,7 +261,7 @@ def stop(state_dir: Path = GRID_DIR, quiet: bool = False, timeout: float = 15.0)
         if not quiet:
             print(f"no Grid recorded in {state_dir}")
         return False
-    groups = [state["hub_pid"], *state["node_pids"]]
+    groups = [p for p in [state["hub_pid"], *state["node_pids"]] if p]
     was_running = any(_alive(p) or _group_alive(p) for p in groups)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
         for pid in groups:
@@ -259,12 +282,12 @@ def stop(state_dir: Path = GRID_DIR, quiet: bool = False, timeout: float = 15.0)
 
 def status(state_dir: Path = GRID_DIR) -> int:
     state = read_state(Path(state_dir).resolve())
-    if not state or not _alive(state["hub_pid"]):
+    if not state or not any(_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
         print("no Grid is running (start one with `make grid`)")
         return 1
     found = grid_slots(state["url"])
     if found is None:
-        print(f"the Grid's hub (pid {state['hub_pid']}) does not answer at {state['url']}")
+        print(f"the Grid's hub does not answer at {state['url']}")
         return 1
     print(f"the Grid at {state['url']}: {found.nodes_up} node(s) up, {found.free} of "
           f"{found.total} slot(s) free; console {state['url']}/ui/")
@@ -276,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("GRID_NODES", 2)),
-                        help="nodes to start (GRID_NODES; default 2)")
+                        help="nodes to start (GRID_NODES; default 2; 0: a hub alone)")
+    parser.add_argument("--hub", default=os.environ.get("GRID_HUB", ""), metavar="URL",
+                        help="start only nodes, joining the hub at URL (GRID_HUB), "
+                        "e.g. on a browser machine")
+    parser.add_argument("--host", default=os.environ.get("GRID_HOST", "127.0.0.1"),
+                        help="address to listen on (GRID_HOST; default 127.0.0.1); a "
+                        "Grid has no authentication: a private network only")
     parser.add_argument("--max-sessions", type=int,
                         default=int(os.environ.get("GRID_MAX_SESSIONS", 1)),
                         help="browsers a node (GRID_MAX_SESSIONS; default 1)")
@@ -290,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status(args.state_dir)
     try:
-        info = start(args.nodes, args.port, args.max_sessions, args.state_dir,
-                     timeout=args.timeout)
+        info = start(args.nodes, args.port, args.max_sessions, args.state_dir, args.host,
+                     timeout=args.timeout, hub=args.hub)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
