@@ -108,7 +108,8 @@ $(GRID_JAR):
 	@test -f $@ && touch $@
 
 grid: setup grid-install
-	$(PY) -m scraper.grid start --nodes $(GRID_NODES)
+	$(PY) -m scraper.grid start --nodes $(GRID_NODES) $(if $(GRID_HUB),--hub $(GRID_HUB),) \
+	  $(if $(GRID_HOST),--host $(GRID_HOST),)
 
 grid-stop: setup
 	$(PY) -m scraper.grid stop
