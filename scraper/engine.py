@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,12 +32,14 @@ from .pool import Job, Outcome, Pool
 from .retry import RetryPolicy, is_retryable, retry_delay
 from .robots import Robots
 from .scope import Seed, link_allowed, resolve_host
+from .slots import grid_slots
 
 # Capture statuses whose page counts against max_pages and whose links are followed.
 COUNTED = frozenset({"ok"})
 FOLLOWED = frozenset({"ok", "timeout"})
 LINK_MEMORY = 500_000  # links remembered as judged, about 100 MB at most; then forgotten
 MAX_NO_BROWSER = 3  # consecutive failures to start a browser before the crawl gives up
+GRID_POLL = 2.0  # seconds between looks at a full Grid's free slots
 
 
 class CrawlError(ValueError):
@@ -72,7 +75,8 @@ def kind_of(status: str, http_status: int | None) -> str:
 class Engine:
     def __init__(self, config: Config, ws: Workspace, seeds: list[Seed], *,
                  on_progress: Callable[[Snapshot], None] | None = None,
-                 crawl_id: str = "", take_lock: bool = True):
+                 crawl_id: str = "", take_lock: bool = True,
+                 say: Callable[[str], None] | None = None):
         if not seeds:
             raise ValueError("no seeds: give SEED_URL, --seeds FILE, --serve DIR or [crawl] seeds")
         self.config, self.ws, self.crawl = config, ws, config.crawl
@@ -82,6 +86,7 @@ class Engine:
         self.politeness = Politeness(self.crawl.delay, self.crawl.per_host_concurrency,
                                      self.crawl.loopback_delay, self.crawl.loopback_concurrency)
         self.on_progress = on_progress or (lambda s: None)
+        self.say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.crawl_id = crawl_id or "crawl-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.snapshot = Snapshot(self.crawl_id, time.time(), max_pages=self.crawl.max_pages)
         self.stop_requested = False
@@ -168,7 +173,7 @@ class Engine:
             robots = Robots(self.crawl.user_agent, self.crawl.robots_timeout,
                             self.crawl.robots_error_wait)
         self.pool = Pool(
-            self.crawl.browsers, ws=self.ws, capture_cfg=self.config.capture,
+            self._browsers(), ws=self.ws, capture_cfg=self.config.capture,
             browser_opts=BrowserOptions(grid=self.crawl.grid, user_agent=self.crawl.user_agent,
                                         offline=self.crawl.offline),
             robots=robots, politeness=self.politeness, recycle_after=self.crawl.recycle_after,
@@ -176,7 +181,9 @@ class Engine:
         )
         self.in_flight: dict[tuple[str, str], Job] = {}
         self.no_browser = 0
+        self.no_browser_since = 0.0  # on a Grid: when browsers stopped starting
         self.fatal = ""
+        cpu0 = time.process_time()
         self.last_errors: dict[str, str] = {}  # kind -> last message, kept in meta
         self.catalog.set_meta("last_crawl", json.dumps(
             {"crawl_id": self.crawl_id, "started": self.snapshot.started, "state": "running"}))
@@ -209,11 +216,45 @@ class Engine:
                 "rate": round(self.snapshot.rate, 2), "browsers": self.pool.size,
                 "state": self.snapshot.state, "events": dict(self.snapshot.events),
                 "last_errors": self.last_errors,
+                # The crawl's own work (catalog, links, page files), not the browsers':
+                # what decides how many browsers, on a Grid, one crawl can keep busy.
+                "cpu_s": round(time.process_time() - cpu0, 3),
             }))
             self.on_progress(self.snapshot)
         if self.fatal:
             raise CrawlError(self.fatal)
         return self.snapshot
+
+    def _browsers(self) -> int:
+        """Browsers to run: as asked, else one locally or the Grid's free slots, waited
+        for up to `grid_wait` while the Grid has none."""
+        asked, url = self.crawl.browsers, self.crawl.grid
+        if not url:
+            return max(1, asked)
+        deadline = time.monotonic() + self.crawl.grid_wait
+        said = False
+        while True:
+            slots = grid_slots(url)
+            if slots is None:
+                raise CrawlError(f"cannot start a browser: nothing answers at {url}/status; is "
+                                 f"the Grid at {url} running? (`make grid` starts one)")
+            if slots.free > 0:
+                if said:
+                    self.say(f"the Grid has {slots.free} free slot(s): crawling")
+                return asked or slots.free
+            if self.stop_requested:
+                raise CrawlError("stopped while waiting for a free Grid slot; nothing crawled")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CrawlError(
+                    f"the Grid at {url} had no free slot for {self.crawl.grid_wait:.0f} s "
+                    f"({slots.total} slot(s) on {slots.nodes_up} node(s), all busy); nothing "
+                    "was lost: run the same command once it has room, or raise --grid-wait")
+            if not said:
+                self.say(f"the Grid at {url} has no free slot ({slots.total} busy on "
+                         f"{slots.nodes_up} node(s)); waiting up to {self.crawl.grid_wait:.0f} s")
+                said = True
+            time.sleep(min(GRID_POLL, left))
 
     def _budget_left(self) -> float:
         if self.crawl.max_pages <= 0:
@@ -235,23 +276,12 @@ class Engine:
         if free <= 0 or budget <= 0:
             return
         now = time.time()
-        where, params = self._filter_sql()
         blocked = {h for h in {j.entry.host for j in self.in_flight.values()}
                    if self.politeness.ready_at(h, now) is None}
         full = self._full_sites()
-        sql = f"SELECT * FROM frontier WHERE state='queued' AND next_at<=? AND {where}"
-        args: list = [now, *params]
-        if blocked:
-            sql += f" AND host NOT IN ({','.join('?' * len(blocked))})"
-            args += sorted(blocked)
-        if full:
-            sql += f" AND site NOT IN ({','.join('?' * len(full))})"
-            args += sorted(full)
-        sql += " ORDER BY depth, added_at, rowid LIMIT 200"
-        for row in self.catalog.execute(sql, args).fetchall():
+        for e in self.frontier.ready(now, list(self.seeds), list(self.viewports), blocked, full):
             if free <= 0 or budget <= 0:
                 break
-            e = Entry.from_row(row)
             if e.site in full or not self.politeness.acquire(e.host, now):
                 continue
             self.frontier.set_state(e, "in_flight")
@@ -275,19 +305,11 @@ class Engine:
         """Nothing in flight and nothing left that this crawl may still do."""
         if self._budget_left() <= 0:
             return True
-        where, params = self._filter_sql()
-        full = self._full_sites()
-        sql = f"SELECT COUNT(*) FROM frontier WHERE state='queued' AND {where}"
-        if full:
-            sql += f" AND site NOT IN ({','.join('?' * len(full))})"
-            params = params + sorted(full)
-        return self.catalog.execute(sql, params).fetchone()[0] == 0
+        return self.frontier.queued(list(self.seeds), list(self.viewports),
+                                    self._full_sites()) == 0
 
     def _update_snapshot(self) -> None:
-        where, params = self._filter_sql()
-        self.snapshot.queued = self.catalog.execute(
-            f"SELECT COUNT(*) FROM frontier WHERE state='queued' AND {where}", params
-        ).fetchone()[0]
+        self.snapshot.queued = self.frontier.queued(list(self.seeds), list(self.viewports))
         self.snapshot.done = len(self.counted_ids)
         self.snapshot.in_flight = len(self.in_flight)
 
@@ -301,6 +323,7 @@ class Engine:
         now = time.time()
         if out.kind == "captured":
             self.no_browser = 0
+            self.no_browser_since = 0.0
             self._captured(out)
         elif out.kind == "robots":
             ev["robots"] += 1
@@ -311,9 +334,11 @@ class Engine:
             ev["no_browser"] += 1
             self.frontier.set_state(e, "queued", next_at=now + 1.0, error="no_browser",
                                     cause=out.error)
-            if self.no_browser >= MAX_NO_BROWSER * self.pool.size:
-                where = f"the Grid at {self.crawl.grid}" if self.crawl.grid else "Chromium"
-                self.fatal = f"cannot start a browser ({out.error}); is {where} installed and running?"
+            if self.crawl.grid:
+                self._grid_no_browser(out.error)
+            elif self.no_browser >= MAX_NO_BROWSER * self.pool.size:
+                self.fatal = (f"cannot start a browser ({out.error}); is Chromium installed "
+                              "and running?")
         else:  # robots_later, browser_died, error: try again later, up to the retry limit
             kind = {"robots_later": "robots_5xx"}.get(out.kind, out.kind)
             ev[kind] += 1
@@ -329,6 +354,24 @@ class Engine:
                                         now + self.policy.backoff * 2 ** (attempts - 1))
                 self.frontier.set_state(e, "queued", attempts=attempts, next_at=when, error=kind,
                                         cause=cause)
+
+    def _grid_no_browser(self, error: str) -> None:
+        """No session from the Grid: its slots are busy (wait, up to `grid_wait`), or it
+        is gone (give up after a few tries)."""
+        url, now = self.crawl.grid, time.monotonic()
+        if grid_slots(url) is None:
+            if self.no_browser >= MAX_NO_BROWSER * self.pool.size:
+                self.fatal = (f"cannot start a browser ({error}); is the Grid at {url} "
+                              "running? (`make grid` starts one)")
+            return
+        if not self.no_browser_since:
+            self.no_browser_since = now
+            self.say(f"the Grid at {url} gives no browser ({error[:120]}); waiting up to "
+                     f"{self.crawl.grid_wait:.0f} s for a slot")
+        elif now - self.no_browser_since > self.crawl.grid_wait:
+            self.fatal = (f"the Grid at {url} gave no browser for {self.crawl.grid_wait:.0f} s "
+                          f"({error}); nothing was lost: run the same command once it has "
+                          "room, or raise --grid-wait")
 
     def _captured(self, out: Outcome) -> None:
         e, result = out.job.entry, out.result

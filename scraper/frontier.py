@@ -36,7 +36,18 @@ CREATE TABLE IF NOT EXISTS frontier (
 );
 CREATE INDEX IF NOT EXISTS frontier_order ON frontier(state, depth, added_at);
 CREATE INDEX IF NOT EXISTS frontier_page ON frontier(page_id);
+{INDEXES}
 """
+
+# Indexes that keep a catalog of a million pages answering in milliseconds: the queue of
+# one crawl's seeds (counted every half second while it runs), the counted pages and the
+# rows that ended badly (`scraper status`), each read from the index alone.
+FRONTIER_INDEXES = """
+CREATE INDEX IF NOT EXISTS frontier_queue ON frontier(state, seed, viewport, next_at);
+CREATE INDEX IF NOT EXISTS frontier_counted ON frontier(counted, page_id);
+CREATE INDEX IF NOT EXISTS frontier_outcome ON frontier(state, page_status, error);
+"""
+FRONTIER_DDL = FRONTIER_DDL.replace("{INDEXES}", FRONTIER_INDEXES)
 
 STATES = ("queued", "in_flight", "done", "failed", "skipped")
 
@@ -111,6 +122,42 @@ class Frontier:
             (now, limit),
         ).fetchall()
         return [Entry.from_row(r) for r in rows]
+
+    def ready(self, now: float, seeds: list[str], viewports: list[str],
+              busy_hosts: Iterable[str] = (), full_sites: Iterable[str] = (),
+              limit: int = 200) -> list[Entry]:
+        """The next queued pages of these seeds and viewports due by `now`, shallowest and
+        oldest first, leaving out hosts that are busy and sites that are full."""
+        sql, args = self._where(seeds, viewports, full_sites)
+        sql += " AND next_at<=?"
+        args.append(now)
+        hosts = sorted(busy_hosts)
+        if hosts:
+            sql += f" AND host NOT IN ({','.join('?' * len(hosts))})"
+            args += hosts
+        rows = self.catalog.execute(
+            f"SELECT * FROM frontier WHERE {sql} ORDER BY depth, added_at, rowid LIMIT ?",
+            [*args, limit]).fetchall()
+        return [Entry.from_row(r) for r in rows]
+
+    def queued(self, seeds: list[str], viewports: list[str],
+               full_sites: Iterable[str] = ()) -> int:
+        """Pages of these seeds and viewports still queued (due now or later)."""
+        sql, args = self._where(seeds, viewports, full_sites)
+        return self.catalog.execute(f"SELECT COUNT(*) FROM frontier WHERE {sql}",
+                                    args).fetchone()[0]
+
+    @staticmethod
+    def _where(seeds: list[str], viewports: list[str],
+               full_sites: Iterable[str]) -> tuple[str, list]:
+        sql = (f"state='queued' AND seed IN ({','.join('?' * len(seeds))})"
+               f" AND viewport IN ({','.join('?' * len(viewports))})")
+        args: list = [*seeds, *viewports]
+        sites = sorted(full_sites)
+        if sites:
+            sql += f" AND site NOT IN ({','.join('?' * len(sites))})"
+            args += sites
+        return sql, args
 
     def next_wake(self) -> float | None:
         row = self.catalog.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -70,31 +71,37 @@ class PushResult:
     seconds: float = 0.0
 
 
+def page_rows(cat: Catalog) -> sqlite3.Cursor:
+    """(page id, url, final url, width, height, canonical: None where dedupe has not seen
+    it) of every page, in page id order: one pass with only the columns the push uses, so
+    that a catalog of a million pages is listed in about a second."""
+    return cat.execute(
+        "SELECT p.page_id, p.url, p.final_url, p.width, p.height, d.canonical FROM pages p"
+        " LEFT JOIN dup_groups d ON d.page_id = p.page_id ORDER BY p.page_id"
+    )
+
+
 def pages_to_push(cat: Catalog, ws: Workspace) -> tuple[list[PageToPush], set[str], list[str]]:
     """Captured pages with a screenshot, and the duplicates that dedupe dropped (left out)."""
     notes = []
     dropped_ids: set[str] = set()
-    groups = {
-        r["page_id"]: int(r["canonical"])
-        for r in cat.execute("SELECT page_id, canonical FROM dup_groups").fetchall()
-    }
-    if not groups:
+    deduped = cat.execute("SELECT EXISTS(SELECT 1 FROM dup_groups)").fetchone()[0]
+    if not deduped:
         notes.append("dedupe has not run, pushing every captured page")
     pages = []
     unseen = dropped = 0
-    for row in cat.pages():
-        pid = row["page_id"]
+    for pid, url, final_url, width, height, canonical in page_rows(cat):
         if not ws.screenshot(pid).is_file():
             continue
-        if groups:
-            if pid not in groups:
+        if deduped:
+            if canonical is None:
                 unseen += 1
                 continue
-            if groups[pid] == 0:
+            if int(canonical) == 0:
                 dropped += 1
                 dropped_ids.add(pid)
                 continue
-        pages.append(PageToPush(pid, row["final_url"] or row["url"], row["width"], row["height"]))
+        pages.append(PageToPush(pid, final_url or url, width, height))
     if dropped:
         notes.append(f"{dropped} duplicate pages left out (dedupe)")
     if unseen:

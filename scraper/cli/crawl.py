@@ -46,8 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="URLs matching REGEX are in scope (replaces --scope); repeatable")
     p.add_argument("--exclude", action="append", metavar="REGEX",
                    help="URLs matching REGEX are never crawled; repeatable")
-    p.add_argument("--browsers", type=int, metavar="K", help="browsers working in parallel")
+    p.add_argument("--browsers", type=int, metavar="K",
+                   help="browsers working in parallel (default: 1; on a Grid, its free slots)")
     p.add_argument("--grid", metavar="URL", help="remote Selenium Grid URL (default: local Chromium)")
+    p.add_argument("--grid-wait", type=float, metavar="S",
+                   help="seconds to wait for a free Grid slot before giving up (default 600)")
     p.add_argument("--delay", type=float, metavar="S", help="seconds between requests to one host")
     p.add_argument("--no-robots", action="store_true", help="ignore robots.txt")
     p.add_argument("--viewport", action="append", metavar="WxH",
@@ -79,7 +82,7 @@ def apply_flags(config: Config, args: argparse.Namespace) -> None:
     for flag, attr in (("max_pages", "max_pages"), ("max_pages_per_site", "max_pages_per_site"),
                        ("max_depth", "max_depth"), ("scope", "scope"), ("browsers", "browsers"),
                        ("grid", "grid"), ("delay", "delay"), ("include", "include"),
-                       ("exclude", "exclude")):
+                       ("exclude", "exclude"), ("grid_wait", "grid_wait")):
         value = getattr(args, flag)
         if value is not None:
             setattr(crawl, attr, value)
@@ -95,8 +98,12 @@ def apply_flags(config: Config, args: argparse.Namespace) -> None:
         capture.timeout = args.timeout
     if args.max_height is not None:
         capture.max_height = args.max_height
-    if crawl.browsers < 1:
-        raise ValueError(f"--browsers must be at least 1, not {crawl.browsers}")
+    if args.browsers is not None and args.browsers < 1:
+        raise ValueError(f"--browsers must be at least 1, not {args.browsers}")
+    if crawl.browsers < 0:
+        raise ValueError(f"[crawl] browsers must not be negative (0: automatic), not {crawl.browsers}")
+    if crawl.grid_wait < 0:
+        raise ValueError(f"--grid-wait must not be negative, not {crawl.grid_wait}")
     if crawl.max_pages < 0 or crawl.max_depth < 0:
         raise ValueError("--max-pages and --max-depth must not be negative")
     if crawl.scope not in SCOPES:
