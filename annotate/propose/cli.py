@@ -85,9 +85,10 @@ def _preannotate(args: argparse.Namespace) -> int:
             regions += len(ann.regions)
             rate = done / max(1e-9, time.perf_counter() - t0)
             bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
+    per_page = (f" in {1000 * (time.perf_counter() - t0) / done:.0f} ms/page" if done else "")
     console.print(
-        f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
-        f"{VERSION}" + (f", convention {convention.version} (granularity "
+        f"pre-annotated {done} page(s) ({regions} regions){per_page}, skipped {skipped}, "
+        f"errors {errors}; {VERSION}" + (f", convention {convention.version} (granularity "
                         f"{convention.granularity:g}, learned from {len(convention.pages)} "
                         "corrected page(s))" if convention else ""), soft_wrap=True
     )

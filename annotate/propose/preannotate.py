@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,8 +58,11 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 opener: Opener | None = None, convention: Convention | None = None
                 ) -> tuple[Annotation, dict[str, np.ndarray]]:
     """Pure: the annotation record and its masks for one page (`opener`: see
-    propose_regions; `convention`: a team's learned settings and label names)."""
-    t0 = time.perf_counter()
+    propose_regions; `convention`: a team's learned settings and label names).
+
+    Nothing run-dependent goes into the record (no time, no id): the same boxes and settings
+    give the same bytes, so a rerun or a resumed run is checked byte for byte and push sees
+    no change where there is none. How long it took is the command's summary line."""
     regions = propose_regions(page, labels, with_convention(params, convention), gray, opener)
     meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
     if convention is not None:
@@ -68,7 +70,6 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
             r.label = convention.label_map.get(r.label, r.label)
         meta["convention"] = convention.version
     masks = element_masks(page, labels.masks)
-    meta["seconds"] = round(time.perf_counter() - t0, 4)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,
         masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
