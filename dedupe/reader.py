@@ -11,7 +11,15 @@ from PIL import Image, UnidentifiedImageError
 from catalog.config import DedupeConfig
 from catalog.workspace import CorruptFile, Workspace, read_json, remedy
 
-from .hashes import HASH_ALGO, band_hashes, normalise_text, pixel_digest, text_digest, text_simhash
+from .hashes import (
+    HASH_ALGO,
+    band_hashes,
+    image_hashes,
+    normalise_text,
+    pixel_digest,
+    text_digest,
+    text_simhash,
+)
 from .layout import layout_vector
 from .match import PageHashes
 
@@ -22,6 +30,17 @@ Image.MAX_IMAGE_PIXELS = 8000 * 4 * 16384 * 4
 
 def visible_texts(boxes: list[dict[str, Any]]) -> list[str]:
     return [b.get("text") or "" for b in boxes if b.get("kind") == "text" and b.get("visible")]
+
+
+def image_boxes(boxes: list[dict[str, Any]]) -> list[list[float]]:
+    """Bounding boxes of the visible images (img, svg, canvas, video, CSS backgrounds)."""
+    out = []
+    for b in boxes:
+        bbox = b.get("bbox")
+        if (b.get("kind") == "image" and b.get("visible") and isinstance(bbox, list)
+                and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            out.append(bbox)
+    return out
 
 
 def _viewport_height(row: dict[str, Any]) -> int:
@@ -40,6 +59,13 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
     shot = ws.screenshot(page_id)
     if not shot.exists():
         raise FileNotFoundError(f"page {page_id}: {shot} is missing; {remedy(shot)}")
+    boxes: list[dict[str, Any]] = []
+    boxes_path = ws.boxes_json(page_id)
+    if boxes_path.exists():
+        data = read_json(boxes_path)
+        if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
+            raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
+        boxes = data["boxes"]
     try:
         with Image.open(shot) as im:
             im.load()
@@ -51,16 +77,10 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
                 max_bands=cfg.max_bands,
             )
             height = im.height
+            images, image_share = image_hashes(im, image_boxes(boxes))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFile(f"page {page_id}: {shot} is not a readable PNG ({exc}); "
                           f"{remedy(shot)}") from None
-    boxes: list[dict[str, Any]] = []
-    boxes_path = ws.boxes_json(page_id)
-    if boxes_path.exists():
-        data = read_json(boxes_path)
-        if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
-            raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
-        boxes = data["boxes"]
     cols, rows = cfg.layout_grid
     try:
         n_errors = len(json.loads(row.get("flags") or "[]"))
@@ -81,4 +101,6 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
         site=row.get("site") or "",
         captured_at=float(row.get("captured_at") or 0.0),
         algo=HASH_ALGO,
+        images=images,
+        image_share=image_share,
     )
