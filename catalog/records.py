@@ -121,9 +121,18 @@ class Annotation:
                 )
                 for r in data.get("regions", [])
             ],
-            masks=dict(data.get("masks", {})),
+            masks=_mask_files(data.get("masks", {})),
             meta=dict(data.get("meta", {})),
         )
+
+
+def _mask_files(masks: Any) -> dict[str, str]:
+    """The masks of an annotation: each a PNG beside the JSON, so a plain file name."""
+    out = dict(masks)
+    for cls, name in out.items():
+        if not is_plain_name(name):
+            raise ValueError(f"mask {cls!r}: {name!r} is not a file name beside the JSON")
+    return out
 
 
 @dataclass
@@ -154,3 +163,9 @@ class Convention:
             raise ValueError(f"unsupported convention schema {data.get('schema')!r}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def is_plain_name(name: object) -> bool:
+    """A single file or folder name: no separator, not `.` or `..`, nothing to escape with."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in name for c in "/\\\0"))

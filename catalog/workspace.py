@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .records import Convention
+from .records import Convention, is_plain_name
 
 TMP_PREFIX = ".tmp-"
 
@@ -129,6 +129,10 @@ class Workspace:
             ) from None
 
     def page_dir(self, page_id: str) -> Path:
+        """The page's folder; ValueError for an id that is not a plain folder name (one that
+        came from outside, such as a Label Studio task, could otherwise name any folder)."""
+        if not is_plain_name(page_id):
+            raise ValueError(f"{page_id!r} is not a page id")
         return self.pages_dir / page_id
 
     def screenshot(self, page_id: str) -> Path:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from catalog.config import Config
 from catalog.db import Catalog
+from catalog.records import is_plain_name
 from catalog.workspace import Workspace, read_json, write_bytes_atomic, write_json_atomic
 
 from .client import StudioClient
@@ -92,7 +93,9 @@ def pull(
         }
         for task in client.iter_tasks(pid):
             page_id = (task.get("data") or {}).get("page_id")
-            if not page_id or not ws.page_dir(page_id).is_dir():
+            # A task's page id names a folder: only a plain name of a captured page will do
+            # (a task made elsewhere could say "../releases/v0001").
+            if not is_plain_name(page_id) or not ws.page_dir(page_id).is_dir():
                 result.unknown += 1
                 continue
             if not task.get("total_annotations") and not task.get("cancelled_annotations"):

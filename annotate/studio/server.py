@@ -35,6 +35,7 @@ from .env import (
     URL_VAR,
     USER_VAR,
     read_env_file,
+    redact,
     update_env_file,
 )
 
@@ -222,7 +223,7 @@ def start(
         + ("; first start runs migrations, about 90 s)" if fresh else ")")
     )
     if not _wait_healthy(url, proc.pid, timeout):
-        tail = (data_dir / LOG_FILE).read_text(errors="replace")[-2000:]
+        tail = redact((data_dir / LOG_FILE).read_text(errors="replace")[-2000:], creds["token"])
         stop(data_dir, quiet=True)
         raise RuntimeError(f"Label Studio did not start within {timeout:.0f} s; log tail:\n{tail}")
     _write_client_env(env_file, url, document_root, creds["token"])
