@@ -38,7 +38,8 @@ def test_redirects_to_a_private_address_are_refused_by_what_the_browser_reached(
     secret = f"{private.url}/latest/meta-data/"
     private.routes["/latest/meta-data/"] = lambda n: (200, {}, html(SECRET))
     private.routes["/bounce"] = lambda n: (302, {"Location": f"{public.url}/landing"}, b"")
-    public.page("/", "http-redirect", "meta", "script", "chain", "ok.html")
+    public.page("/", "http-redirect", "meta", "script", "chain", "ok.html", "file-refresh",
+                "file-redirect")
     public.page("/ok.html")
     public.page("/landing")
     public.routes["/http-redirect"] = lambda n: (302, {"Location": secret}, b"")
@@ -47,6 +48,12 @@ def test_redirects_to_a_private_address_are_refused_by_what_the_browser_reached(
         "<p>moving</p>").encode())
     public.routes["/script"] = lambda n: (200, {}, (
         f'<!doctype html><p>moving</p><script>location.href = "{secret}";</script>').encode())
+    # The browser refuses to leave the web for a local file: what is captured, if anything,
+    # is the page that asked.
+    public.routes["/file-refresh"] = lambda n: (200, {}, (
+        b'<!doctype html><meta http-equiv="refresh" content="0;url=file:///etc/passwd">'
+        b"<p>moving</p>"))
+    public.routes["/file-redirect"] = lambda n: (302, {"Location": "file:///etc/passwd"}, b"")
     # Through the private address and back: the final address alone looks harmless.
     public.routes["/chain"] = lambda n: (302, {"Location": f"{private.url}/bounce"}, b"")
 
@@ -55,11 +62,17 @@ def test_redirects_to_a_private_address_are_refused_by_what_the_browser_reached(
     assert proc.returncode == 0, proc.stderr
 
     rows = catalog_rows(ws)
-    assert {r["url"] for r in rows} == {public.url + "/", public.url + "/ok.html"}
+    captured = {r["url"] for r in rows if r["status"] == "ok"}
+    assert {public.url + "/", public.url + "/ok.html"} <= captured
+    assert captured <= {public.url + "/", public.url + "/ok.html", public.url + "/file-refresh"}
+    # Chromium refuses a redirect to file: (ERR_UNSAFE_REDIRECT): recorded as unreachable.
+    assert {r["status"] for r in rows if r["url"].endswith("/file-redirect")} <= {"unreachable"}
+    assert all(r["final_url"].startswith(public.url) for r in rows)
     # Nothing the private server said is anywhere in the workspace.
     for f in Workspace(ws).pages_dir.rglob("*"):
         if f.is_file() and f.suffix == ".json":
-            assert SECRET not in f.read_text(errors="replace"), f
+            text = f.read_text(errors="replace")
+            assert SECRET not in text and "root:x:0" not in text, f
     frontier = frontier_rows(ws)
     for path in ("/http-redirect", "/meta", "/script", "/chain"):
         row = frontier[public.url + path]
