@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, ConfigError, load_config
-from .db import Catalog
+from .db import Catalog, CatalogError
 from .workspace import CorruptFile, Workspace
 
 
@@ -43,7 +43,7 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     """Run a stage's main with the expected errors turned into one line and exit code 2."""
     try:
         code = main(argv)
-    except (ConfigError, CorruptFile, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, CorruptFile, ValueError, FileNotFoundError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from catalog.config import DedupeConfig
+from catalog.images import check_screenshot
 from catalog.workspace import CorruptFile, Workspace, read_json, remedy
 
 from .hashes import (
@@ -22,10 +23,6 @@ from .hashes import (
 )
 from .layout import layout_vector
 from .match import PageHashes
-
-# Pillow refuses images above ~179 Mpx as a decompression bomb; a 1280x16384 capture at
-# DPR 3 is 189 Mpx and legitimate, so the limit is raised to what captures can reach.
-Image.MAX_IMAGE_PIXELS = 8000 * 4 * 16384 * 4
 
 
 def visible_texts(boxes: list[dict[str, Any]]) -> list[str]:
@@ -66,6 +63,9 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
         if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
             raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
         boxes = data["boxes"]
+    # The header first (this also sets Pillow's limit to what captures reach): a screenshot
+    # that is not the image its capture recorded is never decoded.
+    check_screenshot(shot, (int(row.get("width") or 0), int(row.get("height") or 0)))
     try:
         with Image.open(shot) as im:
             im.load()

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from catalog.config import PreannotateConfig
+from catalog.images import check_screenshot
 from catalog.records import Annotation, Convention, PageRecord
 from catalog.workspace import (
     CorruptFile,
@@ -95,7 +96,11 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
     page = load_boxes(boxes_path)
     params = params or PreannotateConfig()
     size = (page.width, page.height)
-    gray = load_gray(ws.screenshot(page_id), size) if params.pixels else None
+    gray = None
+    if params.pixels and ws.screenshot(page_id).exists():
+        # The header first: a screenshot that is not what the capture wrote is never decoded.
+        check_screenshot(ws.screenshot(page_id), (meta.width, meta.height))
+        gray = load_gray(ws.screenshot(page_id), size)
     ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention)
     folder = ws.page_dir(page_id)
     for cls, mask in masks.items():
