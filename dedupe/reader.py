@@ -65,7 +65,10 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
         boxes = data["boxes"]
     # The header first (this also sets Pillow's limit to what captures reach): a screenshot
     # that is not the image its capture recorded is never decoded.
-    check_screenshot(shot, (int(row.get("width") or 0), int(row.get("height") or 0)))
+    try:
+        check_screenshot(shot, (int(row.get("width") or 0), int(row.get("height") or 0)))
+    except CorruptFile as exc:
+        raise CorruptFile(f"page {page_id}: {exc}") from None
     try:
         with Image.open(shot) as im:
             im.load()

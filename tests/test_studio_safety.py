@@ -24,18 +24,20 @@ SECRET_KEY = "0123456789abcdef-very-secret-token"
 class FakeStudio:
     """The two calls pull makes, answering with the given tasks and annotations."""
 
-    def __init__(self, tasks: list[dict]) -> None:
+    def __init__(self, tasks: list[dict], results: dict[int, object] | None = None) -> None:
         self.tasks = tasks
+        self.results = results or {}
 
     def get(self, path: str, **params: object) -> object:
         if path == "/api/users":
             return [{"id": 1, "email": "a@example.org"}]
         task_id = int(path.split("/")[3])
+        result = self.results.get(task_id, [
+            {"type": "rectanglelabels", "original_width": 100, "original_height": 100,
+             "value": {"x": 0, "y": 0, "width": 50, "height": 50,
+                       "rectanglelabels": ["../../../etc/passwd"]}}])
         return [{"id": 100 + task_id, "completed_by": 1, "updated_at": "2026-01-01",
-                 "result": [{"type": "rectanglelabels", "original_width": 100,
-                             "original_height": 100,
-                             "value": {"x": 0, "y": 0, "width": 50, "height": 50,
-                                       "rectanglelabels": ["../../../etc/passwd"]}}]}]
+                 "result": result}]
 
     def iter_tasks(self, project_id: int) -> Iterator[dict]:
         yield from self.tasks
@@ -62,6 +64,22 @@ def test_task_page_ids_that_climb_out_of_the_pages_folder_are_ignored(tmp_path, 
     ann = Annotation.from_dict(read_json(ws.annotation_json("abc123")))
     assert ann.regions[0].label == "../../../etc/passwd"
     assert set(ann.masks.values()) == {f"annotation_mask_{c}.png" for c in ann.masks}
+
+
+def test_an_unreadable_annotation_costs_its_page_not_the_pull(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "ws").ensure()
+    for pid in ("good", "bad"):
+        ws.page_dir(pid).mkdir()
+    monkeypatch.setattr(pull_module, "ensure_project", lambda *a, **k: {"id": 1})
+    tasks = [{"id": i, "total_annotations": 1, "updated_at": "x",
+              "data": {"page_id": pid, "width": 100, "height": 100}}
+             for i, pid in enumerate(["bad", "good"])]
+    broken = [{"type": "rectanglelabels", "value": {"x": "left", "rectanglelabels": ["main"]}}]
+    notes: list[str] = []
+    result = pull_module.pull(ws, Config(), FakeStudio(tasks, {0: broken}), say=notes.append)
+    assert result.written == 1 and ws.annotation_json("good").exists()
+    assert not ws.annotation_json("bad").exists()
+    assert len(result.unreadable) == 1 and "page bad" in notes[0] and "save it again" in notes[0]
 
 
 def test_a_page_id_or_mask_file_that_is_a_path_is_refused():

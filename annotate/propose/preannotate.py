@@ -89,7 +89,13 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
                      convention: Convention | None = None) -> Annotation | None:
     """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
     (not captured as HTML). Masks are written before the JSON that names them."""
-    meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
+    try:
+        meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
+    except CorruptFile:
+        raise
+    except ValueError as exc:
+        path = ws.page_json(page_id)
+        raise CorruptFile(f"{path} is not a page record ({exc}); {remedy(path)}") from None
     boxes_path = ws.boxes_json(page_id)
     if meta.status not in ("ok", "http_error", "timeout") or not boxes_path.exists():
         return None

@@ -37,6 +37,7 @@ class PullResult:
     skipped_only: int = 0  # tasks whose every annotation was skipped (cancelled)
     several: list[str] = field(default_factory=list)  # notes on pages annotated more than once
     unknown: int = 0  # tasks for pages this workspace does not have
+    unreadable: list[str] = field(default_factory=list)  # annotations that could not be read
     seconds: float = 0.0
 
 
@@ -113,7 +114,18 @@ def pull(
                             "the newest")
                     result.several.append(note)
                     say(note)
-                if _write(ws, cat, config, task, chosen, users):
+                try:
+                    wrote = _write(ws, cat, config, task, chosen, users)
+                except ValueError as exc:
+                    # One unreadable annotation costs its page, not the pull; its task is
+                    # not marked pulled, so the next pull reads it again.
+                    note = (f"page {page_id}: annotation #{chosen.get('id')} of task "
+                            f"{task['id']} is unreadable ({exc}); open it in Label Studio, "
+                            "save it again and pull")
+                    result.unreadable.append(note)
+                    say(note)
+                    continue
+                if wrote:
                     result.written += 1
                 else:
                     result.unchanged += 1
