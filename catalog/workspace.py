@@ -39,10 +39,35 @@ def umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Remove the temporary files of writers that were killed before their rename; returns
+    how many. Each temporary file names its writer's process, so a running writer's file
+    is never touched."""
+    removed = 0
+    for tmp in folder.glob(f"{TMP_PREFIX}*-*"):
+        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if tmp.is_file() and pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a part."""
+    """Write a file so that readers see the old content or the new, never a part; what a
+    killed writer left in the same folder goes with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    remove_stale_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); the result is an ordinary output, with the
         # mode any file the user creates gets.
