@@ -100,6 +100,7 @@ bench: setup labelstudio-install
 	$(PY) bench/adapt.py
 	$(PY) bench/push.py
 	$(PY) bench/export.py
+	$(PY) bench/faults.py
 
 clean-venv:
 	rm -rf .venv $(LS_VENV)
