@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import sys
 from collections.abc import Callable
@@ -49,4 +50,13 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every write is to a temporary name renamed when complete: what was cut is gone.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: no space left on the device{where}: free some space (or move the "
+              "workspace) and run the same command again; nothing half-written was kept",
+              file=sys.stderr)
+        code = 2
     sys.exit(code)

@@ -7,6 +7,7 @@ before the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -94,6 +95,12 @@ def _is_locked(exc: sqlite3.Error) -> bool:
         "locked" in str(exc) or "busy" in str(exc))
 
 
+def _is_disk(exc: sqlite3.Error) -> bool:
+    """SQLite's words for a disk that is full (or failing): the file itself is fine."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "disk is full" in str(exc) or "disk I/O error" in str(exc))
+
+
 class Catalog:
     """A connection to catalog.sqlite with the schema in place."""
 
@@ -112,6 +119,8 @@ class Catalog:
             self.conn.close()
             if _is_locked(exc):
                 raise self.locked() from None
+            if _is_disk(exc):
+                raise self.no_room(exc) from None
             raise CatalogError(
                 f"{self.path} is not a readable catalog ({exc}); move it away to start afresh"
             ) from None
@@ -128,6 +137,12 @@ class Catalog:
         return CatalogError(
             f"{self.path} is held locked by another process (a crawl, dedupe or export still "
             "running?): let it finish or stop it, then run the command again"
+        )
+
+    def no_room(self, exc: sqlite3.Error) -> CatalogError:
+        return CatalogError(
+            f"{self.path} cannot be written ({exc}): is the disk full? Free some space and "
+            "run the same command again (the catalog itself is unharmed)"
         )
 
     def close(self) -> None:
@@ -147,13 +162,19 @@ class Catalog:
         except sqlite3.OperationalError as exc:
             if _is_locked(exc):
                 raise self.locked() from None
+            if _is_disk(exc):
+                raise self.no_room(exc) from None
             raise
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may have rolled back already (a full disk does): nothing left to undo.
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_disk(exc):
+                raise self.no_room(exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

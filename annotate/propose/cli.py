@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import time
 
 from rich.console import Console
@@ -74,6 +75,8 @@ def _preannotate(args: argparse.Namespace) -> int:
             try:
                 ann = preannotate_page(ws, pid, labels, params, convention)
             except (CorruptFile, ValueError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # no page can be written: stop, said once
                 errors += 1
                 console.print(f"{pid}: {exc}", style="red", markup=False, soft_wrap=True)
                 bar.update(task, status=f"{errors} errors")
