@@ -10,6 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := chromium chromium-driver sqlite3-doc
 
 .PHONY: setup crawl status dedupe annotate preannotate evaluate learn push pull report export verify \
+        train model-evaluate bench-model \
         test test-fast lint bench labelstudio labelstudio-stop labelstudio-install clean-venv
 
 setup: .venv/.installed
@@ -28,7 +29,7 @@ setup: .venv/.installed
 .venv/.installed: pyproject.toml .venv/.system
 	@[ -x $(PY) ] || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,model]'
 	@touch $@
 
 crawl: setup
@@ -70,6 +71,14 @@ export: setup
 verify: setup
 	$(PY) -m export verify $(WS_FLAG) $(RELEASE)
 
+# The model: RELEASE (default: the latest), TIME_BUDGET in minutes, MODEL=models/mNNNN.
+TIME_BUDGET ?= 30
+train: setup
+	$(PY) -m model train $(WS_FLAG) $(RELEASE) --time-budget $(TIME_BUDGET)
+
+model-evaluate: setup
+	$(PY) -m model evaluate $(WS_FLAG) $(MODEL) $(RELEASE)
+
 labelstudio-install: $(LS_VENV)/.installed
 
 $(LS_VENV)/.installed:
@@ -101,6 +110,10 @@ bench: setup labelstudio-install
 	$(PY) bench/push.py
 	$(PY) bench/export.py
 	$(PY) bench/faults.py
+
+# Trains a model for up to 30 minutes: run on its own, not with `make bench`.
+bench-model: setup
+	$(PY) bench/model.py $(if $(RELEASE),--release $(RELEASE),)
 
 clean-venv:
 	rm -rf .venv $(LS_VENV)

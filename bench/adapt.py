@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from rich.progress import Progress  # noqa: E402
 
 from annotate.evaluate.baselines import naive_split  # noqa: E402
-from annotate.evaluate.evaluation import score, truth_segments  # noqa: E402
+from annotate.evaluate.evaluation import score  # noqa: E402
 from annotate.evaluate.kreuzer import capture_pages, list_pages, read_truths  # noqa: E402
 from annotate.learn.convention import (  # noqa: E402
     LearningPage,
@@ -48,6 +48,7 @@ from annotate.propose import label_set, load_boxes, load_gray  # noqa: E402
 from annotate.studio.report import pair_regions  # noqa: E402
 from catalog.config import PreannotateConfig  # noqa: E402
 from catalog.workspace import Workspace  # noqa: E402
+from segmentation.kreuzer_truth import truth_segments  # noqa: E402
 from segmentation.metrics import Segment, match_segments  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "kreuzer-popular"

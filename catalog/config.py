@@ -130,6 +130,10 @@ class PreannotateConfig:
     # top-level blocks) to 1 (fine: large containers opened into their parts, smaller parts
     # kept, menus apart from headers); a number or a name of GRANULARITY.
     granularity: float = 0.0
+    # px: main parts this close down the page become one region (0: off). Off because
+    # Kreuzer's annotators keep several content blocks: at 60 px, held-out BCubed F1 0.795
+    # -> 0.791 and label accuracy 0.819 -> 0.814 (segment F1 0.692 either way).
+    merge_main_gap: float = 0.0
 
     NAMED_VALUES: ClassVar[dict[str, dict[str, float]]] = {
         "granularity": {"coarse": 0.0, "medium": 0.5, "fine": 1.0},
@@ -148,7 +152,8 @@ class LabelStudioConfig:
 class ExportConfig:
     val_ratio: float = 0.2
     test_ratio: float = 0.0  # >0 adds a test split
-    tile: int = 0  # >0: also cut square tiles of this many pixels
+    tile: int = 0  # >0: also list square tiles of this many pixels (windows over the pages)
+    tile_files: bool = False  # with tile: also write each tile's image and mask files
     resize_width: int = 0  # >0: resize pages to this width
     include_preannotations: bool = False
     split_salt: str = "webseg-v1"  # changing it reshuffles every split; never change it lightly

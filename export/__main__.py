@@ -13,6 +13,7 @@ from catalog.cli import add_common_args, load, make_hint, run_main
 from .memory import keep_freed_memory
 from .release import make_release, versions
 from .verify import verify_release
+from .workers import default_jobs
 
 
 def _release_parser() -> argparse.ArgumentParser:
@@ -24,10 +25,14 @@ def _release_parser() -> argparse.ArgumentParser:
     add_common_args(p)
     p.add_argument("--include-preannotations", action="store_true", default=None,
                    help="also export pages nobody reviewed yet (marked in the manifest)")
-    p.add_argument("--tile", type=int, default=None, help="also cut square tiles of N px (0: off)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="also list square tiles of N px, windows over the pages (0: off)")
+    p.add_argument("--tile-files", action="store_true", default=None,
+                   help="with --tile: also write each tile's image and mask files")
     p.add_argument("--resize-width", type=int, default=None, help="resize pages to N px wide")
     p.add_argument("--val-ratio", type=float, default=None, help="share of groups in val")
     p.add_argument("--test-ratio", type=float, default=None, help="share of groups in test")
+    _jobs_arg(p)
     return p
 
 
@@ -39,7 +44,23 @@ def _verify_parser() -> argparse.ArgumentParser:
     p.add_argument("release", nargs="?", default=None,
                    help="a release directory (default: the workspace's latest release)")
     add_common_args(p)
+    _jobs_arg(p)
     return p
+
+
+def _jobs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, default=default_jobs(),
+                   help="worker processes (default: the cores, %(default)s here); the "
+                   "result does not depend on it")
+
+
+def _bar(what: str, unit: str) -> Progress:
+    return Progress(
+        TextColumn(what), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[rate]:.1f}} {unit}/s, {{task.fields[errors]}} errors"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        disable=not sys.stderr.isatty(),
+    )
 
 
 def cmd_verify(argv: list[str]) -> int:
@@ -52,7 +73,16 @@ def cmd_verify(argv: list[str]) -> int:
             raise ValueError(f"{ws.releases_dir} holds no release yet: run "
                              f"{make_hint('export', ws, config)} first")
         release = ws.releases_dir / have[-1]
-    rep = verify_release(release)
+    with _bar("verify", "pages") as bar:
+        task = bar.add_task("verify", total=None, rate=0.0, errors=0)
+
+        def progress(ok: bool) -> None:
+            done = bar.tasks[0].completed + 1
+            bar.update(task, advance=1, rate=done / (bar.tasks[0].elapsed or 1e-9),
+                       errors=bar.tasks[0].fields["errors"] + (not ok))
+
+        rep = verify_release(release, jobs=args.jobs, progress=progress,
+                             start=lambda n: bar.update(task, total=n))
     for problem in rep.problems[1:]:
         print(f"  {problem}", file=sys.stderr)
     print(rep.verdict())
@@ -63,7 +93,8 @@ def cmd_release(argv: list[str]) -> int:
     args = _release_parser().parse_args(argv)
     config, ws = load(args)
     ex = config.export
-    for name in ("include_preannotations", "tile", "resize_width", "val_ratio", "test_ratio"):
+    for name in ("include_preannotations", "tile", "tile_files", "resize_width", "val_ratio",
+                 "test_ratio"):
         value = getattr(args, name)
         if value is not None:
             setattr(ex, name, value)
@@ -71,12 +102,7 @@ def cmd_release(argv: list[str]) -> int:
         raise ValueError(f"{ws.catalog_path} does not exist: crawl and annotate first "
                          f"({make_hint('crawl', ws, config)})")
     errors = 0
-    with Progress(
-        TextColumn("export"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} pages/s, {task.fields[errors]} errors"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    with _bar("export", "pages") as bar:
         task = bar.add_task("export", total=None, rate=0.0, errors=0)
 
         def progress(page_id: str, ok: bool) -> None:
@@ -90,11 +116,11 @@ def cmd_release(argv: list[str]) -> int:
             ws, config, progress=progress,
             log=lambda line: bar.console.print(line, markup=False, highlight=False,
                                                soft_wrap=True),
-            start=lambda n: bar.update(task, total=n),
+            start=lambda n: bar.update(task, total=n), jobs=args.jobs,
         )
     splits = ", ".join(f"{n} {s}" for s, n in result.per_split.items())
     print(
-        f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tiles, "
+        f"wrote {result.path}: {result.pages} pages ({splits}), {result.tiles} tile windows, "
         f"{len(result.problems)} left out"
     )
     empty = [s for s, n in result.per_split.items() if n == 0]

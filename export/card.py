@@ -53,6 +53,29 @@ def _listing(title: str, items: list[str]) -> list[str]:
     return [f"- {title}: {len(items)} ({shown})"]
 
 
+def _tiles_line(ex: dict) -> str:
+    tile = ex["tile"]
+    if not tile:
+        return "none"
+    what = (
+        "windows over the page images, each with its page's image and mask files, "
+        "`window: [x, y, w, h]` and its class histogram in `<split>/tiles/metadata.jsonl`; "
+    )
+    files = ("tile files written too: `<split>/tiles/images`, `<split>/tiles/masks` "
+             "(`tile_image`, `tile_mask` in the metadata)" if ex.get("tile_files")
+             else "no tile pixel files: a loader crops the windows")
+    return (f"{tile}x{tile} px {what}stepping by their size, the last row and column "
+            "pulled back to the page edge; where a page is smaller than a tile, padded below "
+            f"and right of its window (image black, mask 255); {files}")
+
+
+def _tile_files(ex: dict) -> str:
+    if not ex["tile"]:
+        return ""
+    return ("`<split>/tiles/metadata.jsonl`, `<split>/tiles/images`, `<split>/tiles/masks`, "
+            if ex.get("tile_files") else "`<split>/tiles/metadata.jsonl`, ")
+
+
 def _split_plan(plan: SplitPlan | None) -> list[str]:
     if plan is None:
         return []
@@ -169,14 +192,13 @@ def render_card(d: CardData) -> str:
     if len(d.problems) > SHOWN:
         out += [f"  - ... and {len(d.problems) - SHOWN} more"]
 
-    tile = ex["tile"]
     resize = ex["resize_width"]
     out += [
         "", "## How it was made", "",
         f"- images: {'resized to width ' + str(resize) + ' px (bilinear; masks nearest)' if resize else 'the screenshots as captured'}",
-        f"- tiles: {f'{tile}x{tile} px, stepping by their size, the last row and column pulled back to the page edge; padding: image black, mask 255' if tile else 'none'}",
+        f"- tiles: {_tiles_line(ex)}",
         "- files: `<split>/images`, `<split>/masks`, `<split>/annotations.json` (COCO), "
-        "`<split>/metadata.jsonl`, `<split>/tiles/...`, `manifest.parquet`, `classes.json`, "
+        f"`<split>/metadata.jsonl`, {_tile_files(ex)}`manifest.parquet`, `classes.json`, "
         "`preview.png`, `SHA256SUMS`",
         "- check it: `python -m export verify <this directory>`",
         "- written by: " + ", ".join(f"{k} {v}" for k, v in sorted(d.versions.items())),

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
-from .masks import Box, ClassSet, decode_rle, element_instances, rects_rle
+from .masks import Box, ClassSet, decode_rle, element_instances, paint_semantic, rects_rle
+from .rle import decode_counts, foreground_runs
 
 COCO_INFO_SCHEMA = 1
 
@@ -64,15 +66,79 @@ def _ann(image_id: int, cls: int, rle: dict, box: Box, area: int) -> dict:
 def semantic_from_coco(
     anns: Sequence[dict], width: int, height: int, classes: ClassSet
 ) -> np.ndarray:
-    """The semantic mask that a page's COCO annotations imply (see masks.paint_semantic)."""
-    sem = np.zeros((height, width), np.uint8)
+    """The semantic mask that a page's COCO annotations imply (see masks.paint_semantic);
+    ValueError for a segmentation that is no whole RLE of the page.
+
+    Nothing is decoded at page size per annotation: regions whose RLE is their box's
+    rectangle (as the export writes them) are painted as boxes, and the elements' runs
+    are read from all their RLE texts at once and laid down in one pass.
+    """
+    for a in anns:
+        if list(a["segmentation"]["size"]) != [height, width]:
+            raise ValueError(f"annotation {a.get('id')} is sized "
+                             f"{a['segmentation']['size']}, not [{height}, {width}]")
     regions = [a for a in anns if classes.is_region(a["category_id"])]
     elements = [a for a in anns if not classes.is_region(a["category_id"])]
-
-    def region_key(a: dict) -> tuple:
-        x, y, w, h = a["bbox"]
-        return (-w * h, a["category_id"], y, x, y + h, x + w)
-
-    for a in sorted(regions, key=region_key) + sorted(elements, key=lambda a: a["category_id"]):
-        np.copyto(sem, np.uint8(a["category_id"]), where=decode_rle(a["segmentation"]))
+    boxes = _boxes_of(regions, width, height)
+    if boxes is not None:
+        sem = paint_semantic(width, height, list(zip([a["category_id"] for a in regions],
+                                                     boxes, strict=True)), [])
+    else:  # a region that is not its box: decode and paint it as it is
+        sem = np.zeros((height, width), np.uint8)
+        for a in sorted(regions, key=_region_key):
+            np.copyto(sem, np.uint8(a["category_id"]), where=decode_rle(a["segmentation"]))
+    if elements:
+        layer = _top_class(elements, height * width)
+        on_top = cv2.transpose(layer.reshape(width, height))  # COCO's order is by column
+        cv2.copyTo(on_top, on_top, sem)
     return sem
+
+
+def _region_key(a: dict) -> tuple:
+    x, y, w, h = a["bbox"]
+    return (-w * h, a["category_id"], y, x, y + h, x + w)
+
+
+def _boxes_of(regions: Sequence[dict], width: int, height: int) -> list[Box] | None:
+    """Each region's box from its COCO bbox, when every region's RLE is exactly that
+    box's rectangle on the page; None otherwise."""
+    if not regions:
+        return []
+    boxes = []
+    for a in regions:
+        x, y, w, h = a["bbox"]
+        if not all(isinstance(v, int) for v in (x, y, w, h)):
+            return None
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+            return None
+        boxes.append((x, y, x + w, y + h))
+    texts = [r["counts"] for r in rects_rle(boxes, height, width)]
+    given = [a["segmentation"]["counts"] for a in regions]
+    given = [g.decode("ascii", "replace") if isinstance(g, bytes) else g for g in given]
+    return boxes if texts == given else None
+
+
+def _top_class(elements: Sequence[dict], size: int) -> np.ndarray:
+    """Per pixel in column-major order, the highest element class whose RLE covers it
+    (0: none): element classes are painted in class order, so the highest one wins."""
+    counts, bounds = decode_counts([a["segmentation"]["counts"] for a in elements])
+    start, end, which = foreground_runs(counts, bounds, size)
+    present = np.unique([a["category_id"] for a in elements])
+    if not len(start):
+        return np.zeros(size, np.uint8)
+    slot = np.searchsorted(present, np.array([a["category_id"] for a in elements]))[which]
+    # Coverage of each class between consecutive run edges: +1 where a run starts, -1
+    # where it ends, summed per class up to each edge.
+    edges = np.r_[start, end]
+    change = np.zeros((len(edges), len(present)), np.int32)
+    change[np.arange(len(edges)), np.r_[slot, slot]] = np.r_[np.ones(len(start), np.int32),
+                                                            -np.ones(len(end), np.int32)]
+    order = np.argsort(edges)
+    edges, change = edges[order], change[order]
+    first = np.flatnonzero(np.r_[True, edges[1:] != edges[:-1]])
+    at = edges[first]
+    covered = np.cumsum(np.add.reduceat(change, first, axis=0), axis=0) > 0
+    top = len(present) - 1 - np.argmax(covered[:, ::-1], axis=1)
+    value = np.where(covered.any(axis=1), present[top], 0).astype(np.uint8)
+    lengths = np.diff(np.r_[at, size])
+    return np.concatenate([np.zeros(at[0], np.uint8), np.repeat(value, lengths)])

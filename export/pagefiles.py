@@ -1,12 +1,14 @@
-"""One page into a release split: image, semantic mask, COCO annotations, tiles.
+"""One page into a release split: image, semantic mask, COCO annotations, tile windows.
 
 PNG settings are fixed (see `png`: one filter per kind of image, ISA-L deflate at the
 config's level, no text chunks), so the same inputs give the same bytes. Without a resize
-the screenshot's own bytes are copied, never re-encoded. The screenshot is read once and
-inflated only when tiles, a resize or a thumbnail need it. Tiles of a screenshot stored
-UP-filtered (as the capture writes them) are cut from its filtered rows, never unfiltered
-(`png.UpRows`); any other screenshot is decoded and its tiles are views into the pixels.
-Either way a tile's bytes are the same.
+the screenshot's own bytes are copied, never re-encoded. Tiles are windows over the page
+(`tiles`): a metadata row each, with its class histogram, and no pixels of their own. The
+screenshot is read once and inflated only when tile files (`tile_files`), a resize or a
+thumbnail need it. Tile files of a screenshot stored UP-filtered (as the capture writes
+them) are cut from its filtered rows, never unfiltered (`png.UpRows`); any other
+screenshot is decoded and its tiles are views into the pixels. Either way a tile's bytes
+are the same.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .png import (
 )
 from .preview import shown_rows, thumbnail
 from .select import PageInput
-from .tiles import resized_size, tile_windows
+from .tiles import crop_window, histogram_json, resized_size, window_histograms, windows
 
 # Element mask PNGs hold 255 where the class is; brush edges may carry softer values.
 MASK_THRESHOLD = 128
@@ -50,7 +52,7 @@ class PageResult:
     mask_sha256: str
     class_pixels: np.ndarray  # pixels per class id (256 entries)
     regions_dropped: int = 0  # regions that fell outside the page
-    tiles: list[dict] = field(default_factory=list)
+    tiles: list[dict] = field(default_factory=list)  # rows of tiles/metadata.jsonl
     # SHA-256 of every file written, by path relative to the split directory: the
     # release's SHA256SUMS takes them from here instead of reading the files again.
     digests: dict[str, str] = field(default_factory=dict)
@@ -139,12 +141,15 @@ def export_page(
     *,
     image_id: int,
     tile: int = 0,
+    tile_files: bool = False,
     resize_width: int = 0,
     png_level: int = 1,
     thumbnail_caption: str | None = None,
 ) -> PageResult:
     """Write one page's files; with thumbnail_caption, also its preview thumbnail (made
-    from the pixels already in memory rather than from the files again)."""
+    from the pixels already in memory rather than from the files again).
+
+    tile > 0 lists the page's tile windows; tile_files also writes their pixels."""
     size = resized_size(page.width, page.height, resize_width)
     width, height = size
     regions, dropped = region_boxes(page, classes, size)
@@ -161,8 +166,10 @@ def export_page(
         image_bytes = encode_image_png(pixels, png_level)
     else:
         image_bytes = shot_bytes
-        if tile > 0 or thumbnail_caption is not None:
+        if tile > 0 and tile_files:
             up = read_up_rows(shot_bytes)
+        elif thumbnail_caption is not None:  # the thumbnail shows the top: inflate that
+            up = read_up_rows(shot_bytes, shown_rows(width))
     mask_bytes = encode_mask_png(sem, palette, png_level)
 
     image_rel, mask_rel = f"images/{page.page_id}.png", f"masks/{page.page_id}.png"
@@ -170,8 +177,20 @@ def export_page(
     image_sha256 = _put(split_dir, image_rel, image_bytes, digests)
     mask_sha256 = _put(split_dir, mask_rel, mask_bytes, digests)
 
-    tiles = []
+    tiles: list[dict] = []
     if tile > 0:
+        class_pixels, counts = window_histograms(sem, tile, class_histogram)
+        split = split_dir.name
+        for (x, y, w, h), n in zip(windows(width, height, tile), counts, strict=True):
+            tiles.append({
+                "page_id": page.page_id, "source": page.source,
+                "image": f"{split}/{image_rel}", "mask": f"{split}/{mask_rel}",
+                "window": [x, y, w, h], "size": tile,
+                "class_pixels": histogram_json(n),
+            })
+    else:
+        class_pixels = class_histogram(sem)
+    if tile > 0 and tile_files:
         source: np.ndarray | UpRows
         if pixels is None and up is not None and min(width, height) >= tile:
             source = up  # no tile needs padding: cut them from the filtered rows
@@ -179,8 +198,11 @@ def export_page(
             if pixels is None:
                 pixels = up.pixels() if up else decode_image(shot_bytes, page.screenshot)
             source = pixels
-        tiles = _write_tiles(page.page_id, source, sem, palette, split_dir, tile, png_level,
+        names = _write_tiles(page.page_id, source, sem, palette, split_dir, tile, png_level,
                              digests)
+        for row, name in zip(tiles, names, strict=True):
+            row["tile_image"] = f"{split}/tiles/images/{name}"
+            row["tile_mask"] = f"{split}/tiles/masks/{name}"
 
     thumb = None
     if thumbnail_caption is not None:
@@ -199,7 +221,7 @@ def export_page(
         annotations=page_annotations(image_id, width, height, regions, elements),
         image_sha256=image_sha256,
         mask_sha256=mask_sha256,
-        class_pixels=class_histogram(sem),
+        class_pixels=class_pixels,
         regions_dropped=dropped,
         tiles=tiles,
         digests=digests,
@@ -208,54 +230,39 @@ def export_page(
 
 
 def _tile_pngs(
-    image: np.ndarray | UpRows, windows: list[tuple[int, int]], tile: int, level: int,
+    image: np.ndarray | UpRows, corners: list[tuple[int, int]], tile: int, level: int,
     scratch: dict,
 ) -> Iterator[bytes]:
     """The PNG of each tile image, one at a time; from UpRows only when every window lies
     on the page."""
     if isinstance(image, UpRows):
-        tops = image.pixel_rows(y for _, y in windows)
-        for x, y in windows:
+        tops = image.pixel_rows(y for _, y in corners)
+        for x, y in corners:
             yield encode_up_window(image, x, y, tile, tile, tops[y], level, scratch)
         return
-    for x, y in windows:
+    height, width = image.shape[:2]
+    for x, y in corners:
         # Beyond the page (a page smaller than a tile): black.
-        yield encode_image_png(_padded(image[y : y + tile, x : x + tile], tile, 0), level,
-                               scratch)
-
-
-def _padded(window: np.ndarray, tile: int, fill: int) -> np.ndarray:
-    """A tile's window as is, or filled out to tile x tile where the page is smaller."""
-    if window.shape[:2] == (tile, tile):
-        return window
-    padded = np.full((tile, tile, *window.shape[2:]), fill, np.uint8)
-    padded[: window.shape[0], : window.shape[1]] = window
-    return padded
+        window = (x, y, min(width, tile), min(height, tile))
+        yield encode_image_png(crop_window(image, window, tile, 0), level, scratch)
 
 
 def _write_tiles(
     page_id: str, image: np.ndarray | UpRows, sem: np.ndarray, palette: list[int],
     split_dir: Path, tile: int, level: int, digests: dict[str, str],
-) -> list[dict]:
-    rows = []
+) -> list[str]:
+    """Write the tile files of the page's windows; their names, in `windows` order."""
+    names = []
     height, width = sem.shape
     scratch: dict = {}  # one row buffer per tile shape, for all of the page's tiles
-    windows = tile_windows(width, height, tile)
-    for (x, y), image_png in zip(windows, _tile_pngs(image, windows, tile, level, scratch),
+    on_page = windows(width, height, tile)
+    corners = [(x, y) for x, y, _, _ in on_page]
+    for window, image_png in zip(on_page, _tile_pngs(image, corners, tile, level, scratch),
                                  strict=True):
-        name = f"{page_id}_x{x:05d}_y{y:05d}.png"
-        tile_mask = _padded(sem[y : y + tile, x : x + tile], tile, IGNORE)
+        name = f"{page_id}_x{window[0]:05d}_y{window[1]:05d}.png"
+        tile_mask = crop_window(sem, window, tile, IGNORE)
         _put(split_dir, f"tiles/images/{name}", image_png, digests)
         _put(split_dir, f"tiles/masks/{name}", encode_mask_png(tile_mask, palette, level, scratch),
              digests)
-        rows.append(
-            {
-                "file_name": f"images/{name}",
-                "mask_file_name": f"masks/{name}",
-                "page_id": page_id,
-                "x": x,
-                "y": y,
-                "size": tile,
-            }
-        )
-    return rows
+        names.append(name)
+    return names

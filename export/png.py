@@ -18,7 +18,6 @@ file is only inflated (ISA-L, about twice zlib's speed) and its rows are cut int
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -181,8 +180,8 @@ def read_indexed_top(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray] | 
     if not palette or len(palette) % 3:
         return None
     try:
-        raw = zlib.decompressobj().decompress(b"".join(idat), (width + 1) * rows)
-    except zlib.error:
+        raw = isal_zlib.decompressobj().decompress(b"".join(idat), (width + 1) * rows)
+    except isal_zlib.error:
         return None
     if len(raw) != (width + 1) * rows:
         return None
@@ -232,12 +231,13 @@ _CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> channels
 _PROBE_ROWS = 8  # rows inflated first to see whether a file is all UP before inflating it all
 
 
-def read_up_rows(data: bytes) -> UpRows | None:
+def read_up_rows(data: bytes, rows: int | None = None) -> UpRows | None:
     """The rows of an 8-bit, non-interlaced grey/RGB/RGBA PNG whose rows are all filtered
     UP (the first may be unfiltered: with nothing above, the two are the same), as
     Chromium's fast capture writes every screenshot. None for any other PNG, or a damaged
     one (a bad CRC, a short or failing stream): the caller decodes it the general way,
-    which reports the damage.
+    which reports the damage. rows: inflate only the top `rows` rows (the result is that
+    high).
     """
     head = _header(data)
     if head is None or head[0] != 8 or head[1] not in _CHANNELS or data[26:29] != b"\0\0\0":
@@ -258,7 +258,11 @@ def read_up_rows(data: bytes) -> UpRows | None:
         probe = isal_zlib.decompressobj().decompress(stream, stride * min(height, _PROBE_ROWS))
         if not _all_up(np.frombuffer(probe, np.uint8)[::stride]):
             return None
-        raw = isal_zlib.decompress(stream, bufsize=stride * height)
+        if rows is not None and rows < height:
+            height = max(1, rows)
+            raw = isal_zlib.decompressobj().decompress(stream, stride * height)
+        else:
+            raw = isal_zlib.decompress(stream, bufsize=stride * height)
     except isal_zlib.error:
         return None
     if len(raw) != stride * height:

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import stat
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
-import cv2
-from PIL import Image
+import numpy as np
 
 from catalog import Catalog, Config, Workspace
 from catalog.cli import make_hint
 
 from .card import CardData, render_card
-from .coco import COCO_INFO_SCHEMA, categories
-from .groups import Assignment, check_ratios
+from .groups import check_ratios
 from .history import (
     SUMS,
     VERSION_RE,
@@ -41,10 +37,12 @@ from .history import (
 )
 from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
-from .pagefiles import export_page
-from .preview import caption, contact_sheet, pick
+from .png import encode_pixels
+from .preview import contact_sheet, pick
 from .select import PageInput, Selection, count_preannotated, removal_reasons, select_pages
+from .split_files import dump_json, export_pages
 from .splitplan import SplitPlan, plan_splits
+from .workers import PageMap, page_map
 
 TMP_PREFIX = ".tmp-"
 # Libraries whose output bytes a release depends on; the card names their versions.
@@ -94,22 +92,6 @@ def write_sums(root: Path, known: dict[str, str] | None = None) -> str:
     return text
 
 
-def _dump(obj: object, path: Path, compact: bool = False) -> None:
-    text = (
-        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        if compact
-        else json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False)
-    )
-    path.write_text(text + "\n", encoding="utf-8")
-
-
-def _jsonl(rows: list[dict], path: Path) -> None:
-    path.write_text(
-        "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows),
-        encoding="utf-8",
-    )
-
-
 def _freeze(root: Path) -> None:
     """Files read-only: a release is never modified in place."""
     ro = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -135,21 +117,37 @@ def make_release(
     progress: Callable[[str, bool], None] | None = None,
     log: Callable[[str], None] = print,
     start: Callable[[int], None] | None = None,
+    jobs: int = 1,
 ) -> ReleaseResult:
     """Write the next release; ValueError (no release, nothing left behind) when empty.
 
     start(n) is called once the n pages to export are known, progress(page_id, ok) after
-    each page, log(line) for each page left out.
+    each page, log(line) for each page left out. jobs: processes that check and write
+    pages; the release is the same for any number.
     """
+    with page_map(jobs) as pmap:
+        return _make_release(ws, config, progress, log, start, pmap)
+
+
+def _make_release(
+    ws: Workspace,
+    config: Config,
+    progress: Callable[[str, bool], None] | None,
+    log: Callable[[str], None],
+    start: Callable[[int], None] | None,
+    pmap: PageMap,
+) -> ReleaseResult:
     ex = config.export
     check_ratios(ex.val_ratio, ex.test_ratio)
     if ex.tile < 0 or ex.resize_width < 0:
         raise ValueError("[export] tile and resize_width must be 0 (off) or positive")
+    if ex.tile_files and not ex.tile:
+        raise ValueError("--tile-files writes the files of tiles: give their size, --tile N")
     classes = ClassSet.from_labels(config.labels)
     splits = ["train", "val"] + (["test"] if ex.test_ratio > 0 else [])
 
     with Catalog(ws.catalog_path) as cat:
-        sel = select_pages(ws, cat, classes, ex.include_preannotations)
+        sel = select_pages(ws, cat, classes, ex.include_preannotations, pmap)
     for pid, why in sel.problems:
         log(f"left out {pid}: {why}")
     if not sel.pages:
@@ -182,7 +180,7 @@ def make_release(
         final = releases / version
         try:
             result = _write(tmp, version, ws, config, classes, splits, sel, plan, history,
-                            progress, log)
+                            progress, log, pmap)
             if final.exists():
                 raise FileExistsError(f"{final} exists; a release is never overwritten")
             _freeze(tmp)
@@ -226,106 +224,6 @@ def _previous_manifest(releases: Path, version: str,
     return previous, read_manifest(path), False
 
 
-@dataclass
-class SplitOutput:
-    manifest: list[dict] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    instances: Counter = field(default_factory=Counter)  # class id -> instances
-    pixels: Counter = field(default_factory=Counter)  # class id -> pixels
-    tiles: int = 0
-    regions_dropped: int = 0
-    digests: dict[str, str] = field(default_factory=dict)  # release-relative path -> sha256
-    thumbnails: dict[str, Image.Image] = field(default_factory=dict)  # page id -> thumbnail
-
-
-def _export_split(
-    split: str,
-    pages: list[PageInput],
-    root: Path,
-    version: str,
-    config: Config,
-    classes: ClassSet,
-    assignment: dict[str, Assignment],
-    progress: Callable[[str, bool], None] | None,
-    log: Callable[[str], None],
-    previewed: set[str],
-) -> SplitOutput:
-    """Write <split>/: images, masks, tiles, annotations.json and metadata files."""
-    ex = config.export
-    out = SplitOutput()
-    sdir = root / split
-    for sub in ("images", "masks") + (("tiles/images", "tiles/masks") if ex.tile else ()):
-        (sdir / sub).mkdir(parents=True, exist_ok=True)
-    images, anns, meta, tile_rows = [], [], [], []
-    for page in sorted(pages, key=lambda p: p.page_id):
-        image_id = len(images) + 1
-        try:
-            res = export_page(
-                page, sdir, classes, image_id=image_id, tile=ex.tile,
-                resize_width=ex.resize_width, png_level=ex.png_level,
-                thumbnail_caption=(caption(split, page.page_id, page.site, page.source)
-                                   if page.page_id in previewed else None),
-            )
-        except (OSError, ValueError, cv2.error) as exc:
-            why = f"could not be exported ({exc})"
-            out.problems.append((page.page_id, why))
-            log(f"left out {page.page_id}: {why}")
-            for stale in [sdir / "images" / f"{page.page_id}.png",
-                          sdir / "masks" / f"{page.page_id}.png",
-                          *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:
-                stale.unlink(missing_ok=True)
-            if progress:
-                progress(page.page_id, False)
-            continue
-        images.append({
-            "id": image_id, "file_name": res.image, "width": res.width,
-            "height": res.height, "page_id": page.page_id,
-        })
-        for a in res.annotations:
-            anns.append({**a, "id": len(anns) + 1})
-            out.instances[a["category_id"]] += 1
-        out.pixels.update({i: int(n) for i, n in enumerate(res.class_pixels) if n})
-        out.regions_dropped += res.regions_dropped
-        out.tiles += len(res.tiles)
-        out.digests.update({f"{split}/{rel}": d for rel, d in res.digests.items()})
-        if res.thumbnail is not None:
-            out.thumbnails[page.page_id] = res.thumbnail
-        tile_rows += res.tiles
-        n_regions = sum(1 for a in res.annotations if classes.is_region(a["category_id"]))
-        meta.append({
-            "file_name": res.image, "mask_file_name": res.mask, "page_id": page.page_id,
-            "site": page.site, "source": page.source, "width": res.width, "height": res.height,
-        })
-        out.manifest.append({
-            "page_id": page.page_id, "split": split, "source": page.source,
-            "reviewed": page.reviewed, "url": page.url, "final_url": page.final_url,
-            "site": page.site, "group": assignment[page.page_id].group,
-            "width": res.width, "height": res.height,
-            "original_width": page.width, "original_height": page.height,
-            "image": f"{split}/{res.image}", "mask": f"{split}/{res.mask}",
-            "image_sha256": res.image_sha256, "mask_sha256": res.mask_sha256,
-            "annotation_sha256": page.annotation_sha256, "regions": n_regions,
-            "elements": len(res.annotations) - n_regions, "tiles": len(res.tiles),
-        })
-        if progress:
-            progress(page.page_id, True)
-    coco = {
-        "info": {
-            "description": f"{config.dataset.name} {version} {split}",
-            "version": version, "schema": COCO_INFO_SCHEMA,
-        },
-        "licenses": [],
-        "images": images,
-        "annotations": anns,
-        "categories": categories(classes),
-    }
-    _dump(coco, sdir / "annotations.json", compact=True)
-    _jsonl(meta, sdir / "metadata.jsonl")
-    if ex.tile:
-        _jsonl(tile_rows, sdir / "tiles" / "metadata.jsonl")
-    return out
-
-
 def _write(
     root: Path,
     version: str,
@@ -338,6 +236,7 @@ def _write(
     history: History,
     progress: Callable[[str, bool], None] | None,
     log: Callable[[str], None],
+    pmap: PageMap,
 ) -> ReleaseResult:
     ex = config.export
     assignment = plan.assignment
@@ -349,17 +248,14 @@ def _write(
     planned = [{"page_id": p.page_id, "split": assignment[p.page_id].split, "site": p.site}
                for p in sel.pages]
     previewed = {r["page_id"] for r in pick(planned, splits, ex.preview_pages)}
-    outs = {
-        s: _export_split(s, by_split[s], root, version, config, classes, assignment,
-                         progress, log, previewed)
-        for s in splits
-    }
+    outs = export_pages(by_split, root, version, config, classes, assignment, progress, log,
+                         previewed, pmap)
     manifest = [row for o in outs.values() for row in o.manifest]
     problems = list(sel.problems) + [p for o in outs.values() for p in o.problems]
     if not manifest:
         raise ValueError("nothing to export: every selected page failed (see the lines above)")
 
-    _dump(classes.to_json(), root / "classes.json")
+    dump_json(classes.to_json(), root / "classes.json")
     write_manifest(manifest, root / "manifest.parquet")
     manifest = read_manifest(root / "manifest.parquet")  # sorted as written
     previous, old_rows, missing = _previous_manifest(ws.releases_dir, version, history)
@@ -374,7 +270,9 @@ def _write(
         ready = {k: v for o in outs.values() for k, v in o.thumbnails.items()}
         sheet = contact_sheet(root, pick(manifest, splits, ex.preview_pages), names, colours,
                               ready=ready)
-        sheet.save(root / "preview.png", "PNG", compress_level=ex.png_level, optimize=False)
+        # The export's own PNG codec: Pillow's zlib took the longest of the work left
+        # once the last page is in.
+        (root / "preview.png").write_bytes(encode_pixels(np.asarray(sheet), ex.png_level))
     card = CardData(
         dataset=config.dataset.name, version=version, splits=splits, manifest=manifest,
         class_names=names, instances={s: o.instances for s, o in outs.items()},

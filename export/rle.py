@@ -153,3 +153,66 @@ def _repeat(text: np.ndarray, at: np.ndarray, key: np.ndarray,
     first_piece = np.cumsum(seg_rep) - seg_rep
     shift = np.repeat(piece_out[first_piece] - seg_at, np.diff(np.r_[seg, len(at)]))
     return text[src], at + shift
+
+
+def decode_counts(texts: list[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of compressed RLE texts as pycocotools reads them (rleFrString), all
+    texts at once: the counts concatenated, and the index of each text's first count
+    (len(texts) + 1 entries). ValueError for a text that is not a whole number list."""
+    raw = [t.encode("ascii") if isinstance(t, str) else bytes(t) for t in texts]
+    lens = np.array([len(t) for t in raw], np.int64)
+    chars = np.frombuffer(b"".join(raw), np.uint8).astype(np.int64) - 48
+    if ((chars < 0) | (chars > 63)).any():
+        raise ValueError("an RLE text has a character outside pycocotools' alphabet")
+    last = (chars & 0x20) == 0  # the last chunk of a value has no continuation bit
+    text_end = np.cumsum(lens)
+    if not last[text_end[lens > 0] - 1].all():
+        raise ValueError("an RLE text ends inside a number")
+    value_end = np.flatnonzero(last)
+    value_start = np.r_[0, value_end[:-1] + 1].astype(np.int64)
+    n_chunks = value_end - value_start + 1
+    if len(n_chunks) and n_chunks.max() > 12:
+        raise ValueError("an RLE text holds a number beyond 60 bits")
+    k = np.arange(len(chars)) - np.repeat(value_start, n_chunks)
+    x = np.add.reduceat((chars & 0x1F) << (5 * k), value_start) if len(chars) else chars
+    negative = (chars[value_end] & 0x10) != 0
+    x = np.where(negative, x - (np.int64(1) << (5 * n_chunks)), x)
+    # Values per text: those ending inside it.
+    first = np.searchsorted(value_end, np.r_[0, text_end[:-1]]).astype(np.int64)
+    bounds = np.r_[first, len(x)]
+    per = np.diff(bounds)
+    m = np.arange(len(x)) - np.repeat(first, per)
+    # From the fourth count on, each is written as the change from the one two before:
+    # running sums along each text's chain of odd counts, and of even counts from the
+    # third. A chain steps by two, so it lies in one of the two interleaved halves of the
+    # values; each half is summed once and restarted where a chain (or the first count,
+    # a chain of its own) begins.
+    counts = np.empty_like(x)
+    restart = m <= 2
+    for half in (0, 1):
+        xs, rs = x[half::2], restart[half::2]
+        sums = np.cumsum(xs)
+        last_head = np.maximum.accumulate(np.where(rs, np.arange(len(xs)), 0))
+        counts[half::2] = sums - (sums - xs)[last_head]
+    return counts, bounds
+
+
+def foreground_runs(counts: np.ndarray, bounds: np.ndarray,
+                    size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, text) of each foreground run, as column-major pixel indices, of RLE
+    counts from `decode_counts` over `size` pixels; ValueError when a text's counts are
+    negative or do not add up to `size`."""
+    if (counts < 0).any():
+        raise ValueError("an RLE count is negative")
+    per = np.diff(bounds)
+    text = np.repeat(np.arange(len(per)), per)
+    ends = np.cumsum(counts)
+    before = np.r_[0, ends[bounds[1:-1] - 1]] if len(per) else np.zeros(0, np.int64)
+    ends -= np.repeat(before, per)
+    totals = np.where(per > 0, ends[np.maximum(bounds[1:] - 1, 0)] if len(ends) else 0, 0)
+    if (totals != size).any():
+        bad = int(np.flatnonzero(totals != size)[0])
+        raise ValueError(f"RLE counts add up to {int(totals[bad])} pixels, not {size}")
+    m = np.arange(len(counts)) - np.repeat(bounds[:-1], per)
+    fg = (m % 2 == 1) & (counts > 0)
+    return (ends - counts)[fg], ends[fg], text[fg]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
@@ -142,9 +144,22 @@ def _png_size(path: Path, check: bool = False) -> tuple[int, int]:
         raise ValueError(f"{path} is not a readable image ({exc}); {remedy(path)}") from None
 
 
+def _checked(ws: Workspace, classes: ClassSet, item: tuple[str, Path, tuple[int, int]]
+             ) -> tuple[Annotation, str, int, int] | str:
+    """check_page of (page id, annotation path, recorded screenshot size), or why the page
+    is left out."""
+    try:
+        return check_page(ws, item[0], item[1], classes, item[2])
+    except ValueError as exc:
+        return str(exc)
+
+
 def select_pages(
-    ws: Workspace, cat: Catalog, classes: ClassSet, include_preannotations: bool
+    ws: Workspace, cat: Catalog, classes: ClassSet, include_preannotations: bool,
+    pmap: Callable[[Callable, Iterable], Iterator] = map,
 ) -> Selection:
+    """The pages to export, in page id order; pmap runs the checks of their files (a
+    `workers.page_map` for several processes)."""
     links, info = _links(cat)
     human = {
         r["page_id"]: bool(r["reviewed"])
@@ -159,19 +174,22 @@ def select_pages(
         for pid in info:
             if pid not in human and ws.preannotation_json(pid).is_file():
                 candidates.append((pid, "preannotation", False, ws.preannotation_json(pid)))
-    for pid, source, reviewed, path in sorted(candidates):
+    candidates.sort()
+    todo = [(pid, path, info[pid]["recorded"]) for pid, _, _, path in candidates
+            if pid in info and not info[pid]["dropped"]]
+    checks = iter(pmap(partial(_checked, ws, classes), todo))
+    for pid, source, reviewed, path in candidates:
         if pid not in info:
             sel.problems.append((pid, "has an annotation but no row in the catalog's pages"))
             continue
         if info[pid]["dropped"]:
             sel.duplicates += 1
             continue
-        try:
-            ann, digest, width, height = check_page(ws, pid, path, classes,
-                                                    info[pid]["recorded"])
-        except ValueError as exc:
-            sel.problems.append((pid, str(exc)))
+        checked = next(checks)
+        if isinstance(checked, str):
+            sel.problems.append((pid, checked))
             continue
+        ann, digest, width, height = checked
         meta = info[pid]
         sel.pages.append(
             PageInput(

@@ -4,7 +4,8 @@
 - `metrics`: the segmentation scorer (one-to-one matching at an IoU threshold, BCubed over
   pixels, IoU per class);
 - `pixels`: the pixel-only baseline (edge density, regular text lines) that looks at a
-  screenshot without its DOM.
+  screenshot without its DOM;
+- `kreuzer_truth`: Kreuzer-format truth (rendered blocks) as labelled segments.
 
 Imports nothing of the project's: the annotate and model stages both build on it.
 """

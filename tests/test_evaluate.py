@@ -14,10 +14,11 @@ from PIL import Image
 
 from annotate.evaluate.baselines import naive_split, whole_page
 from annotate.evaluate.evaluation import PageScore, summarise
-from annotate.evaluate.kreuzer import list_pages, map_type, split_of, strip_blocks
+from annotate.evaluate.kreuzer import list_pages, split_of, strip_blocks
 from annotate.evaluate.overlay import contact_sheet, side_by_side
 from annotate.propose.boxes import parse_boxes
 from annotate.propose.labelset import label_set
+from segmentation.kreuzer_truth import map_type
 from segmentation.metrics import Segment, bcubed, class_iou, coverage, match_segments, nested
 
 ROOT = Path(__file__).resolve().parent.parent

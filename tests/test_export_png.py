@@ -110,7 +110,7 @@ def _tiles_of(root, capture_like: bool) -> dict[str, bytes]:
             add_page(ws, cat, f"https://www.site{i}.org/p", seed=i, width=300, height=530,
                      textured=True, capture_like=capture_like)
     cfg = Config()
-    cfg.export.tile, cfg.export.val_ratio = 256, 0.3
+    cfg.export.tile, cfg.export.tile_files, cfg.export.val_ratio = 256, True, 0.3
     rel = make_release(ws, cfg, log=lambda _: None).path
     return {p.relative_to(rel).as_posix(): p.read_bytes() for p in rel.rglob("tiles/*/*.png")}
 

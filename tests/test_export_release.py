@@ -87,7 +87,12 @@ def test_release_has_splits_coco_masks_manifest_card_and_sums(release):
         tiles = (release / split / "tiles" / "metadata.jsonl").read_text().splitlines()
         assert len(tiles) == sum(r["tiles"] for r in mine) > 0
         first = json.loads(tiles[0])
-        assert Image.open(release / split / "tiles" / first["file_name"]).size == (256, 256)
+        page = next(r for r in mine if r["page_id"] == first["page_id"])
+        assert (first["image"], first["mask"]) == (page["image"], page["mask"])
+        assert first["window"] == [0, 0, 256, 256] and first["size"] == 256
+        assert first["source"] == "human"
+        # Tiles are windows: no tile pixel files unless asked for.
+        assert not (release / split / "tiles" / "images").exists()
     classes = json.loads((release / "classes.json").read_text())
     assert classes["classes"][0]["name"] == "background"
     card = (release / "README.md").read_text()
@@ -139,11 +144,12 @@ def test_two_exports_of_the_same_inputs_are_byte_identical(tmp_path):
 
 @pytest.mark.parametrize(
     "victim", ["train/images/*.png", "val/masks/*.png", "train/annotations.json",
-               "manifest.parquet", "README.md", "train/tiles/masks/*.png"],
+               "manifest.parquet", "README.md", "train/tiles/masks/*.png",
+               "train/tiles/metadata.jsonl"],
 )
 def test_verify_catches_a_flipped_byte(tmp_path, victim):
     ws, _ = _workspace(tmp_path / "ws", n=8)
-    rel = make_release(ws, _config(val_ratio=0.5), log=lambda _: None).path
+    rel = make_release(ws, _config(val_ratio=0.5, tile_files=True), log=lambda _: None).path
     path = sorted(rel.glob(victim))[0]
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
@@ -306,18 +312,22 @@ def test_duplicates_dropped_by_dedupe_never_go_in(tmp_path):
 
 def test_resize_and_tiles_are_applied_and_recorded(tmp_path):
     ws, _ = _workspace(tmp_path / "ws", n=4)
-    rel = make_release(ws, _config(resize_width=150, tile=200), log=lambda _: None).path
+    rel = make_release(ws, _config(resize_width=150, tile=200, tile_files=True),
+                       log=lambda _: None).path
     for row in _manifest(rel):
         assert row["width"] == 150 and row["original_width"] == 300
         assert row["height"] == round(row["original_height"] / 2)
         assert Image.open(rel / row["image"]).size == (150, row["height"])
     # Pages narrower than a tile are padded: mask 255 (ignore) beyond the page.
     first = json.loads((rel / "train" / "tiles" / "metadata.jsonl").read_text().splitlines()[0])
-    tile_mask = np.asarray(Image.open(rel / "train" / "tiles" / first["mask_file_name"]))
+    assert first["window"] == [0, 0, 150, 200] and first["size"] == 200
+    assert dict(first["class_pixels"])[255] == 50 * 200
+    tile_mask = np.asarray(Image.open(rel / first["tile_mask"]))
     assert tile_mask.shape == (200, 200) and (tile_mask[:, 150:] == 255).all()
     assert (tile_mask[:, :150] != 255).all()
     card = (rel / "README.md").read_text()
     assert "resized to width 150 px" in card and "200x200 px" in card
+    assert "tile files written too" in card
     assert verify_release(rel).ok
 
 

@@ -199,10 +199,10 @@ def test_a_catalog_from_before_recorded_splits_reads_them_from_the_releases(tmp_
 
 
 def test_only_pages_the_release_holds_get_a_recorded_split(tmp_path, monkeypatch):
-    import export.release as release_mod
+    import export.split_files as pages_mod  # where each page's files are written
 
     ws = _twelve_sites(tmp_path / "ws")
-    real = release_mod.export_page
+    real = pages_mod.export_page
     failed: list[str] = []
 
     def failing_once(page, *args, **kwargs):  # noqa: ANN001, ANN202
@@ -211,7 +211,7 @@ def test_only_pages_the_release_holds_get_a_recorded_split(tmp_path, monkeypatch
             raise OSError("disk trouble")
         return real(page, *args, **kwargs)
 
-    monkeypatch.setattr(release_mod, "export_page", failing_once)
+    monkeypatch.setattr(pages_mod, "export_page", failing_once)
     rel = make_release(ws, _config(), log=_quiet).path
     with Catalog(ws.catalog_path) as cat:
         recorded = {r[0]: r[1] for r in cat.execute("SELECT page_id, split FROM release_splits")}

@@ -278,9 +278,13 @@ def test_pull_writes_annotations_incrementally_and_report_counts_changes(
     assert "seconds per page: 42.5" in table
     with Image.open(sheet) as im:
         pixels = np.asarray(im.convert("RGB"))
-    # The deleted footer is drawn thin in its colour (#911eb4), the added sidebar thick.
-    assert (pixels == (0x91, 0x1E, 0xB4)).all(axis=2).any()
-    assert (pixels == (0xF5, 0x82, 0x31)).all(axis=2).sum() > 100
+    # Each region in the colour of what became of it: the deleted footer, the added
+    # sidebar, the moved header, the kept main; the legend names them.
+    from annotate.studio.sheet import LEGEND_HEIGHT, STATE_COLORS
+
+    for state in ("deleted", "added", "moved", "kept"):
+        drawn = (pixels[LEGEND_HEIGHT:] == STATE_COLORS[state]).all(axis=2).sum()
+        assert drawn > 100, state
 
 
 def test_rejected_page_is_named_and_the_rest_pushed(

@@ -10,7 +10,7 @@ from annotate.__main__ import main as annotate_main
 from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json
 
-from .test_preannotate import _box
+from .test_preannotate import _box, box_adder
 
 HEADER, BAR, MAIN, SIDE, FOOTER = "header", "bar", "main", "side", "footer"
 
@@ -25,13 +25,7 @@ def _page(shift: int) -> tuple[dict, dict[str, list[float]]]:
              MAIN: [0, top, 700, 1100], SIDE: [760, top, 240, 1100],
              FOOTER: [0, top + 1100, 1000, 180]}
     boxes = [_box(0, "block", (0, 0, 1000, height), tag="body", depth=0)]
-    nid = 1
-
-    def add(kind, bbox, parent, **kw):
-        nonlocal nid
-        boxes.append(_box(nid, kind, bbox, parent, **kw))
-        nid += 1
-        return nid - 1
+    add = box_adder(boxes)
 
     header = add("block", parts[HEADER], 0, background="rgb(30, 30, 90)")
     add("image", (20, 10, 200, 60), header)

@@ -113,16 +113,20 @@ def _box(i, kind, bbox, parent=None, **kw):
     return base
 
 
+def box_adder(boxes: list[dict]):
+    """add(kind, bbox, parent, **kw) -> id: appends a box to `boxes` under the next id."""
+    def add(kind, bbox, parent, **kw):
+        nid = len(boxes)
+        boxes.append(_box(nid, kind, bbox, parent, **kw))
+        return nid
+
+    return add
+
+
 def classic_page(landmarks: bool = False) -> dict:
     """1000 x 1400: header band, a main column beside a sidebar, footer band; no names."""
     boxes = [_box(0, "block", (0, 0, 1000, 1400), tag="body", depth=0)]
-    nid = 1
-
-    def add(kind, bbox, parent, **kw):
-        nonlocal nid
-        boxes.append(_box(nid, kind, bbox, parent, **kw))
-        nid += 1
-        return nid - 1
+    add = box_adder(boxes)
 
     wrap = add("block", (0, 0, 1000, 1400), 0)
     kind = "landmark" if landmarks else "block"
@@ -546,3 +550,19 @@ def test_a_header_keeps_its_menu_bar_unless_the_setting_splits_it():
     split = _by_label(propose_regions(page, label_set(), PreannotateConfig(header_menu=True)))
     assert split["header"] == [0, 0, 1000, 90]
     assert split["navigation"] == [0, 90, 1000, 30]
+
+
+def test_main_parts_that_follow_each_other_down_the_page_merge_when_asked():
+    from annotate.propose.regions import merge_stacked
+    from catalog.records import Region
+
+    regions = [Region("main", [0, 100, 1000, 200], 0.4), Region("main", [40, 330, 900, 100], 0.6),
+               Region("footer", [0, 900, 1000, 80], 0.7), Region("main", [0, 600, 300, 100], 0.4),
+               Region("main", [700, 720, 300, 100], 0.4)]
+    merged = merge_stacked(regions, "main", gap=40)
+    got = [(r.label, r.bbox, r.score) for r in merged]
+    # The first two are 30 px apart and share most of their width: one region. The third is
+    # 170 px further down; the fourth shares no width with it.
+    assert got == [("main", [0, 100, 1000, 330], 0.6), ("main", [0, 600, 300, 100], 0.4),
+                   ("main", [700, 720, 300, 100], 0.4), ("footer", [0, 900, 1000, 80], 0.7)]
+    assert merge_stacked(regions, "main", gap=0)[0].bbox == [0, 100, 1000, 200]

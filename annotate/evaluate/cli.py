@@ -7,10 +7,10 @@ from pathlib import Path
 
 from catalog.cli import add_common_args, load
 from catalog.config import parse_granularity
+from segmentation.kreuzer_truth import TRUTH_LEVELS
 
 from ..propose import label_set, learned_opener
 from .evaluation import evaluate_kreuzer, evaluate_workspace
-from .kreuzer import TRUTH_LEVELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

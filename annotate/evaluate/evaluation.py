@@ -37,7 +37,7 @@ from rich.table import Table
 from catalog.config import PreannotateConfig
 from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json, write_json_atomic
-from segmentation.geometry import clip
+from segmentation.kreuzer_truth import truth_segments
 from segmentation.metrics import (
     Segment,
     SegmentScores,
@@ -51,7 +51,7 @@ from segmentation.metrics import (
 
 from ..propose import VERSION, LabelSet, Opener, PageBoxes, load_boxes, load_gray, preannotate
 from .baselines import naive_split, whole_page
-from .kreuzer import capture_pages, list_pages, map_type, read_truths
+from .kreuzer import capture_pages, list_pages, read_truths
 from .overlay import contact_sheet, side_by_side
 
 EVAL_SCHEMA = 1
@@ -217,20 +217,6 @@ def write_outputs(out: Path, scores: list[PageScore], summaries: dict[str, Any],
     path = out / "evaluation.json"
     write_json_atomic(path, doc)
     return path
-
-
-def truth_segments(truth: dict[str, Any], width: int, height: int,
-                   level: str = "coarse") -> list[Segment]:
-    """The true segments of a rendered Kreuzer page: its top-level blocks (`coarse`), or
-    (`fine`) each block's sub-blocks where it has any and the block itself where it has none,
-    with the sub-blocks that lie outside every block."""
-    if level == "coarse":
-        blocks = truth["blocks"]
-    else:
-        blocks = [s for b in truth["blocks"] for s in (b.get("sub") or [b])]
-        blocks += truth.get("orphan_sub_blocks", [])
-    segs = [Segment(map_type(b["type"]), clip(b["bbox"], width, height)) for b in blocks]
-    return [s for s in segs if s.bbox[2] >= 1 and s.bbox[3] >= 1]
 
 
 def _timed_proposal(ws: Workspace, pid: str, page: PageBoxes, labels: LabelSet,

@@ -38,18 +38,7 @@ TRUTH_FILE = "index.truth.html"
 STRIPPED_FILE = "index.stripped.html"
 SPLIT_SALT = "webseg-kreuzer-split-1"
 TRUTH_VERSION = 2  # what the rendered truth holds; a cache of another version is rendered anew
-TRUTH_LEVELS = ("coarse", "fine")  # data-block="1"; data-block="2" where a block has them
 
-# The design's mapping of Kreuzer block types to our region labels.
-KREUZER_TYPES = {
-    "header": "header", "logo": "header", "title": "header",
-    "menu": "navigation", "linklist": "navigation",
-    "article": "main", "content": "main",
-    "sidebar": "sidebar",
-    "footer": "footer",
-    "ad": "advertisement",
-    "image": "segment", "video": "segment", "searchbar": "segment",
-}
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.I | re.S)
 _BLOCK_ATTR = re.compile(r"""\sdata-block(?:-type)?\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.I)
@@ -82,10 +71,6 @@ def list_pages(corpus: Path) -> list[KreuzerPage]:
     if not pages:
         raise ValueError(f"{corpus} holds no {BLOCKS_FILE}: is it a Kreuzer-format corpus?")
     return pages
-
-
-def map_type(block_type: str) -> str:
-    return KREUZER_TYPES.get(block_type.strip().lower(), "segment")
 
 
 def strip_scripts(html: str) -> str:

@@ -29,9 +29,9 @@ import numpy as np
 from catalog.config import PreannotateConfig
 from catalog.workspace import Workspace
 from segmentation.geometry import Rect, area, inter_area, iou
+from segmentation.kreuzer_truth import truth_segments
 from segmentation.metrics import Segment, bcubed, match_segments
 
-from ..evaluate.evaluation import truth_segments
 from ..evaluate.kreuzer import capture_pages, list_pages, read_truths
 from ..propose.boxes import PageBoxes, load_boxes
 from ..propose.labelset import label_set

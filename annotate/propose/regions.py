@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from catalog.config import PreannotateConfig
@@ -62,6 +64,26 @@ def split_menu(rect: Rect, bar: Rect) -> Rect | None:
     return rest if rest[3] >= MENU_BAR_HEIGHT / 2 else None
 
 
+def merge_stacked(regions: list[Region], label: str, gap: float) -> list[Region]:
+    """Regions of `label` that follow each other down the page (at most `gap` apart, sharing
+    half the narrower one's width, nothing else between them) joined into one."""
+    out: list[Region] = []
+    for r in sorted(regions, key=lambda r: (r.bbox[1], r.bbox[0])):
+        prev = out[-1] if out else None
+        if prev is not None and prev.label == label == r.label:
+            px, py, pw, ph = prev.bbox
+            x, y, w, h = r.bbox
+            shared = min(px + pw, x + w) - max(px, x)
+            if y - (py + ph) <= gap and shared >= 0.5 * min(pw, w):
+                x0, y0 = min(px, x), min(py, y)
+                x1, y1 = max(px + pw, x + w), max(py + ph, y + h)
+                prev.bbox = [round(v, 1) for v in (x0, y0, x1 - x0, y1 - y0)]
+                prev.score = max(prev.score, r.score)
+                continue
+        out.append(replace(r, bbox=list(r.bbox)))
+    return out
+
+
 def pixel_proposals(gray: np.ndarray, page: PageBoxes, proposals: list[Proposal],
                     min_area: float) -> list[Proposal]:
     """Busy parts of the screenshot that neither a segment nor a text object explains."""
@@ -119,4 +141,6 @@ def propose_regions(page: PageBoxes, labels: LabelSet, params: PreannotateConfig
                           * part_conf / FIRM_RULE, 3)
             regions.append(Region(labels.region_label(part_label), [round(v, 1) for v in rect],
                                   min(1.0, score), q.source))
+    if params.merge_main_gap > 0:
+        regions = merge_stacked(regions, labels.region_label("main"), params.merge_main_gap)
     return regions

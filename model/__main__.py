@@ -1,0 +1,168 @@
+"""python -m model train|predict|evaluate: the pixel-only segmentation network."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from catalog.cli import add_common_args, load, run_main
+
+if importlib.util.find_spec("torch") is None:  # the whole stage needs it: say once how to get it
+    sys.exit("error: the model stage needs PyTorch: `make setup`, or "
+             "`pip install -e '.[model]'` (torch 2.13.0, the CPU wheel)")
+
+from .release import latest_release, open_release  # noqa: E402
+from .store import load_model, resolve_model, to_device  # noqa: E402
+from .train import Run, TrainConfig, train  # noqa: E402
+
+
+def _models_dir(ws_root: Path) -> Path:
+    return ws_root / "models"
+
+
+def _bar(label: str, fields: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(fields),
+                    TimeElapsedColumn(), console=Console(stderr=True),
+                    disable=not sys.stderr.isatty())
+
+
+def _release_of(arg: str | None, ws_releases: Path) -> Path:
+    return Path(arg) if arg else latest_release(ws_releases)
+
+
+def cmd_train(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m model train",
+                                description="Train the next model version on a release.")
+    p.add_argument("release", nargs="?", help="releases/vNNNN (default: the latest)")
+    add_common_args(p)
+    d = TrainConfig()
+    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                   help="stop after the last epoch that fits (training and validation)")
+    p.add_argument("--resume", action="store_true", help="continue a run that was stopped")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--working-width", type=int, default=d.working_width)
+    p.add_argument("--crop", type=int, default=d.crop, help="rows of a training crop")
+    p.add_argument("--threads", type=int, default=d.threads)
+    args = p.parse_args(argv)
+    _, ws = load(args)
+    release = open_release(_release_of(args.release, ws.releases_dir))
+    cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
+                      epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads)
+    models_dir = _models_dir(release.path.parent.parent)
+    with _bar("{task.description}",
+              "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
+        task = bar.add_task("reading pages", total=None, loss=0.0, rate=0.0)
+
+        def reading(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def progress(step: int, steps: int, loss: float, rate: float) -> None:
+            bar.update(task, description="train", completed=step, total=steps, loss=loss,
+                       rate=rate)
+
+        try:
+            out = train(cfg, Run(
+                release, models_dir, to_device(args.device),
+                time_budget_s=args.time_budget * 60 if args.time_budget else None,
+                resume=args.resume, progress=progress, reading=reading,
+                log=lambda line: bar.console.print(line, markup=False, highlight=False)))
+        except KeyboardInterrupt:
+            print("interrupted: the same command with --resume continues from the last "
+                  "finished epoch", file=sys.stderr)
+            return 130
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_predict(argv: list[str]) -> int:
+    from .predict import predict_files
+
+    p = argparse.ArgumentParser(
+        prog="python -m model predict",
+        description="Masks and regions of screenshots, in the preannotation schema.")
+    p.add_argument("model", help="a models/mNNNN directory")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model, str(to_device(args.device)))
+    with _bar("predict", "") as bar:
+        task = bar.add_task("predict", total=len(args.images))
+        written = predict_files(model, args.images, args.out,
+                                done=lambda _: bar.update(task, advance=1))
+    print(f"wrote {len(written)} predictions of model {model.version} to {args.out}")
+    return 0
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from .evaluate import evaluate, print_report
+
+    p = argparse.ArgumentParser(
+        prog="python -m model evaluate",
+        description="Per-class IoU and pixel accuracy on a release's val split, with "
+        "baselines measured in the same run.")
+    p.add_argument("model", nargs="?", help="models/mNNNN or mNNNN (default: the latest)")
+    p.add_argument("release", nargs="?", help="releases/vNNNN (default: the model's own)")
+    add_common_args(p)
+    p.add_argument("--split", default=None,
+                   help="release split (default val); with --kreuzer: dev, heldout (default), all")
+    p.add_argument("--kreuzer", type=Path, default=None, metavar="OUT",
+                   help="also score regions on the Kreuzer corpus from the folder that "
+                   "`python -m annotate evaluate --kreuzer` wrote")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _, ws = load(args)
+    model = load_model(resolve_model(args.model, _models_dir(ws.root)),
+                       str(to_device(args.device)))
+    if args.kreuzer:
+        from catalog.workspace import write_json_atomic
+
+        from .kreuzer import evaluate_kreuzer, format_kreuzer, to_json
+
+        kr = evaluate_kreuzer(model, args.kreuzer, args.split or "heldout")
+        print(format_kreuzer(kr))
+        path = model.path / f"evaluation-kreuzer-{kr.split}.json"
+        write_json_atomic(path, to_json(kr))
+        print(f"wrote {path}")
+        if not args.release:
+            return 0
+    rel_path = Path(args.release) if args.release else Path(model.card["release"]["path"])
+    release = open_release(rel_path)
+    with _bar("evaluate", "") as bar:
+        task = bar.add_task("evaluate", total=None)
+        result = evaluate(model, release, args.split or "val",
+                          progress=lambda n: bar.update(task, total=n, advance=1))
+    print_report(result)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m model {train,predict,evaluate} ...", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,153 @@
+"""A model version on disk: `models/mNNNN/` with model.safetensors (no pickle), model.json
+(the card: classes, input scale, the release and its SHA256SUMS digest, config, val figures)
+and curves.png. A version appears whole: written under a temporary name, then renamed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .infer import Windowing
+from .network import NetConfig, Normalise, SegNet
+
+MODEL_SCHEMA = 1
+VERSION_RE = re.compile(r"^m\d{4,}$")
+WEIGHTS = "model.safetensors"
+CARD = "model.json"
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be used; the message says what to do."""
+
+
+def versions(models_dir: Path) -> list[str]:
+    if not models_dir.is_dir():
+        return []
+    found = [p.name for p in models_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def next_version(models_dir: Path) -> str:
+    have = versions(models_dir)
+    return f"m{int(have[-1][1:]) + 1:04d}" if have else "m0001"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def publish(models_dir: Path, net: SegNet, card: dict, extra: dict[str, bytes]) -> Path:
+    """Write the next version: weights, card (with the weights' digest) and extra files."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=models_dir))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        for name, data in extra.items():
+            (tmp / name).write_bytes(data)
+        while True:
+            version = next_version(models_dir)
+            card = {**card, "schema": MODEL_SCHEMA, "version": version,
+                    "weights_sha256": _sha256(tmp / WEIGHTS)}
+            (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+            for f in tmp.iterdir():
+                os.chmod(f, 0o444)
+            os.chmod(tmp, 0o755)
+            try:
+                os.rename(tmp, models_dir / version)  # fails if another run took the name
+                return models_dir / version
+            except OSError:
+                if not (models_dir / version).exists():
+                    raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    card: dict
+    net: SegNet
+    norm: Normalise
+
+    @property
+    def version(self) -> str:
+        return self.card.get("version", self.path.name)
+
+    @property
+    def working_width(self) -> int:
+        return int(self.card["input"]["working_width"])
+
+    @property
+    def windowing(self) -> Windowing:
+        w = self.card["input"].get("windowing", {})
+        return Windowing(**w)
+
+    @property
+    def element_names(self) -> list[str]:
+        return list(self.card["heads"]["elements"])
+
+    @property
+    def region_names(self) -> list[str]:
+        return list(self.card["heads"]["regions"])
+
+
+def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
+    path = Path(path)
+    card_path, weights = path / CARD, path / WEIGHTS
+    again = "train it again (make train) or copy the whole model directory back"
+    if not card_path.is_file():
+        raise ModelError(f"{path} is not a model directory (no {CARD}): give a "
+                         "models/mNNNN directory written by `python -m model train`")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{card_path} is damaged ({exc}); {again}") from None
+    if card.get("schema") != MODEL_SCHEMA:
+        raise ModelError(f"{card_path} has schema {card.get('schema')!r}, this code reads "
+                         f"{MODEL_SCHEMA}: train a new model (make train)")
+    if not weights.is_file():
+        raise ModelError(f"{weights} is missing; {again}")
+    if card.get("weights_sha256") and _sha256(weights) != card["weights_sha256"]:
+        raise ModelError(f"{weights} is damaged (its sha256 differs from {CARD}); {again}")
+    net = SegNet(NetConfig.from_json(card["network"]))
+    try:
+        state = load_file(str(weights))
+        net.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{weights} cannot be loaded ({first}); {again}") from None
+    norm = Normalise(**card["input"]["normalise"])
+    return LoadedModel(path, card, net.to(device).eval(), norm)
+
+
+def resolve_model(arg: str | None, models_dir: Path) -> Path:
+    """A model given by path, or by version name (m0003) in the workspace, or the latest."""
+    if arg and Path(arg).is_dir():
+        return Path(arg)
+    if arg and VERSION_RE.match(arg) and (models_dir / arg).is_dir():
+        return models_dir / arg
+    if arg:
+        raise ModelError(f"{arg} is not a model directory: give models/mNNNN (make train "
+                         "writes one)")
+    have = versions(models_dir)
+    if not have:
+        raise ModelError(f"{models_dir} holds no model yet: run `make train` first")
+    return models_dir / have[-1]
+
+
+def to_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device here; use --device cpu")
+    return torch.device(device)

@@ -1,0 +1,282 @@
+"""The training loop, after torchvision's reference script: crops in, two cross-entropy
+losses out, a confusion-matrix validation each epoch, and a checkpoint each epoch holding
+model, optimiser, schedule, epoch and RNG state, so `--resume` ends where an uninterrupted
+run would (same crops, same order, same weights)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .curves import draw_curves
+from .data import (
+    ScaledPage,
+    class_weights,
+    crop_plan,
+    load_scaled,
+    make_batch,
+    pixel_counts,
+)
+from .infer import Windowing, argmax_labels, scaled_logits
+from .metrics import Confusion, report
+from .network import NetConfig, Normalise, SegNet
+from .release import IGNORE, Release, ReleaseError
+from .store import publish
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    working_width: int = 384  # measured: see README "The model"
+    crop: int = 320  # rows of a training crop at the working width
+    batch: int = 8
+    epochs: int = 30
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05  # share of steps with a rising learning rate
+    region_weight: float = 0.5  # the region loss's weight next to the element loss
+    seed: int = 0
+    threads: int = 2
+    network: NetConfig = field(default_factory=NetConfig)
+    windowing: Windowing = field(default_factory=Windowing)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["network"] = self.network.to_json()
+        return d
+
+    def key(self, release_digest: str) -> str:
+        """Names a run: the same release and config resume the same checkpoint."""
+        text = json.dumps([release_digest, self.to_json()], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class Schedule:
+    """Linear warm-up, then cosine decay to zero over `total` steps."""
+
+    def __init__(self, total: int, warmup: float):
+        self.total, self.warmup, self.step = max(1, total), warmup, 0
+
+    def lr_factor(self) -> float:
+        w = max(1, int(self.total * self.warmup))
+        if self.step < w:
+            return (self.step + 1) / w
+        t = min(1.0, (self.step - w) / max(1, self.total - w))
+        return 0.5 * (1 + math.cos(math.pi * t))
+
+    def state_dict(self) -> dict:
+        return {"total": self.total, "warmup": self.warmup, "step": self.step}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.total, self.warmup, self.step = s["total"], s["warmup"], s["step"]
+
+
+def set_determinism(threads: int) -> None:
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    if not (target != IGNORE).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
+
+
+def validate(net: SegNet, norm: Normalise, pages: list[ScaledPage], win: Windowing
+             ) -> tuple[Confusion, Confusion]:
+    el = Confusion(net.cfg.elements)
+    rg = Confusion(net.cfg.regions)
+    for p in pages:
+        e, r = scaled_logits(net, norm, p.rgb, win)
+        el.add(p.elements, argmax_labels(e))
+        rg.add(p.regions, argmax_labels(r))
+    return el, rg
+
+
+@dataclass
+class Run:
+    """What the loop needs besides the config; `on_epoch` is told each finished epoch."""
+
+    release: Release
+    models_dir: Path
+    device: torch.device = torch.device("cpu")
+    time_budget_s: float | None = None
+    resume: bool = False
+    log: Callable[[str], None] = print
+    progress: Callable[[int, int, float, float], None] | None = None  # step, steps, loss, rate
+    stop_after: int | None = None  # for tests: end the process's work after this epoch
+    reading: Callable[[int, int], None] | None = None  # pages read, of how many
+
+
+def train(cfg: TrainConfig, run: Run) -> Path | None:
+    """Train and publish the next model version; None when `stop_after` ended it early."""
+    rel = run.release
+    names = rel.classes
+    train_refs, val_refs = rel.pages("train"), rel.pages("val")
+    if not val_refs:
+        raise ReleaseError(
+            f"release {rel.path} has no val pages: export one whose pages come from more "
+            "sites (or a larger --val-ratio), so the model is measured on sites it never saw")
+    if not train_refs:
+        raise ReleaseError(f"release {rel.path} has no train pages: export more pages first")
+    net_cfg = replace(cfg.network, elements=len(names.elements) + 1,
+                      regions=len(names.regions) + 1)
+    cfg.network = net_cfg
+    digest = rel.sums_digest()
+    run_dir = run.models_dir / f".run-{cfg.key(digest)}"
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.is_file() and not run.resume:
+        raise ValueError(f"an earlier run of this release and config stopped at {ckpt_path}: "
+                         "add --resume to continue it, or delete that directory to start over")
+    if run.resume and not ckpt_path.is_file():
+        raise ValueError(f"nothing to resume: no checkpoint at {ckpt_path} for this release and "
+                         "config (run without --resume)")
+
+    began = time.perf_counter()  # the budget counts reading the pages too
+    set_determinism(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    net = SegNet(net_cfg).to(run.device)
+    norm = Normalise()
+
+    run.log(f"reading {len(train_refs)} train and {len(val_refs)} val pages of {rel.path} "
+            f"at {cfg.working_width} px wide")
+    total, done = len(train_refs) + len(val_refs), 0
+
+    def read_one() -> None:
+        nonlocal done
+        done += 1
+        if run.reading:
+            run.reading(done, total)
+
+    train_pages = load_scaled(train_refs, names, cfg.working_width, read_one)
+    val_pages = load_scaled(val_refs, names, cfg.working_width, read_one)
+    px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
+    px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
+    w_el, w_rg = class_weights(px_el), class_weights(px_rg)
+    weight_el = torch.tensor(w_el, device=run.device)
+    weight_rg = torch.tensor(w_rg, device=run.device)
+
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(crop_plan(train_pages, cfg.crop, cfg.seed, 0)) / cfg.batch)
+    sched = Schedule(cfg.epochs * steps_per_epoch, cfg.warmup)
+    planned = cfg.epochs
+    history: list[dict] = []
+    start_epoch, spent, setup_s = 0, 0.0, 0.0
+    if run.resume:
+        ck = torch.load(ckpt_path, map_location=run.device, weights_only=True)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["schedule"])
+        torch.set_rng_state(ck["rng"])
+        start_epoch, planned, spent = ck["epoch"], ck["planned"], ck["seconds"]
+        history = json.loads(ck["history"])
+        run.log(f"resuming after epoch {start_epoch} of {planned} from {ckpt_path}")
+
+    for epoch in range(start_epoch, planned):
+        t0 = time.perf_counter()
+        net.train()
+        plan = crop_plan(train_pages, cfg.crop, cfg.seed, epoch + 1)
+        total_loss, seen = 0.0, 0
+        for b in range(0, len(plan), cfg.batch):
+            items = plan[b:b + cfg.batch]
+            rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
+            x = norm(rgb).to(run.device)
+            el_t, rg_t = el_t.to(run.device), rg_t.to(run.device)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * sched.lr_factor()
+            el, rg = net(x)
+            loss = _loss(el, el_t, weight_el) + cfg.region_weight * _loss(rg, rg_t, weight_rg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step += 1
+            total_loss += loss.item() * len(items)
+            seen += len(items)
+            if run.progress:
+                run.progress(b // cfg.batch + 1, steps_per_epoch, total_loss / seen,
+                             seen / (time.perf_counter() - t0))
+        train_s = time.perf_counter() - t0
+        el_conf, rg_conf = validate(net, norm, val_pages, cfg.windowing)
+        seconds = time.perf_counter() - t0
+        spent += seconds
+        history.append({
+            "epoch": epoch + 1, "loss": round(total_loss / max(1, seen), 5),
+            "lr": round(cfg.lr * sched.lr_factor(), 7), "seconds": round(seconds, 2),
+            "images_per_s": round(seen / max(train_s, 1e-9), 2),
+            "val": {"elements": report(el_conf, ["background", *names.elements]),
+                    "regions": report(rg_conf, ["background", *names.regions])},
+        })
+        setup_s = t0 - began if epoch == start_epoch else setup_s
+        if run.time_budget_s and epoch == start_epoch == 0:
+            fit = int((run.time_budget_s - setup_s) // max(seconds, 1e-9))
+            if fit < planned:
+                planned = max(1, fit)
+                sched.total = planned * steps_per_epoch
+                run.log(f"the time budget holds {planned} epochs of {seconds:.0f} s")
+        v = history[-1]["val"]
+        run.log(f"epoch {epoch + 1}/{planned}: loss {history[-1]['loss']:.4f}, "
+                f"{history[-1]['images_per_s']:.1f} crops/s, val element IoU "
+                + ", ".join(f"{k} {x if x is None else round(x, 3)}"
+                            for k, x in v["elements"]["iou"].items() if k != "background")
+                + f", region mIoU {v['regions']['mean_iou']:.3f}")
+        budget_left = (run.time_budget_s - spent - setup_s) if run.time_budget_s else None
+        last = epoch + 1 >= planned or (
+            budget_left is not None and budget_left < spent / len(history))
+        if not last:
+            _save_checkpoint(ckpt_path, net, opt, sched, epoch + 1, planned, spent, history)
+        if run.stop_after is not None and epoch + 1 >= run.stop_after and not last:
+            return None
+        if last:
+            break
+
+    card = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "classes": names.to_json(),
+        "heads": {"elements": ["background", *names.elements],
+                  "regions": ["background", *names.regions]},
+        "input": {"working_width": cfg.working_width,
+                  "normalise": asdict(norm), "windowing": asdict(cfg.windowing),
+                  "scale": "each page is resized to working_width, keeping its aspect ratio"},
+        "release": {"name": rel.name, "version": rel.version, "path": str(rel.path),
+                    "sha256sums_sha256": digest},
+        "data": {split: {"pages": len(pages), "sites": sorted({p.site for p in pages})}
+                 for split, pages in (("train", train_refs), ("val", val_refs))},
+        "class_weights": {"elements": w_el, "regions": w_rg},
+        "train_pixels": {"elements": px_el, "regions": px_rg},  # at the working width
+        "config": cfg.to_json(),
+        "network": net_cfg.to_json(),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "training": {"epochs": len(history), "planned": cfg.epochs, "seconds": round(spent, 1),
+                     "device": str(run.device), "torch": torch.__version__,
+                     "machine": platform.machine(), "threads": cfg.threads},
+        "epochs": history,
+        "val": history[-1]["val"],
+        "val_measured": "at the working width against scaled masks; `python -m model "
+                        "evaluate` measures at the pages' own size",
+    }
+    out = publish(run.models_dir, net.cpu(), card, {"curves.png": draw_curves(history)})
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out
+
+
+def _save_checkpoint(path: Path, net: SegNet, opt: torch.optim.Optimizer, sched: Schedule,
+                     epoch: int, planned: int, seconds: float, history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict(), "rng": torch.get_rng_state(),
+                "epoch": epoch, "planned": planned, "seconds": seconds,
+                "history": json.dumps(history)}, tmp)
+    os.replace(tmp, path)

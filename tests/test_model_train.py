@@ -1,0 +1,180 @@
+"""Training: a tiny network learns a few pages, a killed run resumes to the same weights,
+and the model directory is written whole with its card and curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.numpy import load_file
+
+from catalog import Catalog, Config, Workspace
+from export.release import make_release
+from export.synthetic import add_page, draw_page
+from model.evaluate import evaluate
+from model.network import NetConfig
+from model.release import ReleaseError, open_release
+from model.store import load_model
+from model.train import Run, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = NetConfig(stem=8, widths=(8, 16, 24, 32), decoder=(24, 16, 16, 8), full_res=8)
+
+
+def button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512) -> None:
+    """Synthetic pages whose links are drawn as buttons: the drawn pages leave interactive
+    boxes without pixels of their own, which no pixel-only model can see."""
+    with Catalog(ws.catalog_path) as cat:
+        for i in range(n):
+            img, _, masks = draw_page(width, height, seed=i)
+            img = img.copy()
+            img[masks["interactive"] & ~masks["text"]] = (70, 130, 200)
+            add_page(ws, cat, f"https://www.site{i}.org/p{i}", seed=i, width=width,
+                     height=height, pixels=img)
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory) -> Path:
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ws.ensure()
+    button_pages(ws, 8)
+    cfg = Config()
+    cfg.export.val_ratio = 0.4
+    rel = make_release(ws, cfg, log=lambda _: None)
+    assert rel.per_split["train"] >= 2 and rel.per_split["val"] >= 1, rel.per_split
+    return rel.path
+
+
+def tiny(**kw) -> TrainConfig:
+    # One thread: on a shared machine two spinning threads run slower than one.
+    base = dict(working_width=256, crop=128, batch=2, epochs=4, lr=0.01, network=TINY,
+                threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_a_tiny_network_overfits_a_few_pages(small_release, tmp_path):
+    release = open_release(small_release)
+    out = train(tiny(epochs=50), Run(release, tmp_path / "models", log=lambda _: None))
+    model = load_model(out)
+    losses = [e["loss"] for e in model.card["epochs"]]
+    assert losses[-1] < losses[0] / 5, losses
+    # Measured on the pages it trained on, at their own size. Buttons are 10 px wide here,
+    # so one pixel of border either side is a fifth of their area: they get a lower bar.
+    iou = evaluate(model, release, "train").elements["model"]["iou"]
+    assert (iou["text"] + iou["image"] + iou["interactive"]) / 3 >= 0.9, iou
+    assert min(iou.values()) >= 0.75, iou
+
+
+def _weights(model_dir: Path) -> dict[str, np.ndarray]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_release, tmp_path):
+    release = open_release(small_release)
+    whole = train(tiny(), Run(release, tmp_path / "a", log=lambda _: None))
+    # The same run stopped after its second epoch's checkpoint, as a kill would leave it.
+    assert train(tiny(), Run(release, tmp_path / "b", log=lambda _: None, stop_after=2)) is None
+    assert len(list((tmp_path / "b").glob(".run-*/checkpoint.pt"))) == 1
+    with pytest.raises(ValueError, match="--resume"):
+        train(tiny(), Run(release, tmp_path / "b", log=lambda _: None))
+    resumed = train(tiny(), Run(release, tmp_path / "b", resume=True, log=lambda _: None))
+    a, b = _weights(whole), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    card_a = json.loads((whole / "model.json").read_text())
+    card_b = json.loads((resumed / "model.json").read_text())
+    assert [e["loss"] for e in card_a["epochs"]] == pytest.approx(
+        [e["loss"] for e in card_b["epochs"]], rel=1e-5)
+    assert not list((tmp_path / "b").glob(".run-*")), "the finished run left its checkpoint"
+
+
+@pytest.mark.slow
+def test_model_directory_holds_weights_card_and_curves(small_release, tmp_path):
+    release = open_release(small_release)
+    first = train(tiny(epochs=2), Run(release, tmp_path / "models", log=lambda _: None))
+    second = train(tiny(epochs=2, seed=1), Run(release, tmp_path / "models", log=lambda _: None))
+    assert (first.name, second.name) == ("m0001", "m0002")
+    card = json.loads((first / "model.json").read_text())
+    classes = json.loads((small_release / "classes.json").read_text())["classes"]
+    assert card["classes"] == classes
+    assert card["release"]["version"] == small_release.name
+    assert len(card["release"]["sha256sums_sha256"]) == 64
+    assert card["input"]["working_width"] == 256
+    assert [e["epoch"] for e in card["epochs"]] == [1, 2]
+    assert set(card["val"]["elements"]["iou"]) == {"background", "text", "image", "interactive"}
+    with Image.open(first / "curves.png") as im:
+        assert im.size[0] > 400 and len(im.getcolors(1 << 16)) > 3  # drawn, not blank
+    assert not list((tmp_path / "models").glob(".tmp-*"))
+
+
+def release_without_val(root: Path) -> Path:
+    ws = Workspace(root)
+    ws.ensure()
+    button_pages(ws, 2)
+    cfg = Config()
+    cfg.export.val_ratio = 0.0
+    return make_release(ws, cfg, log=lambda _: None).path
+
+
+def test_a_release_without_val_pages_is_refused_before_training(tmp_path):
+    rel = release_without_val(tmp_path / "ws")
+    with pytest.raises(ReleaseError, match="no val pages") as err:
+        train(tiny(), Run(open_release(rel), tmp_path / "models", log=lambda _: None))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def _cli_train(release: Path, ws: Path, *extra: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "model", "train", str(release), "--epochs", "3",
+           "--working-width", "128", "--crop", "64", "--batch", "4", "--threads", "1",
+           "--time-budget", "60", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if wait:
+        return subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True,
+                              timeout=300)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_make_train_killed_after_a_checkpoint_resumes_to_the_same_weights(
+        small_release, tmp_path):
+    a, b = tmp_path / "a" / "releases" / "v0001", tmp_path / "b" / "releases" / "v0001"
+    for copy in (a, b):
+        shutil.copytree(small_release, copy)
+    whole = _cli_train(a, tmp_path / "a")
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stdout.strip().endswith("m0001")
+    proc = _cli_train(b, tmp_path / "b", wait=False)
+    ckpt = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((tmp_path / "b" / "models").glob(".run-*/checkpoint.pt"))
+        if found:
+            ckpt = found[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt is not None, "the run finished before its first checkpoint"
+    assert not (tmp_path / "b" / "models" / "m0001").exists()
+    again = _cli_train(b, tmp_path / "b")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = _cli_train(b, tmp_path / "b", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    wa = _weights(tmp_path / "a" / "models" / "m0001")
+    wb = _weights(tmp_path / "b" / "models" / "m0001")
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-5, atol=1e-6, err_msg=k)
