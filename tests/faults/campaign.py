@@ -149,16 +149,18 @@ class Trial:
     differences: list[str] = field(default_factory=list)
 
 
-def run_command(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+def run_command(cmd: list[str], timeout: float = 600, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**(env or os.environ), "PYTHONPATH": str(ROOT)})
 
 
-def run_killed(cmd: list[str], at: float) -> bool:
+def run_killed(cmd: list[str], at: float, env: dict[str, str] | None = None) -> bool:
     """Start the command in its own process group and SIGKILL the group after `at` seconds
     (its browsers with it); True when it was still running then."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+                            env={**(env or os.environ), "PYTHONPATH": str(ROOT)},
+                            start_new_session=True)
     try:
         proc.wait(timeout=at)
         return False
@@ -183,6 +185,7 @@ class Stage:
     command: Callable[[Path], list[str]]
     completed: Callable[[Path], bool] | None = None
     settle: Callable[[Path], None] | None = None
+    env: dict[str, str] | None = None  # the command's environment (default: this one's)
 
 
 def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: int,
@@ -194,7 +197,7 @@ def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: 
     reference = base / f"{stage.name}-reference"
     shutil.copytree(pristine, reference)
     t0 = time.monotonic()
-    done = run_command(stage.command(reference))
+    done = run_command(stage.command(reference), env=stage.env)
     seconds = time.monotonic() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{stage.name} failed without faults: {done.stderr[-2000:]}")
@@ -210,13 +213,13 @@ def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: 
         for _ in range(kills_per_trial):
             if stage.completed and stage.completed(ws):
                 break
-            if not run_killed(stage.command(ws), rng.uniform(0.05, seconds)):
+            if not run_killed(stage.command(ws), rng.uniform(0.05, seconds), stage.env):
                 break  # it finished before the moment came: the command is done
             trial.kills += 1
         finished = None
         while not (stage.completed and stage.completed(ws)):
             trial.reruns += 1
-            finished = run_command(stage.command(ws))
+            finished = run_command(stage.command(ws), env=stage.env)
             if finished.returncode == 0 or trial.reruns >= 3:
                 break
         if stage.settle:

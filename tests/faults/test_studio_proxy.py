@@ -1,4 +1,5 @@
-"""Push and pull through a proxy that fails on purpose end as they do without it.
+"""Label Studio's side under faults: push and pull through a proxy that fails on purpose,
+and pull killed at random moments, end as they do without faults.
 
 The proxy sits on loopback between the client and a real Label Studio and, seeded, answers
 some requests 502 without passing them on, passes some on and then drops the connection
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,6 +28,8 @@ from PIL import Image
 from catalog.workspace import read_json
 from tests.labelstudio_fixture import StudioServer, make_workspace, run_annotate, write_config
 from tests.test_labelstudio import Api
+
+from .campaign import Stage, campaign
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -148,3 +152,30 @@ def test_push_and_pull_through_faults_end_as_without_them(
     for pid in pulled:
         assert _annotation(faulty.root, pid) == _annotation(direct.root, pid), pid
     assert proxy.faults["502"] and proxy.faults["dropped"], proxy.faults
+
+
+def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
+                                                          tmp_path: Path) -> None:
+    """Pull SIGKILLed at seeded moments, rerun: the same annotation files, byte for byte."""
+    api = Api(labelstudio)
+    env = labelstudio.env()
+    cfg = write_config(tmp_path / "pull.toml", labelstudio={"project_title": "ws-pullkill"})
+
+    def prepare(root: Path) -> None:
+        ws = make_workspace(root, 16, sizes=[(1280, 800), (1280, 2400)])
+        proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
+                             "--no-progress"], env, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for task in api.tasks(api.project("ws-pullkill")["id"]):
+            result = api.predictions(task["id"])[0]["result"]
+            api.annotate(task["id"], result[:-1], lead_time=3.0)
+
+    def command(ws: Path) -> list[str]:
+        return [sys.executable, "-m", "annotate", "pull", "--config", str(cfg),
+                "--workspace", str(ws)]
+
+    stage = Stage("pull", prepare, command, env=env)
+    _, trials = campaign(stage, labelstudio.document_root / "pull-campaign", trials=3,
+                         kills_per_trial=2, seed=5)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert [t.differences for t in trials] == [[], [], []]
