@@ -10,7 +10,8 @@ What the comparison leaves out, and why (everything else must be equal byte for 
   `created_at`, `hashed_at`, `started_at`, `finished_at`, `pulled_at`, `run_id`,
   `generation`, `crawl_id`, the frontier's `added_at`, `updated_at`, `next_at` and
   `attempts`): a rerun is another run at another time, and a capture cut by a kill counts
-  as an attempt;
+  as an attempt; `pushed_at`, and Label Studio's own ids (`project_id`, `task_id`): each
+  push trial has a project of its own, compared by its tasks' data and predictions;
 - dedupe's history tables (`dedupe_runs`, `dedupe_decisions`, `dedupe_skipped`) and the
   duplicate rows a rerun adds to `dedupe_edges` (edges are compared as a set): they record
   the runs themselves, and an interrupted stage has more of them;
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RUN_COLUMNS = {"captured_at", "created_at", "hashed_at", "started_at", "finished_at",
                "pulled_at", "run_id", "generation", "crawl_id", "next_at", "attempts",
-               "added_at", "updated_at"}
+               "added_at", "updated_at", "pushed_at", "project_id", "task_id"}
 HISTORY_TABLES = {"dedupe_runs", "dedupe_decisions", "dedupe_skipped", "meta"}
 PAGE_JSON_RUN_FIELDS = {"captured_at", "timings", "crawl_id"}
 # The catalog is compared by its rows; the crawl's lock and its list of running browsers
@@ -186,6 +187,9 @@ class Stage:
     completed: Callable[[Path], bool] | None = None
     settle: Callable[[Path], None] | None = None
     env: dict[str, str] | None = None  # the command's environment (default: this one's)
+    # Where the end state is not only the workspace's (push: the Label Studio project):
+    # what to compare, read from the workspace's path, and its differences in words.
+    state: Callable[[Path], object] | None = None
 
 
 def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: int,
@@ -204,6 +208,7 @@ def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: 
     if stage.settle:
         stage.settle(reference)
     expected = end_state(reference)
+    outside = stage.state(reference) if stage.state else None
     rng = random.Random(f"{stage.name}:{seed}")
     out = []
     for n in range(trials):
@@ -228,6 +233,9 @@ def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: 
             trial.differences = [f"rerun failed: {finished.stderr.strip()[-300:]}"]
         else:
             trial.differences = differences(expected, end_state(ws))
+            if stage.state and stage.state(ws) != outside:
+                trial.differences.append(f"{stage.name}: the state outside the workspace "
+                                         "differs")
         trial.survived = not trial.differences
         say(f"{stage.name} trial {n}: {trial.kills} kill(s), "
             f"{'same end state' if trial.survived else trial.differences[:3]}")

@@ -179,3 +179,26 @@ def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioSer
                          kills_per_trial=2, seed=5)
     assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
     assert [t.differences for t in trials] == [[], [], []]
+
+
+def test_a_killed_push_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
+                                                          tmp_path: Path) -> None:
+    """Push SIGKILLed at seeded moments, rerun: one task a page, with the same prediction,
+    as in the project of an uninterrupted push (each run has a project of its own, named
+    after its workspace)."""
+    api = Api(labelstudio)
+    cfg = write_config(tmp_path / "push.toml", labelstudio={"batch_bytes": 200_000})
+
+    def project_state(ws: Path) -> dict[str, list]:
+        return _predictions(api, ws.name)
+
+    stage = Stage(
+        "push", lambda root: make_workspace(root, 24, sizes=[(1280, 800), (1280, 2400)])
+        and None,
+        lambda ws: [sys.executable, "-m", "annotate", "push", "--config", str(cfg),
+                    "--workspace", str(ws), "--no-progress"],
+        env=labelstudio.env(), state=project_state)
+    _, trials = campaign(stage, labelstudio.document_root / "push-campaign", trials=3,
+                         kills_per_trial=2, seed=3)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert [t.differences for t in trials] == [[], [], []]
