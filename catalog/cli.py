@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,11 +51,13 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+    except (OSError, sqlite3.OperationalError) as exc:
+        full = (exc.errno in (errno.ENOSPC, errno.EDQUOT) if isinstance(exc, OSError)
+                else "disk is full" in str(exc))  # SQLite's word for ENOSPC
+        if not full:
             raise
         # Every write is to a temporary name renamed when complete: what was cut is gone.
-        where = f" writing {exc.filename}" if exc.filename else ""
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"error: no space left on the device{where}: free some space (or move the "
               "workspace) and run the same command again; nothing half-written was kept",
               file=sys.stderr)

@@ -1,5 +1,5 @@
-"""A disk that fills mid-run: one line, nothing half-written, and once space is freed the
-same command ends as it would have on a roomy disk.
+"""A disk that fills mid-run (preannotate, export, crawl): one line, nothing half-written,
+and once space is freed the same command ends as it would have on a roomy disk.
 
 The workspace lives on a tmpfs made by the test, a few pages bigger than the workspace
 itself; mounting needs root (the test skips elsewhere).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .campaign import annotated_workspace, differences, end_state, run_command
+from .campaign import annotated_workspace, differences, end_state, run_command, stages
 
 
 @pytest.fixture
@@ -81,3 +81,31 @@ def test_a_full_disk_is_one_line_and_the_rerun_ends_as_on_a_roomy_one(
     assert again.returncode == 0, again.stderr
     _no_half_written(ws)
     assert differences(end_state(roomy), end_state(ws)) == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_disk_that_fills_mid_crawl_is_one_line_and_the_rerun_captures_the_rest(
+    chromium: str, tmp_path: Path, small_disk: Path
+) -> None:
+    stage = stages(crawl_pages=20)["crawl"]
+    stage.prepare(tmp_path / "roomy")  # the site, its server, the seed and the config
+    assert run_command(stage.command(tmp_path / "roomy")).returncode == 0
+    for name in ("seed.txt", "crawl.toml"):
+        shutil.copy(tmp_path / name, small_disk / name)
+    _resize(small_disk, 1200 * 1024)  # room for a few pages, not for all
+    ws = small_disk / "ws"
+    ws.mkdir()
+    full = run_command(stage.command(ws))
+    assert full.returncode == 2, full.stderr
+    assert "Traceback" not in full.stderr
+    last = full.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and ("no space left" in last or "disk full" in last), last
+    _no_half_written(ws)
+    for page in (ws / "pages").iterdir():  # every page folder there is whole
+        assert {"page.json", "boxes.json", "screenshot.png"} <= {p.name for p in page.iterdir()}
+
+    _resize(small_disk, 64 * 1024 * 1024)
+    again = run_command(stage.command(ws))
+    assert again.returncode == 0, again.stderr
+    assert differences(end_state(tmp_path / "roomy"), end_state(ws)) == []
