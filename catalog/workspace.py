@@ -39,14 +39,19 @@ def umask() -> int:
     return mask
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, a dead child not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # someone else's process
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def remove_stale_temp_files(folder: Path) -> int:
@@ -56,7 +61,7 @@ def remove_stale_temp_files(folder: Path) -> int:
     removed = 0
     for tmp in folder.glob(f"{TMP_PREFIX}*-*"):
         pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
-        if tmp.is_file() and pid.isdigit() and not _alive(int(pid)):
+        if tmp.is_file() and pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
