@@ -167,6 +167,7 @@ bench: setup labelstudio-install grid-install
 	$(PY) bench/push.py
 	$(PY) bench/export.py
 	$(PY) bench/grid.py
+	$(PY) bench/faults.py
 
 # Trains a model for up to 30 minutes: run on its own, not with `make bench`.
 bench-serve: setup

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, ConfigError, load_config
-from .db import Catalog
+from .db import Catalog, CatalogError
 from .workspace import CorruptFile, Workspace
 
 
@@ -43,10 +45,21 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     """Run a stage's main with the expected errors turned into one line and exit code 2."""
     try:
         code = main(argv)
-    except (ConfigError, CorruptFile, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, CorruptFile, ValueError, FileNotFoundError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except (OSError, sqlite3.OperationalError) as exc:
+        full = (exc.errno in (errno.ENOSPC, errno.EDQUOT) if isinstance(exc, OSError)
+                else "disk is full" in str(exc))  # SQLite's word for ENOSPC
+        if not full:
+            raise
+        # Every write is to a temporary name renamed when complete: what was cut is gone.
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error: no space left on the device{where}: free some space (or move the "
+              "workspace) and run the same command again; nothing half-written was kept",
+              file=sys.stderr)
+        code = 2
     sys.exit(code)

@@ -85,6 +85,8 @@ class DedupeConfig:
     text_phash_threshold: int = 64  # ... pHash bits too; 64: no pixel check (it only lost recall)
     band_rule: str = "mean"  # mean | max: how band distances make a page distance
     height_tolerance: float = 0.1  # near duplicates differ in height by at most this share
+    image_threshold: int = 8  # pHash bits (of 64) for the same image on two pages
+    image_page_share: float = 0.5  # images cover this share of a page: judged on its images
     min_text_chars: int = 200  # less visible text than this: judged on pixels alone
     layout_grid: list[int] = field(default_factory=lambda: [8, 24])  # columns, rows
     layout_threshold: float = 0.8  # cosine of layout grids for "same template" (measured)

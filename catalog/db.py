@@ -7,6 +7,7 @@ before the first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -83,6 +84,23 @@ CREATE TABLE IF NOT EXISTS release_splits (
 """
 
 
+class CatalogError(RuntimeError):
+    """The catalog cannot be used now: not SQLite, or held locked by another process. The
+    message names the file and the fix. Not a ValueError: a stage's loop that skips a bad
+    page must not skip its way through every page when the catalog itself is the trouble."""
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
+def _is_disk(exc: sqlite3.Error) -> bool:
+    """SQLite's words for a disk that is full (or failing): the file itself is fine."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "disk is full" in str(exc) or "disk I/O error" in str(exc))
+
+
 class Catalog:
     """A connection to catalog.sqlite with the schema in place."""
 
@@ -98,7 +116,12 @@ class Catalog:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise sqlite3.DatabaseError(
+            self.conn.close()
+            if _is_locked(exc):
+                raise self.locked() from None
+            if _is_disk(exc):
+                raise self.no_room(exc) from None
+            raise CatalogError(
                 f"{self.path} is not a readable catalog ({exc}); move it away to start afresh"
             ) from None
         found = self.meta("schema")
@@ -109,6 +132,18 @@ class Catalog:
         if found is None or int(found) < CATALOG_SCHEMA:
             # The tables an older schema lacks were created above (IF NOT EXISTS).
             self.set_meta("schema", str(CATALOG_SCHEMA))
+
+    def locked(self) -> CatalogError:
+        return CatalogError(
+            f"{self.path} is held locked by another process (a crawl, dedupe or export still "
+            "running?): let it finish or stop it, then run the command again"
+        )
+
+    def no_room(self, exc: sqlite3.Error) -> CatalogError:
+        return CatalogError(
+            f"{self.path} cannot be written ({exc}): is the disk full? Free some space and "
+            "run the same command again (the catalog itself is unharmed)"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -122,20 +157,36 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self.locked() from None
+            if _is_disk(exc):
+                raise self.no_room(exc) from None
+            raise
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may have rolled back already (a full disk does): nothing left to undo.
+            with contextlib.suppress(sqlite3.OperationalError):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_disk(exc):
+                raise self.no_room(exc) from None
             raise
-        self.conn.execute("COMMIT")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
     def ensure_tables(self, ddl: str) -> None:
         """Create a stage's own tables (CREATE ... IF NOT EXISTS statements)."""
-        self.conn.executescript(ddl)
+        try:
+            self.conn.executescript(ddl)
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self.locked() from None
+            raise
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -6,7 +6,8 @@ change to any of them bumps its schema number and keeps the old one readable.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 PAGE_SCHEMA = 1
@@ -60,8 +61,8 @@ class PageRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PageRecord:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """ValueError (naming the field) for anything but a page record."""
+        return cls(**typed_fields(cls, data, "page.json"))
 
 
 @dataclass
@@ -106,24 +107,51 @@ class Annotation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Annotation:
+        """ValueError (saying what is wrong) for anything but an annotation."""
+        if not isinstance(data, dict):
+            raise ValueError("an annotation is a JSON object")
         if data.get("schema") != ANNOTATION_SCHEMA:
             raise ValueError(f"unsupported annotation schema {data.get('schema')!r}")
-        return cls(
-            page_id=data["page_id"],
-            width=int(data["width"]),
-            height=int(data["height"]),
-            regions=[
-                Region(
-                    label=r["label"],
-                    bbox=[float(v) for v in r["bbox"]],
-                    score=float(r.get("score", 1.0)),
-                    source=r.get("source", "pipeline"),
-                )
-                for r in data.get("regions", [])
-            ],
-            masks=dict(data.get("masks", {})),
-            meta=dict(data.get("meta", {})),
-        )
+        try:
+            page_id = data["page_id"]
+            if not isinstance(page_id, str):
+                raise TypeError(f"page_id {page_id!r} is not text")
+            regions = data.get("regions", [])
+            meta = data.get("meta", {})
+            if not isinstance(regions, list) or not isinstance(meta, dict):
+                raise TypeError("regions must be a list and meta an object")
+            return cls(
+                page_id=page_id,
+                width=int(data["width"]),
+                height=int(data["height"]),
+                regions=[_region(r) for r in regions],
+                masks=_mask_files(data.get("masks", {})),
+                meta=dict(meta),
+            )
+        except (KeyError, TypeError, OverflowError, AttributeError) as exc:
+            raise ValueError(f"malformed annotation ({exc!r})") from None
+
+
+def _region(r: Any) -> Region:
+    label, bbox = r["label"], [float(v) for v in r["bbox"]]
+    if not isinstance(label, str):
+        raise TypeError(f"region label {label!r} is not text")
+    if len(bbox) != 4 or not all(math.isfinite(v) for v in bbox):
+        raise TypeError(f"region bbox {r['bbox']!r} is not four finite numbers")
+    source = r.get("source", "pipeline")
+    return Region(label=label, bbox=bbox, score=float(r.get("score", 1.0)),
+                  source=source if isinstance(source, str) else "pipeline")
+
+
+def _mask_files(masks: Any) -> dict[str, str]:
+    """The masks of an annotation: each a PNG beside the JSON, so a plain file name."""
+    if not isinstance(masks, dict):
+        raise TypeError("masks must be an object of class: file name")
+    out = dict(masks)
+    for cls, name in out.items():
+        if not is_plain_name(name):
+            raise ValueError(f"mask {cls!r}: {name!r} is not a file name beside the JSON")
+    return out
 
 
 @dataclass
@@ -150,7 +178,48 @@ class Convention:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Convention:
-        if data.get("schema") != CONVENTION_SCHEMA:
-            raise ValueError(f"unsupported convention schema {data.get('schema')!r}")
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        """ValueError (naming the field) for anything but a convention."""
+        if not isinstance(data, dict) or data.get("schema") != CONVENTION_SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else data
+            raise ValueError(f"unsupported convention schema {found!r}")
+        known = typed_fields(cls, data, "convention")
+        label_map = known.get("label_map", {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in label_map.items()):
+            raise ValueError("convention: label_map must map label names to label names")
         return cls(**known)
+
+
+def is_plain_name(name: object) -> bool:
+    """A single file or folder name: no separator, not `.` or `..`, nothing to escape with."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in name for c in "/\\\0"))
+
+
+_PLAIN = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list,
+          "dict": dict, "Any": object}
+
+
+def typed_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """The dataclass's fields found in `data`, each of its declared kind (`int | None`,
+    `list[str]`: the outer kind is checked); ValueError naming the first that is not, or a
+    required one that is missing. Keys the class does not know are left out, so a newer
+    writer's extra fields do not stop an older reader."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{what} lacks {f.name!r}")
+            continue
+        value, kinds = data[f.name], str(f.type).replace(" ", "").split("|")
+        ok = any((value is None) if k == "None"
+                 else isinstance(value, _PLAIN.get(k.split("[")[0], object))
+                 and not (isinstance(value, bool) and k.split("[")[0] in ("int", "float"))
+                 for k in kinds)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if not ok:
+            raise ValueError(f"{what}: {f.name} is {value!r}, not {f.type}")
+        out[f.name] = value
+    return out

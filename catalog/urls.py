@@ -55,12 +55,14 @@ def _normalise(url: str) -> str:
     if scheme not in DEFAULT_PORTS:
         raise BadURL(f"malformed URL {url!r}: only http and https can be captured")
     host = (parts.hostname or "").rstrip(".")
-    if not host or any(c in host for c in " <>\"{}|\\^`"):
-        raise BadURL(f"malformed URL {url!r}: no valid host")
     try:
+        # IDNA maps first (NFKC: "´" becomes a space and an accent), so the check of what
+        # a host may hold is made on what it became, and a result always reads back.
         host = host.encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise BadURL(f"malformed URL {url!r}: host is not a valid domain name") from None
+    if not host or any(c in host for c in " <>\"{}|\\^`"):
+        raise BadURL(f"malformed URL {url!r}: no valid host")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"

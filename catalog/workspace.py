@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .records import Convention
+from .records import Convention, is_plain_name
 
 TMP_PREFIX = ".tmp-"
 
@@ -39,10 +39,40 @@ def umask() -> int:
     return mask
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, a dead child not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Remove the temporary files of writers that were killed before their rename; returns
+    how many. Each temporary file names its writer's process, so a running writer's file
+    is never touched."""
+    removed = 0
+    for tmp in folder.glob(f"{TMP_PREFIX}*-*"):
+        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if tmp.is_file() and pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a part."""
+    """Write a file so that readers see the old content or the new, never a part; what a
+    killed writer left in the same folder goes with it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    remove_stale_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); the result is an ordinary output, with the
         # mode any file the user creates gets.
@@ -129,6 +159,10 @@ class Workspace:
             ) from None
 
     def page_dir(self, page_id: str) -> Path:
+        """The page's folder; ValueError for an id that is not a plain folder name (one that
+        came from outside, such as a Label Studio task, could otherwise name any folder)."""
+        if not is_plain_name(page_id):
+            raise ValueError(f"{page_id!r} is not a page id")
         return self.pages_dir / page_id
 
     def screenshot(self, page_id: str) -> Path:

@@ -8,8 +8,9 @@ from .match import Edge, PageHashes
 from .store import Decision
 from .unionfind import UnionFind
 
-DUPLICATE_RELATIONS = ("exact_pixels", "exact_text", "near_text", "near")
-STRENGTH = {"exact_pixels": 0, "exact_text": 1, "near_text": 2, "near": 3, "template": 4}
+DUPLICATE_RELATIONS = ("exact_pixels", "exact_text", "near_text", "near_images", "near")
+STRENGTH = {"exact_pixels": 0, "exact_text": 1, "near_text": 2, "near_images": 3, "near": 4,
+            "template": 5}
 
 
 def quality_key(p: PageHashes) -> tuple:

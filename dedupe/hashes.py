@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import imagehash
 import numpy as np
@@ -20,7 +20,8 @@ from PIL import Image, ImageStat
 # Recorded beside every stored hash, so hashes made by another algorithm or library version
 # are never compared with these (a change here means re-hashing).
 PHASH_SIZE = 8
-HASH_ALGO = f"imagehash-{imagehash.__version__}/phash-{PHASH_SIZE}+simhash-blake2b-3"
+HASH_ALGO = (f"imagehash-{imagehash.__version__}/phash-{PHASH_SIZE}+simhash-blake2b-3"
+             "+images-1")
 
 # A band whose grey levels vary less than this (standard deviation, 0..255) is empty
 # page background: its pHash says nothing about the page, so it is not indexed.
@@ -118,3 +119,41 @@ def whole_hash(image: Image.Image) -> int:
 
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
+
+
+# An image smaller than this on either side (image pixels) is an icon or a spacer: its pHash
+# is noise, and it is no page's content.
+MIN_IMAGE_SIDE = 24
+MAX_IMAGES = 32  # the largest ones; a gallery's thumbnails beyond them add little
+
+
+def image_hashes(image: Image.Image, bboxes: Iterable[Sequence[float]]
+                 ) -> tuple[list[tuple[int, int]], float]:
+    """(pHash, area) of each drawn image on the page, largest first, and the share of the
+    page those images cover.
+
+    The images are cut from the screenshot itself (boxes in image pixels), so what is
+    compared is what a visitor sees, whatever the image's URL. Blank crops (an image that
+    did not load) are left out, as are icons.
+    """
+    grey = image if image.mode == "L" else image.convert("L")
+    width, height = grey.size
+    if width <= 0 or height <= 0:
+        return [], 0.0
+    covered = np.zeros((height // 8 + 1, width // 8 + 1), dtype=bool)
+    found: list[tuple[int, int]] = []
+    crops = []
+    for x, y, w, h in bboxes:
+        left, top = max(0, int(x)), max(0, int(y))
+        right, bottom = min(width, int(x + w)), min(height, int(y + h))
+        if right - left >= MIN_IMAGE_SIDE and bottom - top >= MIN_IMAGE_SIDE:
+            crops.append(((right - left) * (bottom - top), (left, top, right, bottom)))
+    for area, box in sorted(crops, key=lambda c: (-c[0], c[1]))[:MAX_IMAGES]:
+        crop = grey.crop(box)
+        if is_blank(crop):
+            continue
+        found.append((phash_int(crop), area))
+        left, top, right, bottom = box
+        covered[top // 8 : (bottom + 7) // 8, left // 8 : (right + 7) // 8] = True
+    share = float(covered.sum()) * 64 / (width * height)
+    return found, min(1.0, share)

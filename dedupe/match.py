@@ -7,6 +7,9 @@ Relations, strongest first:
   (a looser pHash check); the rule for pages with text: it catches a cookie banner or an
   edited sentence, and it keeps apart two pages of one site that look alike but say
   different things (short reference pages of one site are within 6 pHash bits);
+- near_images: pages made mostly of images, judged on those images (each cut from the
+  screenshot and pHashed): a page of photos with a caption edited and a line added is the
+  same page, though its few words move the SimHash far and the bands shift;
 - near: for pages with too little text to tell, the screenshots alone (a strict pHash check);
 - template: layout grids alike (cosine); a weaker relation that never drops a page.
 """
@@ -42,6 +45,8 @@ class PageHashes:
     site: str = ""
     captured_at: float = 0.0
     algo: str = ""
+    images: list[tuple[int, int]] = field(default_factory=list)  # (pHash, area), largest first
+    image_share: float = 0.0  # of the page's area covered by those images
     extra: dict = field(default_factory=dict)
 
 
@@ -49,7 +54,7 @@ class PageHashes:
 class Edge:
     a: str
     b: str
-    relation: str  # exact_pixels | exact_text | near | template
+    relation: str  # exact_pixels | exact_text | near_text | near_images | near | template
     distance: float
 
 
@@ -87,6 +92,8 @@ class NearRule:
     text_phash_threshold: int = 64  # ... and band distance (64: not checked)
     band_rule: str = "mean"
     height_tolerance: float = 0.1
+    image_threshold: int = 8  # pHash bits of one image for "the same image"
+    image_page_share: float = 0.5  # images cover this share of a page: judged on its images
 
     @classmethod
     def from_config(cls, cfg: object) -> NearRule:
@@ -99,8 +106,54 @@ def visual_distance(a: PageHashes, b: PageHashes, rule: NearRule) -> float:
     return band_distance(a.bands, b.bands, rule.band_rule)
 
 
+# Images covering this share of each page's image area must pair up for a near_images edge.
+IMAGE_MATCH = 0.9
+AREA_RATIO = 1.25  # paired images differ in area by at most this factor
+
+
+def is_image_page(p: PageHashes, rule: NearRule) -> bool:
+    return bool(p.images) and p.image_share >= rule.image_page_share
+
+
+def image_distance(a: PageHashes, b: PageHashes, rule: NearRule) -> float | None:
+    """Mean pHash bits of the paired images when the pages show the same images, else None.
+
+    Each image of `a`, largest first, pairs with the closest unpaired image of `b` of about
+    its size; the images paired must make most of both pages' image area, so one shared
+    logo or banner never makes two galleries the same.
+    """
+    if not heights_close(a.height, b.height, rule.height_tolerance):
+        return None
+    used: set[int] = set()
+    bits: list[int] = []
+    area_a = 0
+    for h, area in a.images:
+        best: tuple[int, int] | None = None
+        for j, (g, other) in enumerate(b.images):
+            if j in used or max(area, other) > AREA_RATIO * min(area, other):
+                continue
+            d = (h ^ g).bit_count()
+            if d <= rule.image_threshold and (best is None or d < best[0]):
+                best = (d, j)
+        if best is not None:
+            used.add(best[1])
+            bits.append(best[0])
+            area_a += area
+    area_b = sum(b.images[j][1] for j in used)
+    total_a = sum(area for _, area in a.images)
+    total_b = sum(area for _, area in b.images)
+    if not bits or area_a < IMAGE_MATCH * total_a or area_b < IMAGE_MATCH * total_b:
+        return None
+    return sum(bits) / len(bits)
+
+
 def judge(a: PageHashes, b: PageHashes, rule: NearRule) -> Edge | None:
     """The near-duplicate edge between two pages, or None."""
+    if is_image_page(a, rule) and is_image_page(b, rule):
+        # Their images are their content: the same images are the same page whatever
+        # its few words say, and other images are another page however alike the words.
+        d_images = image_distance(a, b, rule)
+        return None if d_images is None else Edge(a.page_id, b.page_id, "near_images", d_images)
     if a.text_simhash is not None and b.text_simhash is not None:
         bits = (a.text_simhash ^ b.text_simhash).bit_count()
         if bits > rule.text_threshold:
@@ -177,7 +230,9 @@ def near_candidates(
     A pair of pages with text needs its SimHashes within text_threshold: the SimHash index
     finds all of those. A pair judged on pixels (one page has too little text) needs a band
     mean (or max) within phash_threshold, so one band at the same position within it: the
-    per-position band indexes find those. Pages with text are never paired through bands,
+    per-position band indexes find those. A pair of image pages needs one image of the
+    query page within image_threshold of one of the other's: the index of every page's
+    images finds those. Pages with text are never paired through bands,
     so a site whose pages share a first viewport (a banner, a login wall) does not make a
     quadratic number of candidates. Blank bands are not indexed.
     """
@@ -187,6 +242,12 @@ def near_candidates(
         return out
     _search([p.text_simhash for p in pages], qset, rule.text_threshold, out,
             collapse=rule.text_phash_threshold >= UNRELATED)
+    owners = [i for i, p in enumerate(pages) if is_image_page(p, rule) for _ in p.images]
+    flat = [h for p in pages if is_image_page(p, rule) for h, _ in p.images]
+    pairs: set[tuple[int, int]] = set()
+    _search(flat, {k for k, i in enumerate(owners) if i in qset}, rule.image_threshold, pairs)
+    out.update((min(owners[k], owners[m]), max(owners[k], owners[m]))
+               for k, m in pairs if owners[k] != owners[m])
     textless = {i for i, p in enumerate(pages) if p.text_simhash is None}
     positions = max((len(p.bands) for p in pages), default=0)
     for pos in range(positions):

@@ -9,19 +9,35 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from catalog.config import DedupeConfig
+from catalog.images import check_screenshot
 from catalog.workspace import CorruptFile, Workspace, read_json, remedy
 
-from .hashes import HASH_ALGO, band_hashes, normalise_text, pixel_digest, text_digest, text_simhash
+from .hashes import (
+    HASH_ALGO,
+    band_hashes,
+    image_hashes,
+    normalise_text,
+    pixel_digest,
+    text_digest,
+    text_simhash,
+)
 from .layout import layout_vector
 from .match import PageHashes
-
-# Pillow refuses images above ~179 Mpx as a decompression bomb; a 1280x16384 capture at
-# DPR 3 is 189 Mpx and legitimate, so the limit is raised to what captures can reach.
-Image.MAX_IMAGE_PIXELS = 8000 * 4 * 16384 * 4
 
 
 def visible_texts(boxes: list[dict[str, Any]]) -> list[str]:
     return [b.get("text") or "" for b in boxes if b.get("kind") == "text" and b.get("visible")]
+
+
+def image_boxes(boxes: list[dict[str, Any]]) -> list[list[float]]:
+    """Bounding boxes of the visible images (img, svg, canvas, video, CSS backgrounds)."""
+    out = []
+    for b in boxes:
+        bbox = b.get("bbox")
+        if (b.get("kind") == "image" and b.get("visible") and isinstance(bbox, list)
+                and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            out.append(bbox)
+    return out
 
 
 def _viewport_height(row: dict[str, Any]) -> int:
@@ -40,6 +56,19 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
     shot = ws.screenshot(page_id)
     if not shot.exists():
         raise FileNotFoundError(f"page {page_id}: {shot} is missing; {remedy(shot)}")
+    boxes: list[dict[str, Any]] = []
+    boxes_path = ws.boxes_json(page_id)
+    if boxes_path.exists():
+        data = read_json(boxes_path)
+        if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
+            raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
+        boxes = data["boxes"]
+    # The header first (this also sets Pillow's limit to what captures reach): a screenshot
+    # that is not the image its capture recorded is never decoded.
+    try:
+        check_screenshot(shot, (int(row.get("width") or 0), int(row.get("height") or 0)))
+    except CorruptFile as exc:
+        raise CorruptFile(f"page {page_id}: {exc}") from None
     try:
         with Image.open(shot) as im:
             im.load()
@@ -51,16 +80,10 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
                 max_bands=cfg.max_bands,
             )
             height = im.height
+            images, image_share = image_hashes(im, image_boxes(boxes))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptFile(f"page {page_id}: {shot} is not a readable PNG ({exc}); "
                           f"{remedy(shot)}") from None
-    boxes: list[dict[str, Any]] = []
-    boxes_path = ws.boxes_json(page_id)
-    if boxes_path.exists():
-        data = read_json(boxes_path)
-        if not isinstance(data, dict) or not isinstance(data.get("boxes"), list):
-            raise CorruptFile(f"page {page_id}: {boxes_path} has no box list")
-        boxes = data["boxes"]
     cols, rows = cfg.layout_grid
     try:
         n_errors = len(json.loads(row.get("flags") or "[]"))
@@ -81,4 +104,6 @@ def read_page(ws: Workspace, row: sqlite3.Row | dict[str, Any], cfg: DedupeConfi
         site=row.get("site") or "",
         captured_at=float(row.get("captured_at") or 0.0),
         algo=HASH_ALGO,
+        images=images,
+        image_share=image_share,
     )

@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS dedupe_hashes (
     site TEXT NOT NULL,
     captured_at REAL NOT NULL,
     run_id INTEGER NOT NULL,
-    hashed_at REAL NOT NULL
+    hashed_at REAL NOT NULL,
+    images TEXT,                 -- JSON: [pHash as 16 hex digits, area] per image, largest first
+    image_share REAL             -- share of the page those images cover
 );
 CREATE INDEX IF NOT EXISTS dedupe_hashes_pixel ON dedupe_hashes(pixel_sha);
 CREATE INDEX IF NOT EXISTS dedupe_hashes_text ON dedupe_hashes(text_sha);
@@ -80,6 +82,13 @@ CREATE TABLE IF NOT EXISTS dedupe_skipped (
 
 def ensure(catalog: Catalog) -> None:
     catalog.ensure_tables(DDL)
+    # Catalogs made before the image hashes: the columns are added empty, and the hash
+    # algorithm's new name has every page hashed again on the next run.
+    have = {r[1] for r in catalog.execute("PRAGMA table_info(dedupe_hashes)")}
+    with catalog.transaction() as conn:
+        for column, kind in (("images", "TEXT"), ("image_share", "REAL")):
+            if column not in have:
+                conn.execute(f"ALTER TABLE dedupe_hashes ADD COLUMN {column} {kind}")
 
 
 @dataclass
@@ -158,7 +167,7 @@ def save_hashes(
         conn.executemany(
             "INSERT OR REPLACE INTO dedupe_hashes(page_id, algo, hash_settings, pixel_sha,"
             " text_sha, text_simhash, bands, height, layout, n_boxes, n_errors, site, captured_at,"
-            " run_id, hashed_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " run_id, hashed_at, images, image_share) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     p.page_id, p.algo, hash_settings, p.pixel_sha, p.text_sha,
@@ -166,6 +175,7 @@ def save_hashes(
                     json.dumps([None if b is None else f"{b:016x}" for b in p.bands]),
                     p.height, _layout_bytes(p.layout), p.n_boxes, p.n_errors, p.site,
                     p.captured_at, run_id, now,
+                    json.dumps([[f"{h:016x}", area] for h, area in p.images]), p.image_share,
                 )
                 for p in pages
             ],
@@ -194,6 +204,8 @@ def load_hashes(catalog: Catalog, page_ids: Iterable[str] | None = None) -> list
                 site=r["site"],
                 captured_at=r["captured_at"],
                 algo=r["algo"],
+                images=[(int(h, 16), int(area)) for h, area in json.loads(r["images"] or "[]")],
+                image_share=float(r["image_share"] or 0.0),
             )
         )
     return out

@@ -17,7 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from catalog import Annotation, Catalog, CorruptFile, Workspace, read_json
+from catalog.images import check_screenshot
 from catalog.sites import site_of
+from catalog.workspace import remedy
 
 from .groups import PageLinks
 from .masks import ClassSet
@@ -52,7 +54,8 @@ class Selection:
 
 def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
     rows = cat.execute(
-        "SELECT p.page_id, p.url, p.final_url, p.site, d.group_id, d.canonical, t.template_id"
+        "SELECT p.page_id, p.url, p.final_url, p.site, p.width, p.height, d.group_id,"
+        " d.canonical, t.template_id"
         " FROM pages p LEFT JOIN dup_groups d ON d.page_id = p.page_id"
         " LEFT JOIN template_groups t ON t.page_id = p.page_id ORDER BY p.page_id"
     ).fetchall()
@@ -64,14 +67,17 @@ def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
         info[r["page_id"]] = {
             "url": r["url"], "final_url": r["final_url"], "site": site,
             "dropped": r["canonical"] is not None and int(r["canonical"]) == 0,
+            "recorded": (int(r["width"] or 0), int(r["height"] or 0)),
         }
     return links, info
 
 
 def check_page(
-    ws: Workspace, page_id: str, path: Path, classes: ClassSet
+    ws: Workspace, page_id: str, path: Path, classes: ClassSet,
+    recorded: tuple[int, int] | None = None,
 ) -> tuple[Annotation, str, int, int]:
-    """Read and check one annotation against its screenshot; ValueError says what is wrong."""
+    """Read and check one annotation against its screenshot; ValueError says what is wrong.
+    `recorded`: the screenshot's size as its capture recorded it (None: unknown)."""
     if not ws.page_dir(page_id).is_dir():
         raise ValueError(f"page directory {ws.page_dir(page_id)} is missing")
     shot = ws.screenshot(page_id)
@@ -87,6 +93,10 @@ def check_page(
         raise ValueError(str(exc)) from None
     if ann.page_id != page_id:
         raise ValueError(f"{path} is for page {ann.page_id}, not {page_id}")
+    try:
+        check_screenshot(shot, recorded)  # the header, before anything reads the pixels
+    except CorruptFile as exc:
+        raise ValueError(str(exc)) from None
     size = _png_size(shot, check=True)
     if (ann.width, ann.height) != size:
         raise ValueError(
@@ -122,7 +132,7 @@ def _png_size(path: Path, check: bool = False) -> tuple[int, int]:
             size = png_size_checked(data)
             if size is None:
                 raise ValueError(f"{path} is not a readable image (a chunk is damaged or "
-                                 "missing)")
+                                 f"missing); {remedy(path)}")
             return size
     try:
         with Image.open(path) as im:
@@ -131,14 +141,15 @@ def _png_size(path: Path, check: bool = False) -> tuple[int, int]:
                 im.verify()
             return size
     except (OSError, SyntaxError) as exc:  # PIL reports some damage as SyntaxError
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
+        raise ValueError(f"{path} is not a readable image ({exc}); {remedy(path)}") from None
 
 
-def _checked(ws: Workspace, classes: ClassSet,
-             item: tuple[str, Path]) -> tuple[Annotation, str, int, int] | str:
-    """check_page of (page id, annotation path), or why the page is left out."""
+def _checked(ws: Workspace, classes: ClassSet, item: tuple[str, Path, tuple[int, int]]
+             ) -> tuple[Annotation, str, int, int] | str:
+    """check_page of (page id, annotation path, recorded screenshot size), or why the page
+    is left out."""
     try:
-        return check_page(ws, item[0], item[1], classes)
+        return check_page(ws, item[0], item[1], classes, item[2])
     except ValueError as exc:
         return str(exc)
 
@@ -164,7 +175,7 @@ def select_pages(
             if pid not in human and ws.preannotation_json(pid).is_file():
                 candidates.append((pid, "preannotation", False, ws.preannotation_json(pid)))
     candidates.sort()
-    todo = [(pid, path) for pid, _, _, path in candidates
+    todo = [(pid, path, info[pid]["recorded"]) for pid, _, _, path in candidates
             if pid in info and not info[pid]["dropped"]]
     checks = iter(pmap(partial(_checked, ws, classes), todo))
     for pid, source, reviewed, path in candidates:

@@ -48,6 +48,7 @@ from .cdp import cdp
 from .devtools import COMMAND_TIMEOUT, DevToolsSession, DevToolsTimeout, open_session
 from .response import (
     HTML_TYPES,
+    moved_to,
     parse_document_response,
     usual_response,
 )
@@ -436,6 +437,15 @@ def grab_page(
     t = time.monotonic()
     grab.screenshot_b64 = _screenshot(driver, vw, max(height_css, 1), cfg.optimize_for_speed)
     timings["screenshot"] = time.monotonic() - t
+    # A meta refresh or a script may have taken the browser elsewhere while it was read:
+    # the page is filed where the captured document is, so the crawl checks that address.
+    for address in (head[4], _guard(lambda: driver.current_url)):
+        moved = moved_to(record.final_url, address)
+        if moved is not None:
+            record.redirects.append(record.final_url)
+            record.final_url = moved
+            record.page_id = page_id(moved, (vw, vh), dpr)
+            flags.append("client_redirect")
     return grab
 
 

@@ -382,13 +382,17 @@ class Engine:
         kind = kind_of(page.status, page.http_status)
         final = page.final_url
         seed = self.seeds[e.seed]
-        if final != e.url and not self._redirect_ok(e, final):
+        # Every address the browser reached counts, not only the last: a chain through a
+        # private address, or a page that sent the browser there by itself.
+        through = next((u for u in page.redirects if not self._allowed(u)), None)
+        if through is not None or (final != e.url and not self._redirect_ok(e, final)):
             ev["redirect_offsite"] += 1
             if self.catalog.page(page.page_id) is None:
                 shutil.rmtree(self.ws.page_dir(page.page_id), ignore_errors=True)
             self.frontier.set_state(e, "failed", attempts=attempts, error="redirect_offsite",
-                                    cause=f"redirected to {final}, which the crawl may not "
-                                    "follow (outside the seed's scope, or a private address)")
+                                    cause=f"redirected to {through or final}, which the crawl "
+                                    "may not follow (outside the seed's scope, or a private "
+                                    "address)")
             return
         retry_after = getattr(page, "retry_after", None)
         if is_retryable(page.status, page.http_status):

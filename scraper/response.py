@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from catalog.urls import BadURL, normalise_url
 
@@ -37,6 +38,25 @@ def same_url(a: str, b: str) -> bool:
         return normalise_url(a) == normalise_url(b)
     except BadURL:
         return False
+
+
+def moved_to(final_url: str, address: object) -> str | None:
+    """Where the captured document really is, when a meta refresh or a script took the
+    browser to another origin after the navigation the network log describes; else None.
+
+    The log's answer is the first document's; the content captured is the second's, so
+    the page must be filed, and checked, at the second address. Same-origin changes are
+    left alone: a script may rewrite its own address (history.pushState) without leaving
+    the page, and an origin the crawl reached is one it was allowed to reach.
+    """
+    if not isinstance(address, str) or not address.startswith(("http:", "https:")):
+        return None
+    try:
+        url = normalise_url(address)
+    except BadURL:
+        return None
+    here, there = urlsplit(final_url), urlsplit(url)
+    return None if (here.scheme, here.netloc) == (there.scheme, there.netloc) else url
 
 
 def usual_response(head: list[Any], requested: str) -> DocumentResponse | None:

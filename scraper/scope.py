@@ -133,7 +133,10 @@ def link_allowed(url: str, seed_hosts: frozenset[str], allow_private: bool = Fal
     """
     if not link_scheme_ok(url):
         return False
-    parts = urlsplit(url)
-    if parts.netloc in seed_hosts or allow_private:
-        return True
-    return not is_private_host(parts.hostname or "", resolver)
+    try:  # the addresses a browser reached come raw from its log, not normalised
+        parts = urlsplit(url)
+        if parts.netloc in seed_hosts or allow_private:
+            return True
+        return not is_private_host(parts.hostname or "", resolver)
+    except ValueError:
+        return False  # what cannot be read cannot be shown safe

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 
 import pytest
@@ -21,6 +20,7 @@ from catalog import (
     write_json_atomic,
 )
 from catalog.config import ConfigError, load_config, resolve_viewport
+from catalog.db import CatalogError
 
 
 def test_normalise_folds_what_does_not_change_the_page():
@@ -122,7 +122,7 @@ def test_catalog_transaction_rolls_back(tmp_path):
 def test_a_corrupt_catalog_names_the_file(tmp_path):
     path = tmp_path / "catalog.sqlite"
     path.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(sqlite3.DatabaseError, match="catalog.sqlite"):
+    with pytest.raises(CatalogError, match="catalog.sqlite .*move it away"):
         Catalog(path)
 
 

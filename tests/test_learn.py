@@ -197,3 +197,16 @@ def test_report_names_the_convention_and_the_edits_before_and_after_it(tmp_path)
     table = render(build_report(ws, ["header", "navigation", "main", "sidebar", "footer"], []))
     assert "convention c0001: granularity" in table and "learned from 4 corrected page(s)" in table
     assert "no convention" in table and f"c0001 {after['edits']:.1f} (1 page(s))" in table
+
+
+def test_learning_from_the_same_corrections_writes_the_same_bytes(tmp_path):
+    written = []
+    for name in ("one", "two"):
+        ws = _workspace(tmp_path / name, {f"p{i}": MENUS_APART for i in range(4)})
+        assert _learn(ws) == 0
+        assert annotate_main(["preannotate", "--workspace", str(ws.root), "--no-pixels"]) == 0
+        written.append({p.relative_to(ws.root): p.read_bytes()
+                        for p in sorted(ws.root.rglob("*")) if p.is_file()
+                        and p.name != "catalog.sqlite"})
+    assert written[0] == written[1]
+    assert any(p.parts[0] == "conventions" for p in written[0])

@@ -380,6 +380,17 @@ def test_preannotate_page_writes_the_contract(tmp_path):
             assert set(np.unique(np.asarray(im))) <= {0, 255}
 
 
+def test_preannotating_a_page_twice_writes_the_same_bytes(tmp_path):
+    ws, pid = _workspace_with_page(tmp_path, classic_page())
+    files = ["preannotation.json", "mask_text.png", "mask_image.png", "mask_interactive.png"]
+    preannotate_page(ws, pid, label_set())
+    first = {f: (ws.page_dir(pid) / f).read_bytes() for f in files}
+    preannotate_page(ws, pid, label_set())
+    second = {f: (ws.page_dir(pid) / f).read_bytes() for f in files}
+    assert first == second
+    assert "seconds" not in json.loads(first["preannotation.json"])["meta"]
+
+
 def test_preannotate_skips_pages_without_html(tmp_path):
     ws, pid = _workspace_with_page(tmp_path, classic_page())
     meta = json.loads(ws.page_json(pid).read_text())
@@ -434,7 +445,7 @@ def test_preannotate_command_writes_then_skips_then_redoes(tmp_path):
     ws, pid = _workspace_with_page(tmp_path, classic_page())
     first = _run_cli("preannotate", "--workspace", str(ws.root))
     assert first.returncode == 0, first.stderr
-    assert "pre-annotated 1 page(s)" in first.stderr
+    assert "pre-annotated 1 page(s)" in first.stderr and "ms/page" in first.stderr
     stamp = ws.preannotation_json(pid).stat().st_mtime_ns
     again = _run_cli("preannotate", "--workspace", str(ws.root))
     assert "pre-annotated 0 page(s)" in again.stderr and "skipped 1" in again.stderr

@@ -64,7 +64,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                          names=args.page, worst=args.worst, params=params,
                          opener=opener, truth_level=args.truth)
     else:
-        evaluate_workspace(ws, out, labels, worst=args.worst)
+        evaluate_workspace(ws, out, labels, worst=args.worst, params=params)
     return 0
 
 

@@ -219,6 +219,17 @@ def write_outputs(out: Path, scores: list[PageScore], summaries: dict[str, Any],
     return path
 
 
+def _timed_proposal(ws: Workspace, pid: str, page: PageBoxes, labels: LabelSet,
+                    params: PreannotateConfig | None, opener: Opener | None = None
+                    ) -> tuple[Annotation, float]:
+    """The page proposed afresh and the milliseconds it took (regions and masks)."""
+    use_pixels = params is None or params.pixels
+    gray = load_gray(ws.screenshot(pid), (page.width, page.height)) if use_pixels else None
+    t0 = time.perf_counter()
+    ann, _ = preannotate(page, pid, labels, gray, params, opener)
+    return ann, (time.perf_counter() - t0) * 1000
+
+
 def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "all",
                      limit: int = 0, names: list[str] | None = None, worst: int = 9,
                      params: PreannotateConfig | None = None,
@@ -257,11 +268,7 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
             if not true:
                 console.print(f"[yellow]skipped {p.name}: no visible top-level block[/]")
                 continue
-            use_pixels = params is None or params.pixels
-            gray = load_gray(ws.screenshot(pid), (page.width, page.height)) if use_pixels else None
-            t0 = time.perf_counter()
-            ann, _ = preannotate(page, pid, labels, gray, params, opener)
-            ms = (time.perf_counter() - t0) * 1000
+            ann, ms = _timed_proposal(ws, pid, page, labels, params, opener)
             pred = [Segment(r.label, tuple(r.bbox)) for r in ann.regions]
             cap = float(read_json(ws.page_json(pid)).get("timings", {}).get("total", 0.0))
             s = score_page(p.name, pid, p.split, page, true, pred, ms, cap)
@@ -283,9 +290,11 @@ def evaluate_kreuzer(corpus: Path, out: Path, labels: LabelSet, split: str = "al
 
 
 def evaluate_workspace(ws: Workspace, out: Path, labels: LabelSet, worst: int = 9,
-                       console: Console | None = None) -> dict[str, Any]:
+                       console: Console | None = None,
+                       params: PreannotateConfig | None = None) -> dict[str, Any]:
     """Score each page's preannotation.json against its annotation.json (pulled from
-    Label Studio)."""
+    Label Studio). The file holds no timing (it must be the same bytes on every run), so the
+    ms column is the time to propose the page again here with `params`."""
     console = console or Console()
     scores, pics = [], []
     for pid in ws.page_ids():
@@ -299,7 +308,7 @@ def evaluate_workspace(ws: Workspace, out: Path, labels: LabelSet, worst: int = 
         if not true:
             continue
         pred = [Segment(r.label, tuple(r.bbox)) for r in proposal.regions]
-        ms = float(proposal.meta.get("seconds", 0.0)) * 1000
+        ms = _timed_proposal(ws, pid, page, labels, params)[1]
         cap = float(read_json(ws.page_json(pid)).get("timings", {}).get("total", 0.0))
         s = score_page(pid, pid, "annotated", page, true, pred, ms, cap)
         scores.append(s)

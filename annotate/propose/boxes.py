@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,27 +52,50 @@ class PageBoxes:
         return {b.id: b for b in self.boxes}
 
 
+def _text(raw: dict[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"box {raw.get('id')!r}: {key} {value!r} is not text")
+    return value
+
+
+def _box(raw: dict[str, Any]) -> Box:
+    x, y, w, h = (float(v) for v in raw["bbox"])
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ValueError(f"box {raw.get('id')!r} has bbox {raw['bbox']!r}")
+    parent = raw.get("parent")
+    if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool)):
+        raise TypeError(f"box {raw.get('id')!r}: parent {parent!r} is not a box id")
+    kind = raw["kind"]
+    if not isinstance(kind, str):
+        raise TypeError(f"box {raw.get('id')!r}: kind {kind!r} is not text")
+    return Box(
+        id=int(raw["id"]), kind=kind, bbox=(x, y, w, h),
+        tag=_text(raw, "tag"), role=_text(raw, "role"), dom_id=_text(raw, "dom_id"),
+        classes=_text(raw, "classes"), text=_text(raw, "text"),
+        font_size=float(raw.get("font_size") or 0),
+        font_weight=int(raw.get("font_weight") or 400), color=_text(raw, "color"),
+        background=_text(raw, "background"), z=int(raw.get("z") or 0),
+        fixed=bool(raw.get("fixed", False)), visible=bool(raw.get("visible", True)),
+        parent=parent, depth=int(raw.get("depth") or 0), landmark=_text(raw, "landmark"),
+        background_image=bool(raw.get("background_image", False)),
+    )
+
+
 def parse_boxes(doc: dict[str, Any], where: str = "boxes.json") -> PageBoxes:
+    """The page's boxes; CorruptFile (naming the file and its fix) for anything else."""
+    if not isinstance(doc, dict):
+        raise CorruptFile(f"{where} is not a JSON object; {remedy(Path(where))}")
     if doc.get("schema") != BOXES_SCHEMA:
         raise CorruptFile(f"{where} has schema {doc.get('schema')!r}, expected {BOXES_SCHEMA}")
     boxes = []
     try:
         for raw in doc["boxes"]:
-            x, y, w, h = (float(v) for v in raw["bbox"])
-            boxes.append(Box(
-                id=int(raw["id"]), kind=str(raw["kind"]), bbox=(x, y, w, h),
-                tag=raw.get("tag") or "", role=raw.get("role") or "",
-                dom_id=raw.get("dom_id") or "", classes=raw.get("classes") or "",
-                text=raw.get("text") or "", font_size=float(raw.get("font_size") or 0),
-                font_weight=int(raw.get("font_weight") or 400), color=raw.get("color") or "",
-                background=raw.get("background") or "", z=int(raw.get("z") or 0),
-                fixed=bool(raw.get("fixed", False)), visible=bool(raw.get("visible", True)),
-                parent=raw.get("parent"), depth=int(raw.get("depth") or 0),
-                landmark=raw.get("landmark") or "",
-                background_image=bool(raw.get("background_image", False)),
-            ))
+            boxes.append(_box(raw))
         width, height = int(doc["width"]), int(doc["height"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise CorruptFile(f"{where} is malformed ({exc!r}); {remedy(Path(where))}") from None
     index = {b.id: b for b in boxes}
     for b in boxes:

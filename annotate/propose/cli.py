@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import time
 
 from rich.console import Console
@@ -74,6 +75,8 @@ def _preannotate(args: argparse.Namespace) -> int:
             try:
                 ann = preannotate_page(ws, pid, labels, params, convention)
             except (CorruptFile, ValueError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # no page can be written: stop, said once
                 errors += 1
                 console.print(f"{pid}: {exc}", style="red", markup=False, soft_wrap=True)
                 bar.update(task, status=f"{errors} errors")
@@ -85,9 +88,10 @@ def _preannotate(args: argparse.Namespace) -> int:
             regions += len(ann.regions)
             rate = done / max(1e-9, time.perf_counter() - t0)
             bar.update(task, status=f"{rate:.1f} pages/s, {errors} errors")
+    per_page = (f" in {1000 * (time.perf_counter() - t0) / done:.0f} ms/page" if done else "")
     console.print(
-        f"pre-annotated {done} page(s) ({regions} regions), skipped {skipped}, errors {errors}; "
-        f"{VERSION}" + (f", convention {convention.version} (granularity "
+        f"pre-annotated {done} page(s) ({regions} regions){per_page}, skipped {skipped}, "
+        f"errors {errors}; {VERSION}" + (f", convention {convention.version} (granularity "
                         f"{convention.granularity:g}, learned from {len(convention.pages)} "
                         "corrected page(s))" if convention else ""), soft_wrap=True
     )

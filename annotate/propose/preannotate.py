@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from catalog.config import PreannotateConfig
+from catalog.images import check_screenshot
 from catalog.records import Annotation, Convention, PageRecord
 from catalog.workspace import (
     CorruptFile,
@@ -59,8 +59,11 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 opener: Opener | None = None, convention: Convention | None = None
                 ) -> tuple[Annotation, dict[str, np.ndarray]]:
     """Pure: the annotation record and its masks for one page (`opener`: see
-    propose_regions; `convention`: a team's learned settings and label names)."""
-    t0 = time.perf_counter()
+    propose_regions; `convention`: a team's learned settings and label names).
+
+    Nothing run-dependent goes into the record (no time, no id): the same boxes and settings
+    give the same bytes, so a rerun or a resumed run is checked byte for byte and push sees
+    no change where there is none. How long it took is the command's summary line."""
     regions = propose_regions(page, labels, with_convention(params, convention), gray, opener)
     meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
     if convention is not None:
@@ -68,7 +71,6 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
             r.label = convention.label_map.get(r.label, r.label)
         meta["convention"] = convention.version
     masks = element_masks(page, labels.masks)
-    meta["seconds"] = round(time.perf_counter() - t0, 4)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,
         masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
@@ -87,14 +89,24 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
                      convention: Convention | None = None) -> Annotation | None:
     """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
     (not captured as HTML). Masks are written before the JSON that names them."""
-    meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
+    try:
+        meta = PageRecord.from_dict(read_json(ws.page_json(page_id)))
+    except CorruptFile:
+        raise
+    except ValueError as exc:
+        path = ws.page_json(page_id)
+        raise CorruptFile(f"{path} is not a page record ({exc}); {remedy(path)}") from None
     boxes_path = ws.boxes_json(page_id)
     if meta.status not in ("ok", "http_error", "timeout") or not boxes_path.exists():
         return None
     page = load_boxes(boxes_path)
     params = params or PreannotateConfig()
     size = (page.width, page.height)
-    gray = load_gray(ws.screenshot(page_id), size) if params.pixels else None
+    gray = None
+    if params.pixels and ws.screenshot(page_id).exists():
+        # The header first: a screenshot that is not what the capture wrote is never decoded.
+        check_screenshot(ws.screenshot(page_id), (meta.width, meta.height))
+        gray = load_gray(ws.screenshot(page_id), size)
     ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention)
     folder = ws.page_dir(page_id)
     for cls, mask in masks.items():

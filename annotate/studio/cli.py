@@ -85,9 +85,10 @@ def _pull(args: argparse.Namespace) -> int:
         f"{result.unchanged} unchanged, {result.fetched} tasks read"
         + (f", {result.skipped_only} only skipped" if result.skipped_only else "")
         + (f", {result.unknown} tasks for pages not in this workspace" if result.unknown else "")
+        + (f", {len(result.unreadable)} unreadable (named above)" if result.unreadable else "")
         + f" ({result.seconds:.1f} s)"
     )
-    return 0
+    return 1 if result.unreadable else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from .env import KEY_VAR, URL_VAR, Credentials
+from .env import KEY_VAR, URL_VAR, Credentials, redact
 
 # Answers that mean "not now" rather than "never": the server is restarting or overloaded.
 _TRANSIENT = {502, 503, 504}
@@ -128,7 +128,7 @@ class StudioClient:
                     f"set {KEY_VAR} in the environment or .env to a valid access token"
                 )
             if resp.status_code >= 400:
-                raise Rejected(resp.status_code, _detail(resp))
+                raise Rejected(resp.status_code, redact(_detail(resp), self.creds.api_key))
             if resp.status_code == 204 or not resp.content:
                 return None
             return resp.json()

@@ -75,6 +75,12 @@ def lookup(name: str, env_file: Path = DEFAULT_ENV_FILE) -> str:
     return ""
 
 
+def redact(text: str, secret: str) -> str:
+    """`text` with the secret blanked: a server or proxy may echo a request's headers
+    back in an error page, and the error is printed."""
+    return text.replace(secret, "***") if secret else text
+
+
 @dataclass(frozen=True)
 class Credentials:
     url: str

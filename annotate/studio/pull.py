@@ -18,6 +18,7 @@ from PIL import Image
 
 from catalog.config import Config
 from catalog.db import Catalog
+from catalog.records import is_plain_name
 from catalog.workspace import Workspace, read_json, write_bytes_atomic, write_json_atomic
 
 from .client import StudioClient
@@ -36,6 +37,7 @@ class PullResult:
     skipped_only: int = 0  # tasks whose every annotation was skipped (cancelled)
     several: list[str] = field(default_factory=list)  # notes on pages annotated more than once
     unknown: int = 0  # tasks for pages this workspace does not have
+    unreadable: list[str] = field(default_factory=list)  # annotations that could not be read
     seconds: float = 0.0
 
 
@@ -92,7 +94,9 @@ def pull(
         }
         for task in client.iter_tasks(pid):
             page_id = (task.get("data") or {}).get("page_id")
-            if not page_id or not ws.page_dir(page_id).is_dir():
+            # A task's page id names a folder: only a plain name of a captured page will do
+            # (a task made elsewhere could say "../releases/v0001").
+            if not is_plain_name(page_id) or not ws.page_dir(page_id).is_dir():
                 result.unknown += 1
                 continue
             if not task.get("total_annotations") and not task.get("cancelled_annotations"):
@@ -110,7 +114,18 @@ def pull(
                             "the newest")
                     result.several.append(note)
                     say(note)
-                if _write(ws, cat, config, task, chosen, users):
+                try:
+                    wrote = _write(ws, cat, config, task, chosen, users)
+                except ValueError as exc:
+                    # One unreadable annotation costs its page, not the pull; its task is
+                    # not marked pulled, so the next pull reads it again.
+                    note = (f"page {page_id}: annotation #{chosen.get('id')} of task "
+                            f"{task['id']} is unreadable ({exc}); open it in Label Studio, "
+                            "save it again and pull")
+                    result.unreadable.append(note)
+                    say(note)
+                    continue
+                if wrote:
                     result.written += 1
                 else:
                     result.unchanged += 1

@@ -26,6 +26,7 @@ import requests
 
 from catalog.cli import run_main
 from catalog.config import load_config
+from catalog.workspace import process_alive
 
 from .env import (
     DEFAULT_ENV_FILE,
@@ -35,6 +36,7 @@ from .env import (
     URL_VAR,
     USER_VAR,
     read_env_file,
+    redact,
     update_env_file,
 )
 
@@ -55,21 +57,6 @@ class ServerInfo:
     pid: int
     data_dir: Path
     started: bool  # False when a running server was reused
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own dead child) still answers kill(0).
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
@@ -96,7 +83,7 @@ def read_state(data_dir: Path) -> dict | None:
 def running(data_dir: Path) -> ServerInfo | None:
     """The server recorded for this data dir, if its process is alive."""
     state = read_state(data_dir)
-    if state and _alive(int(state["pid"])):
+    if state and process_alive(int(state["pid"])):
         return ServerInfo(state["url"], int(state["pid"]), data_dir, started=False)
     return None
 
@@ -226,7 +213,7 @@ def start(
         + ("; first start runs migrations, about 90 s)" if fresh else ")")
     )
     if not _wait_healthy(url, proc.pid, timeout):
-        tail = (data_dir / LOG_FILE).read_text(errors="replace")[-2000:]
+        tail = redact((data_dir / LOG_FILE).read_text(errors="replace")[-2000:], creds["token"])
         stop(data_dir, quiet=True)
         raise RuntimeError(f"Label Studio did not start within {timeout:.0f} s; log tail:\n{tail}")
     _write_client_env(env_file, url, document_root, creds["token"])
@@ -249,7 +236,7 @@ def _wait_healthy(url: str, pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if healthy(url):
             return True
-        if not _alive(pid):
+        if not process_alive(pid):
             return False
         time.sleep(0.5)
     return False
@@ -265,7 +252,7 @@ def stop(data_dir: Path | None = None, quiet: bool = False, timeout: float = 20.
             print(f"no Label Studio recorded in {data_dir}")
         return False
     pid = int(state["pid"])
-    was_running = _alive(pid) or _group_alive(pid)
+    was_running = process_alive(pid) or _group_alive(pid)
     if was_running:
         # The server's workers share its process group and can outlive it by seconds:
         # stopped means every one of them has exited (the port and the database are free).
@@ -300,7 +287,7 @@ def _wait_group(pgid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         _reap(pgid)
-        if not _alive(pgid) and not _group_alive(pgid):
+        if not process_alive(pgid) and not _group_alive(pgid):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -315,7 +302,7 @@ def kill(data_dir: Path) -> None:
         _signal_group(pid, signal.SIGKILL)
         for _ in range(50):
             _reap(pid)
-            if not _alive(pid):
+            if not process_alive(pid):
                 break
             time.sleep(0.1)
 

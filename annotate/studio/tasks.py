@@ -170,37 +170,49 @@ class PulledAnnotation:
 
 
 def parse_results(results: list[dict[str, Any]], width: int, height: int) -> PulledAnnotation:
-    """Label Studio results -> regions in image pixels and one mask per brush label."""
+    """Label Studio results -> regions in image pixels and one mask per brush label.
+
+    What Label Studio stores is whatever its client sent: anything that is not a result of
+    the label set's shape is a ValueError saying which, never another exception.
+    """
+    if not isinstance(results, list):
+        raise ValueError(f"an annotation's result is a list, not {type(results).__name__}")
     regions = []
     masks: dict[str, np.ndarray] = {}
-    for r in results:
-        kind = r.get("type")
-        value = r.get("value", {})
-        w = int(r.get("original_width") or width)
-        h = int(r.get("original_height") or height)
-        if kind == "rectanglelabels":
-            for label in value.get("rectanglelabels", []):
-                regions.append(
-                    {
-                        "label": label,
-                        "bbox": [
-                            round(value["x"] * w / 100.0, 2),
-                            round(value["y"] * h / 100.0, 2),
-                            round(value["width"] * w / 100.0, 2),
-                            round(value["height"] * h / 100.0, 2),
-                        ],
-                        "score": 1.0,
-                        "source": "human",
-                    }
-                )
-        elif kind == "brushlabels" and value.get("format", "rle") == "rle" and "rle" in value:
-            mask = rle_to_mask(value["rle"], w, h)
-            for label in value.get("brushlabels", []):
-                if label in masks:
-                    masks[label] = np.maximum(masks[label], mask)
-                else:
-                    masks[label] = mask
+    for i, r in enumerate(results):
+        try:
+            _parse_result(r, width, height, regions, masks)
+        except (KeyError, TypeError, AttributeError, OverflowError, IndexError) as exc:
+            raise ValueError(f"result {i} is malformed ({exc!r})") from None
     return PulledAnnotation(regions, masks)
+
+
+def _labels(value: dict[str, Any], key: str) -> list[str]:
+    labels = value.get(key, [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise TypeError(f"{key} {labels!r} is not a list of label names")
+    return labels
+
+
+def _parse_result(r: dict[str, Any], width: int, height: int, regions: list[dict],
+                  masks: dict[str, np.ndarray]) -> None:
+    kind = r.get("type")
+    value = r.get("value", {})
+    w = int(r.get("original_width") or width)
+    h = int(r.get("original_height") or height)
+    if kind == "rectanglelabels":
+        bbox = [round(float(value[k]) * s / 100.0, 2)
+                for k, s in (("x", w), ("y", h), ("width", w), ("height", h))]
+        if not all(math.isfinite(v) for v in bbox):
+            raise TypeError(f"rectangle {bbox!r} is not four finite numbers")
+        for label in _labels(value, "rectanglelabels"):
+            regions.append({"label": label, "bbox": list(bbox), "score": 1.0, "source": "human"})
+    elif kind == "brushlabels" and value.get("format", "rle") == "rle" and "rle" in value:
+        if w <= 0 or h <= 0:
+            raise TypeError(f"a brush mask of {w}x{h} pixels")
+        mask = rle_to_mask(value["rle"], w, h)
+        for label in _labels(value, "brushlabels"):
+            masks[label] = np.maximum(masks[label], mask) if label in masks else mask
 
 
 def annotation_document(

@@ -1,0 +1,204 @@
+"""Label Studio's side under faults: push and pull through a proxy that fails on purpose,
+and pull killed at random moments, end as they do without faults.
+
+The proxy sits on loopback between the client and a real Label Studio and, seeded, answers
+some requests 502 without passing them on, passes some on and then drops the connection
+before the answer (the server did the work; the client cannot know), and holds some back
+for a while. The tasks, predictions and pulled annotations must be those of a push and
+pull straight to the server, apart from their ids.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from catalog.workspace import read_json
+from tests.labelstudio_fixture import StudioServer, make_workspace, run_annotate, write_config
+from tests.test_labelstudio import Api
+
+from .campaign import Stage, campaign
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+
+
+class FaultyProxy:
+    """Forwards to `upstream`; per request, by a seeded draw: 502, drop after forwarding,
+    a slow answer, or a clean pass."""
+
+    def __init__(self, upstream: str, seed: int, p502: float = 0.15, pdrop: float = 0.1,
+                 pslow: float = 0.1) -> None:
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.faults: Counter = Counter()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer.lock:
+                    draw = outer.rng.random()
+                if draw < p502:
+                    outer.faults["502"] += 1
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if draw < p502 + pdrop + pslow and draw >= p502 + pdrop:
+                    outer.faults["slow"] += 1
+                    time.sleep(1.0)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                resp = requests.request(self.command, upstream + self.path, data=body,
+                                        headers=headers, timeout=300)
+                if p502 <= draw < p502 + pdrop:
+                    outer.faults["dropped"] += 1
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               b"\1\0\0\0\0\0\0\0")
+                    return  # the work is done upstream, the answer never comes
+                self.send_response(resp.status_code)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                         "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def proxy(labelstudio: StudioServer) -> Iterator[FaultyProxy]:
+    p = FaultyProxy(labelstudio.url, seed=11)
+    yield p
+    p.httpd.shutdown()
+
+
+def _predictions(api: Api, title: str) -> dict[str, list]:
+    """page id -> its task's predictions' results (ids left out), for one project."""
+    out = {}
+    for task in api.tasks(api.project(title)["id"]):
+        preds = api.predictions(task["id"])
+        out.setdefault(task["data"]["page_id"], []).append(
+            [json.dumps(sorted(p["result"], key=lambda r: json.dumps(r, sort_keys=True)),
+                        sort_keys=True) for p in preds])
+    return out
+
+
+def _annotation(ws_root: Path, page_id: str) -> tuple:
+    doc = read_json(ws_root / "pages" / page_id / "annotation.json")
+    masks = {c: Image.open(ws_root / "pages" / page_id / f).tobytes()
+             for c, f in sorted(doc["masks"].items())}
+    return doc["regions"], masks, doc["meta"]["annotator"]
+
+
+def test_push_and_pull_through_faults_end_as_without_them(
+    labelstudio: StudioServer, proxy: FaultyProxy, tmp_path: Path
+) -> None:
+    api = Api(labelstudio)
+    direct = make_workspace(labelstudio.document_root / "ws-direct", 8, sizes=[(1280, 800)])
+    faulty = make_workspace(labelstudio.document_root / "ws-faulty", 8, sizes=[(1280, 800)])
+    cfg = write_config(tmp_path / "retry.toml",
+                       labelstudio={"retries": 8, "backoff": 0.1, "batch_bytes": 300_000})
+    for ws, env in ((direct, labelstudio.env()),
+                    (faulty, labelstudio.env(LABEL_STUDIO_URL=proxy.url))):
+        proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
+                             "--no-progress"], env, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    want, got = _predictions(api, "ws-direct"), _predictions(api, "ws-faulty")
+    assert sorted(got) == sorted(want) == direct.page_ids()
+    assert all(len(tasks) == 1 for tasks in got.values()), "a page has two tasks"
+    assert got == want
+
+    # The same corrections in both projects, then a pull of each.
+    for title in ("ws-direct", "ws-faulty"):
+        for task in sorted(api.tasks(api.project(title)["id"]),
+                           key=lambda t: t["data"]["page_id"])[:4]:
+            result = api.predictions(task["id"])[0]["result"]
+            api.annotate(task["id"], result[1:], lead_time=5.0)
+    for ws, env in ((direct, labelstudio.env()),
+                    (faulty, labelstudio.env(LABEL_STUDIO_URL=proxy.url))):
+        proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(ws.root)],
+                            env, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    pulled = sorted(p.parent.name for p in faulty.pages_dir.glob("*/annotation.json"))
+    assert pulled == sorted(p.parent.name for p in direct.pages_dir.glob("*/annotation.json"))
+    assert len(pulled) == 4
+    for pid in pulled:
+        assert _annotation(faulty.root, pid) == _annotation(direct.root, pid), pid
+    assert proxy.faults["502"] and proxy.faults["dropped"], proxy.faults
+
+
+def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
+                                                          tmp_path: Path) -> None:
+    """Pull SIGKILLed at seeded moments, rerun: the same annotation files, byte for byte."""
+    api = Api(labelstudio)
+    env = labelstudio.env()
+    cfg = write_config(tmp_path / "pull.toml", labelstudio={"project_title": "ws-pullkill"})
+
+    def prepare(root: Path) -> None:
+        ws = make_workspace(root, 16, sizes=[(1280, 800), (1280, 2400)])
+        proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
+                             "--no-progress"], env, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for task in api.tasks(api.project("ws-pullkill")["id"]):
+            result = api.predictions(task["id"])[0]["result"]
+            api.annotate(task["id"], result[:-1], lead_time=3.0)
+
+    def command(ws: Path) -> list[str]:
+        return [sys.executable, "-m", "annotate", "pull", "--config", str(cfg),
+                "--workspace", str(ws)]
+
+    stage = Stage("pull", prepare, command, env=env)
+    _, trials = campaign(stage, labelstudio.document_root / "pull-campaign", trials=3,
+                         kills_per_trial=2, seed=5)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert [t.differences for t in trials] == [[], [], []]
+
+
+def test_a_killed_push_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
+                                                          tmp_path: Path) -> None:
+    """Push SIGKILLed at seeded moments, rerun: one task a page, with the same prediction,
+    as in the project of an uninterrupted push (each run has a project of its own, named
+    after its workspace)."""
+    api = Api(labelstudio)
+    cfg = write_config(tmp_path / "push.toml", labelstudio={"batch_bytes": 200_000})
+
+    def project_state(ws: Path) -> dict[str, list]:
+        return _predictions(api, ws.name)
+
+    stage = Stage(
+        "push", lambda root: make_workspace(root, 24, sizes=[(1280, 800), (1280, 2400)])
+        and None,
+        lambda ws: [sys.executable, "-m", "annotate", "push", "--config", str(cfg),
+                    "--workspace", str(ws), "--no-progress"],
+        env=labelstudio.env(), state=project_state)
+    _, trials = campaign(stage, labelstudio.document_root / "push-campaign", trials=3,
+                         kills_per_trial=2, seed=3)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert [t.differences for t in trials] == [[], [], []]
