@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .processes import process_alive
 from .records import Convention, is_plain_name
 
 TMP_PREFIX = ".tmp-"
@@ -37,21 +38,6 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, a dead child not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def remove_stale_temp_files(folder: Path) -> int:

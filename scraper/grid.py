@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 
 from catalog.cli import run_main
+from catalog.processes import group_running, process_alive, stop_groups
 
 from .browser import CHROMEDRIVER, CHROMIUM
 from .slots import grid_slots
@@ -146,14 +146,6 @@ def read_state(state_dir: Path) -> dict | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _launch(cmd: list[str], log: Path, cwd: Path) -> int:
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -170,7 +162,7 @@ def start(nodes: int = 2, port: int = DEFAULT_PORT, max_sessions: int = 1,
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     state_dir = Path(state_dir).resolve()
     state = read_state(state_dir)
-    if state and any(_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
+    if state and any(process_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
         info = GridInfo(**state)
         say(f"the Grid is already running at {info.url} ({len(info.node_pids)} nodes here)")
         return info
@@ -231,25 +223,11 @@ def wait_ready(info: GridInfo, slots: int, timeout: float, host: str = "127.0.0.
             found = grid_slots(info.url, timeout=2.0)
             if found is not None and found.total >= slots and (found.ready or slots == 0):
                 return True
-            if not _alive(info.hub_pid):
+            if not process_alive(info.hub_pid):
                 return False
         elif all(_node_ready(host, p) for p in info.node_ports):
             return True
         time.sleep(0.5)
-    return False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
     return False
 
 
@@ -262,18 +240,8 @@ def stop(state_dir: Path = GRID_DIR, quiet: bool = False, timeout: float = 15.0)
             print(f"no Grid recorded in {state_dir}")
         return False
     groups = [p for p in [state["hub_pid"], *state["node_pids"]] if p]
-    was_running = any(_alive(p) or _group_alive(p) for p in groups)
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        for pid in groups:
-            _signal_group(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_group_alive(p) for p in groups):
-            for pid in groups:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.2)
-        if not any(_group_alive(p) for p in groups):
-            break
+    was_running = any(group_running(p) for p in groups)
+    stop_groups(groups, timeout)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     if not quiet:
         print("the Grid stopped" if was_running else "the Grid was not running")
@@ -282,7 +250,7 @@ def stop(state_dir: Path = GRID_DIR, quiet: bool = False, timeout: float = 15.0)
 
 def status(state_dir: Path = GRID_DIR) -> int:
     state = read_state(Path(state_dir).resolve())
-    if not state or not any(_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
+    if not state or not any(process_alive(p) for p in [state["hub_pid"], *state["node_pids"]]):
         print("no Grid is running (start one with `make grid`)")
         return 1
     found = grid_slots(state["url"])

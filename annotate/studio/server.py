@@ -10,7 +10,6 @@ a running server, and a restart keeps the data.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
@@ -26,7 +25,7 @@ import requests
 
 from catalog.cli import run_main
 from catalog.config import load_config
-from catalog.workspace import process_alive
+from catalog.processes import group_running, process_alive, reap, signal_group, stop_groups
 
 from .env import (
     DEFAULT_ENV_FILE,
@@ -252,46 +251,18 @@ def stop(data_dir: Path | None = None, quiet: bool = False, timeout: float = 20.
             print(f"no Label Studio recorded in {data_dir}")
         return False
     pid = int(state["pid"])
-    was_running = process_alive(pid) or _group_alive(pid)
-    if was_running:
-        # The server's workers share its process group and can outlive it by seconds:
-        # stopped means every one of them has exited (the port and the database are free).
-        _signal_group(pid, signal.SIGTERM)
-        if not _wait_group(pid, timeout):
-            _signal_group(pid, signal.SIGKILL)
-            if not _wait_group(pid, 10.0):
-                raise RuntimeError(
-                    f"Label Studio (process group {pid}) did not exit after SIGKILL: "
-                    f"see `ps -g {pid}`"
-                )
+    was_running = group_running(pid)
+    # The server's workers share its process group and can outlive it by seconds:
+    # stopped means every one of them has exited (the port and the database are free).
+    if was_running and not stop_groups([pid], timeout):
+        raise RuntimeError(
+            f"Label Studio (process group {pid}) did not exit after SIGKILL: "
+            f"see `ps -g {pid}`"
+        )
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     if not quiet:
         print("Label Studio stopped" if was_running else "Label Studio was not running")
     return was_running
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is left in the process group."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited while we looked
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def _wait_group(pgid: int, timeout: float) -> bool:
-    """Wait for the group to be gone; True if it is."""
-    deadline = time.monotonic() + timeout
-    while True:
-        _reap(pgid)
-        if not process_alive(pgid) and not _group_alive(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
 
 
 def kill(data_dir: Path) -> None:
@@ -299,27 +270,12 @@ def kill(data_dir: Path) -> None:
     state = read_state(data_dir)
     if state:
         pid = int(state["pid"])
-        _signal_group(pid, signal.SIGKILL)
+        signal_group(pid, signal.SIGKILL)
         for _ in range(50):
-            _reap(pid)
+            reap(pid)
             if not process_alive(pid):
                 break
             time.sleep(0.1)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    # The server was started in its own session, so its group id is its pid.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def status(data_dir: Path | None = None) -> int:
