@@ -37,6 +37,15 @@ def test_a_killed_crawl_rerun_ends_as_an_uninterrupted_one(chromium: str, tmp_pa
     assert [t.differences for t in trials] == [[], []]
 
 
+@pytest.mark.slow
+def test_a_killed_training_resumed_to_the_end_has_the_weights_of_an_uninterrupted_one(
+        tmp_path: Path) -> None:
+    _, trials = campaign(stages(train_pages=8)["train"], tmp_path, trials=2,
+                         kills_per_trial=2, seed=7)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert [t.differences for t in trials] == [[], []]
+
+
 def test_the_comparison_sees_a_changed_byte_and_a_changed_row(tmp_path: Path) -> None:
     ws = annotated_workspace(tmp_path / "ws", pages=3)
     before = end_state(ws.root)
