@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from catalog.brush_rle import mask_to_rle, rle_to_mask
 from export.synthetic import draw_page
 from model.predict import predict_image
 from model.serve import ServeConfig
-from model.serve.encode import brush_rle, coco_rle, decode_brush_rle
+from model.serve.encode import coco_rle
 from model.serve.inputs import BadInput, check_url, decode_image
 from model.store import load_model
 
@@ -48,17 +49,17 @@ def live(serve_model, tmp_path_factory):  # noqa: F811
 
 
 def test_brush_rle_decodes_to_the_mask_in_label_studios_own_decoder():
-    from annotate.studio.rle import decode_rle  # the SDK-compatible decoder of the project
+    from catalog.brush_rle import decode_rle  # the SDK-compatible decoder of the project
 
     rng = np.random.default_rng(0)
     for shape in ((1, 1), (7, 5), (300, 200), (1200, 64)):
         mask = np.zeros(shape, np.uint8)
         mask[rng.random(shape) < 0.3] = 255
         mask[: shape[0] // 2, :] = 0  # a run longer than 2**16 values on the tall one
-        rle = brush_rle(mask)
+        rle = mask_to_rle(mask)
         alpha = np.asarray(decode_rle(rle)).reshape(*shape, 4)[:, :, 3]
         assert np.array_equal(alpha > 0, mask > 0), shape
-        assert np.array_equal(decode_brush_rle(rle, shape[1], shape[0]), mask > 0)
+        assert np.array_equal(rle_to_mask(rle, shape[1], shape[0]) > 0, mask > 0)
 
 
 def test_coco_rle_round_trips():
@@ -286,7 +287,8 @@ def test_predict_reads_local_files_and_names_results_from_the_projects_config(
                if r["type"] == "brushlabels"}
     for name, r in brushes.items():
         assert (r["from_name"], r["to_name"]) == ("mask", "image")
-        assert np.array_equal(decode_brush_rle(r["value"]["rle"], 256, 600), masks[name] > 0)
+        assert np.array_equal(rle_to_mask(r["value"]["rle"], 256, 600) > 0,
+                              masks[name] > 0)
     # Another project's names and a config without brushes: what the config says, only.
     other = ('<View><Image name="shot" value="$pic"/><RectangleLabels name="boxes" '
              'toName="shot"><Label value="header"/><Label value="footer"/></RectangleLabels>'
