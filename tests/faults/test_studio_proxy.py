@@ -126,6 +126,23 @@ def _annotation(ws_root: Path, page_id: str) -> tuple:
     return doc["regions"], masks, doc["meta"]["annotator"]
 
 
+def _annotate_first(api: Api, title: str, n: int) -> None:
+    """The same correction on the first n tasks of a project: its first region left out."""
+    for task in sorted(api.tasks(api.project(title)["id"]),
+                       key=lambda t: t["data"]["page_id"])[:n]:
+        result = api.predictions(task["id"])[0]["result"]
+        api.annotate(task["id"], result[1:], lead_time=5.0)
+
+
+def _assert_same_pulls(got: Path, want: Path, n: int) -> None:
+    """n pages pulled into both workspaces, with the same regions, masks and annotator."""
+    pulled = sorted(p.parent.name for p in (got / "pages").glob("*/annotation.json"))
+    assert pulled == sorted(p.parent.name for p in (want / "pages").glob("*/annotation.json"))
+    assert len(pulled) == n
+    for pid in pulled:
+        assert _annotation(got, pid) == _annotation(want, pid), pid
+
+
 def test_push_and_pull_through_faults_end_as_without_them(
     labelstudio: StudioServer, proxy: FaultyProxy, tmp_path: Path
 ) -> None:
@@ -147,20 +164,13 @@ def test_push_and_pull_through_faults_end_as_without_them(
 
     # The same corrections in both projects, then a pull of each.
     for title in ("ws-direct", "ws-faulty"):
-        for task in sorted(api.tasks(api.project(title)["id"]),
-                           key=lambda t: t["data"]["page_id"])[:4]:
-            result = api.predictions(task["id"])[0]["result"]
-            api.annotate(task["id"], result[1:], lead_time=5.0)
+        _annotate_first(api, title, 4)
     for ws, env in ((direct, labelstudio.env()),
                     (faulty, labelstudio.env(LABEL_STUDIO_URL=proxy.url))):
         proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(ws.root)],
                             env, tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    pulled = sorted(p.parent.name for p in faulty.pages_dir.glob("*/annotation.json"))
-    assert pulled == sorted(p.parent.name for p in direct.pages_dir.glob("*/annotation.json"))
-    assert len(pulled) == 4
-    for pid in pulled:
-        assert _annotation(faulty.root, pid) == _annotation(direct.root, pid), pid
+    _assert_same_pulls(faulty.root, direct.root, 4)
     assert proxy.faults["502"] and proxy.faults["dropped"], proxy.faults
 
 
@@ -180,10 +190,7 @@ def test_a_label_studio_restart_mid_pull_ends_with_the_same_annotations(
         proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
                              "--no-progress"], labelstudio.env(), tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        for task in sorted(api.tasks(api.project(ws.root.name)["id"]),
-                           key=lambda t: t["data"]["page_id"])[:6]:
-            result = api.predictions(task["id"])[0]["result"]
-            api.annotate(task["id"], result[1:], lead_time=5.0)
+        _annotate_first(api, ws.root.name, 6)
     proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(direct.root)],
                         labelstudio.env(), tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -217,11 +224,7 @@ def test_a_label_studio_restart_mid_pull_ends_with_the_same_annotations(
     assert len(restarts) == 1 and proxy.faults["upstream down"] >= 1, \
         "the restart did not fall inside the pull"
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    pulled = sorted(p.parent.name for p in faulty.pages_dir.glob("*/annotation.json"))
-    assert pulled == sorted(p.parent.name for p in direct.pages_dir.glob("*/annotation.json"))
-    assert len(pulled) == 6
-    for pid in pulled:
-        assert _annotation(faulty.root, pid) == _annotation(direct.root, pid), pid
+    _assert_same_pulls(faulty.root, direct.root, 6)
 
 
 def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
