@@ -326,7 +326,9 @@ def _crawl_command(ws: Path) -> list[str]:
             "--max-pages", "500", "--no-robots"]
 
 
-TRAIN_ARGS = ("--epochs", "4", "--working-width", "128", "--crop", "64", "--batch", "4",
+# Enough epochs that most of a run is training, not starting Python and reading pages: a
+# kill at a random moment then mostly falls after a checkpoint, and the rerun resumes.
+TRAIN_ARGS = ("--epochs", "16", "--working-width", "128", "--crop", "64", "--batch", "4",
               "--threads", "1", "--seed", "3")
 
 
