@@ -99,6 +99,8 @@ DEAD_BROWSER_HINTS = (
     "failed to establish a new connection",
     "max retries exceeded",
     "connection aborted",
+    # A Grid's answer for a session on a node it can no longer reach (the node died).
+    "unable to execute request for an existing session",
 )
 
 

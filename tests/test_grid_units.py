@@ -13,8 +13,10 @@ import tomllib
 from collections.abc import Iterator
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 
 from scraper import devtools
+from scraper.capture import is_dead
 from scraper.devtools import DevToolsSession, DevToolsTimeout
 from scraper.grid import hub_toml, node_toml
 from scraper.slots import holds_session, parse_status
@@ -126,3 +128,12 @@ def test_a_command_to_a_browser_that_is_gone_ends_within_seconds(
         session.call("Page.captureScreenshot", timeout=120)
     assert len(asked) == 2 and time.monotonic() - t0 < 5
     session.close()
+
+
+def test_a_command_to_a_session_whose_node_died_means_a_dead_browser() -> None:
+    # The hub's answer while it still lists the session of a node that was killed.
+    answer = WebDriverException(
+        "Unable to execute request for an existing session: Connection error "
+        "(POST http://127.0.0.1:37049/session/4274e3be/se/log)")
+    assert is_dead(answer)
+    assert not is_dead(WebDriverException("javascript error: x is not defined"))
