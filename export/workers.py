@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
@@ -57,6 +58,19 @@ def _start_worker(owner: int) -> None:
     cv2.setNumThreads(1)  # one process a core already: OpenCV's threads would only contend
 
 
+class _Pool(multiprocessing.pool.Pool):
+    """A pool whose worker-minding thread sleeps until a worker exits or the pool changes.
+
+    The standard pool's thread also wakes whenever the result pipe is readable, and so
+    spins for as long as a page's results (hundreds of kB) are being read: CPU taken from
+    the workers on a machine with no core to spare. Worker exits (their sentinels) and
+    the pool's own notices are all it needs to wait for.
+    """
+
+    def _get_sentinels(self) -> list:
+        return [self._change_notifier._reader]
+
+
 @contextmanager
 def page_map(jobs: int) -> Iterator[PageMap]:
     """A `map(fn, items)` that runs fn in `jobs` processes (fn and items picklable)."""
@@ -70,7 +84,7 @@ def page_map(jobs: int) -> Iterator[PageMap]:
     # its workers import export.__main__ again: its imports are then at hand too).
     ctx.set_forkserver_preload(["export.__main__"])
     # The fork server is the workers' parent: it exits when this process does.
-    with ctx.Pool(jobs, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+    with _Pool(jobs, initializer=_start_worker, initargs=(os.getpid(),), context=ctx) as pool:
         yield lambda fn, items: pool.imap(fn, items, chunksize=1)
         _spent[0] += sum(_cpu_seconds(p.pid) for p in pool._pool)
 

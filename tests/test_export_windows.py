@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -112,6 +113,38 @@ def test_one_and_two_jobs_give_identical_releases_and_messages(tmp_path):
     # Neither page went in; the one that failed on a worker left no file behind.
     assert not [f for f in files if pids[1] in f or pids[2] in f]
     assert verify_release(two, jobs=2).ok
+
+
+def test_split_files_joined_from_the_workers_entries_are_whole_json_numbered_in_page_order(
+        tmp_path):
+    ws, pids = _workspace(tmp_path / "ws")
+    _damaged_inputs(ws, pids)  # page 2 fails on a worker: the numbering closes over it
+    config = _config()
+    config.dataset.name = "données"  # text beyond ASCII is written as it is
+    rel = make_release(ws, config, log=lambda _: None, jobs=2).path
+    manifest = pq.read_table(rel / "manifest.parquet").to_pylist()
+    splits = sorted({r["split"] for r in manifest})
+    assert splits == ["train", "val"]
+    for split in splits:
+        text = (rel / split / "annotations.json").read_text(encoding="utf-8")
+        coco = json.loads(text)
+        # The bytes json writes for the whole split at once, as releases always had.
+        assert text == json.dumps(coco, sort_keys=True, separators=(",", ":"),
+                                  ensure_ascii=False) + "\n"
+        assert coco["info"]["description"] == f"données v0001 {split}"
+        pages = sorted(r["page_id"] for r in manifest if r["split"] == split)
+        assert [i["page_id"] for i in coco["images"]] == pages
+        assert [i["id"] for i in coco["images"]] == list(range(1, len(pages) + 1))
+        anns = coco["annotations"]
+        assert [a["id"] for a in anns] == list(range(1, len(anns) + 1))
+        image_ids = [a["image_id"] for a in anns]
+        assert image_ids == sorted(image_ids) and set(image_ids) == set(range(1, len(pages) + 1))
+        for name in ("metadata.jsonl", "tiles/metadata.jsonl"):
+            lines = (rel / split / name).read_text(encoding="utf-8").splitlines(keepends=True)
+            assert lines
+            assert lines == [json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False)
+                             + "\n" for line in lines]
+    assert verify_release(rel).ok
 
 
 def _resign(rel: Path) -> None:
