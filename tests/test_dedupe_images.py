@@ -121,9 +121,10 @@ def test_a_catalog_hashed_before_images_gains_their_columns(tmp_path):
     from dedupe import store
 
     with Catalog(tmp_path / "catalog.sqlite") as cat:
-        # The table as it was (the columns that matter here).
+        # The table as it was (the columns that matter here; run_id has always been there,
+        # and the index of a run's new pages is made on it).
         cat.ensure_tables("CREATE TABLE dedupe_hashes (page_id TEXT PRIMARY KEY, algo TEXT,"
-                          " pixel_sha TEXT, text_sha TEXT);")
+                          " pixel_sha TEXT, text_sha TEXT, run_id INTEGER NOT NULL);")
         store.ensure(cat)
         columns = {r[1] for r in cat.execute("PRAGMA table_info(dedupe_hashes)")}
         assert {"images", "image_share"} <= columns
