@@ -8,6 +8,7 @@ same whatever the number of jobs.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -72,6 +73,8 @@ def export_one(root: Path, classes: ClassSet, ex: ExportConfig,
             resize_width=ex.resize_width, png_level=ex.png_level, thumbnail_caption=thumb,
         )
     except (OSError, ValueError, cv2.error) as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # not this page's fault: every page after it would fail the same way
         for stale in [sdir / "images" / f"{page.page_id}.png",
                       sdir / "masks" / f"{page.page_id}.png",
                       *sdir.glob(f"tiles/*/{page.page_id}_*.png")]:

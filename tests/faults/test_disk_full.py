@@ -74,6 +74,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_ends_as_on_a_roomy_one(
     last = full.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and ("no space left" in last or "disk full" in last), last
     assert "move it away" not in full.stderr  # the catalog is fine: never told to discard it
+    # A full disk is not the pages' fault: no page is reported as failed before the error.
+    assert "could not be exported" not in full.stderr, full.stderr
     _no_half_written(ws)
 
     _resize(small_disk, 4 * size)  # space freed
