@@ -52,9 +52,10 @@ def dom_coverage(page: PageBoxes, gray: np.ndarray | None) -> float:
             continue
         if b.kind == "image" and b.area > backdrop:
             continue
+        # One grid cell of margin: a box's outline is inked on its outer side too.
         x, y, w, h = b.bbox
-        x0, y0 = max(0, int(x) // STEP), max(0, int(y) // STEP)
-        x1, y1 = int(np.ceil((x + w) / STEP)), int(np.ceil((y + h) / STEP))
+        x0, y0 = max(0, int(x) // STEP - 1), max(0, int(y) // STEP - 1)
+        x1, y1 = int(np.ceil((x + w) / STEP)) + 1, int(np.ceil((y + h) / STEP)) + 1
         covered[y0:y1, x0:x1] = True
     return round(float((ink & covered).sum()) / total, 4)
 
