@@ -16,7 +16,7 @@ from catalog.config import PreannotateConfig
 from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json
 
-from .test_learn import _page
+from .test_learn import _page, write_page
 
 LOGO = [20.0, 10.0, 480.0, 60.0]  # the logo and the site name beside it, as one region
 
@@ -32,13 +32,7 @@ def team_workspace(tmp_path: Path, annotated: int) -> Workspace:
     for i in range(annotated + 1):
         doc, _ = _page(10 * i)
         pid = doc["page_id"]
-        folder = ws.page_dir(pid)
-        folder.mkdir()
-        (folder / "boxes.json").write_text(json.dumps(doc))
-        (folder / "page.json").write_text(json.dumps({
-            "page_id": pid, "url": f"http://127.0.0.1/{pid}", "final_url": "", "status": "ok",
-            "viewport": [1000, 800], "device_pixel_ratio": 1, "width": 1000,
-            "height": doc["height"]}))
+        folder = write_page(ws, doc)
         if i == annotated:
             continue
         regions = propose_regions(load_boxes(folder / "boxes.json"), label_set(),

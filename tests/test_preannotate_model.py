@@ -22,7 +22,7 @@ from catalog.records import Annotation
 from catalog.workspace import Workspace, read_json
 from export.synthetic import draw_page
 
-from .test_learn import FOOTER, HEADER, MAIN, SIDE
+from .test_learn import FOOTER, HEADER, MAIN, SIDE, write_page
 from .test_learn import _workspace as dom_workspace
 from .test_model_predict import tiny_model  # noqa: F401  (a module fixture)
 from .test_model_train import small_release  # noqa: F401  (tiny_model's release)
@@ -35,17 +35,12 @@ def canvas_page(ws: Workspace, pid: str, seed: int, width: int = 256,
                 height: int = 512) -> None:
     """A page painted on a canvas: its screenshot has header, text, pictures and sidebar
     (drawn as the model's training pages are), its DOM one canvas box and nothing else."""
-    folder = ws.page_dir(pid)
-    folder.mkdir(parents=True)
-    img, _, _ = draw_page(width, height, seed=seed)
-    Image.fromarray(img).save(folder / "screenshot.png")
     boxes = [_box(0, "block", (0, 0, width, height), tag="body", depth=0),
              _box(1, "image", (0, 0, width, height), 0, tag="canvas")]
-    (folder / "boxes.json").write_text(json.dumps(
-        {"schema": 1, "page_id": pid, "width": width, "height": height, "boxes": boxes}))
-    (folder / "page.json").write_text(json.dumps({
-        "page_id": pid, "url": f"http://127.0.0.1/{pid}", "final_url": "", "status": "ok",
-        "viewport": [width, 800], "device_pixel_ratio": 1, "width": width, "height": height}))
+    folder = write_page(ws, {"schema": 1, "page_id": pid, "width": width, "height": height,
+                             "boxes": boxes})
+    img, _, _ = draw_page(width, height, seed=seed)
+    Image.fromarray(img).save(folder / "screenshot.png")
 
 
 def drawn_screenshot(ws: Workspace, pid: str) -> None:
