@@ -57,6 +57,9 @@ def test_a_team_that_opens_headers_only_gets_a_refitted_split_and_its_proposals(
     stored = json.loads((ws.conventions_dir / "c0001.json").read_text())
     assert stored["schema"] == 2 and stored["split_model"]["weights"]
     assert annotate_main(["preannotate", "--workspace", str(ws.root), "--no-pixels"]) == 0
+    from annotate.studio.report import build_report, render
+
+    assert ", split decision refitted;" in render(build_report(ws, list(label_set().regions), []))
     last = f"p{10 * MIN_SPLIT_PAGES}"
     fresh = Annotation.from_dict(read_json(ws.preannotation_json(last)))
     boxes = {tuple(r.bbox) for r in fresh.regions}
