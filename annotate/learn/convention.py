@@ -131,14 +131,17 @@ def fit(pages: Sequence[LearningPage], labels: LabelSet, base: PreannotateConfig
     opener = learned_opener(split_model) if split_model else None
     use, model_figures = choose_model_use(pages, labels, params, opener)
     label_map = learn_labels(pages, labels, params, opener)
+    after = mean(scores[chosen])  # each step kept only where it beat the one before
+    if split_model:
+        after = split_figures["segment_f1_split"]
+    if use.used:
+        after = model_figures["segment_f1_model"]
     figures = {
         "segment_f1": {s.name: round(mean(v), 4) for s, v in scores.items()},
         "config_setting": own.name,
         "chosen": chosen.name,
         "segment_f1_before": round(mean(scores[own]), 4),
-        "segment_f1_after": round(max(mean(scores[chosen]), split_figures.get(
-            "segment_f1_split", 0.0) if split_model else 0.0, model_figures.get(
-            "segment_f1_model", 0.0) if use.used else 0.0), 4),
+        "segment_f1_after": round(after, 4),
         **split_figures,
         **model_figures,
     }
