@@ -3,7 +3,8 @@ and its end state compared with an uninterrupted run of the same command measure
 (the baseline: its duration bounds the kill moments, its files and catalog rows are what
 every interrupted run must end with).
 
-Stages: crawl (real Chromium on a served site), `dedupe run`, `preannotate`, `export`.
+Stages: crawl (real Chromium on a served site), `dedupe run`, `preannotate`, `export`,
+`model train` (resumed with --resume; its weights compared to float tolerance).
 What the comparison leaves out, and why, is listed in tests/faults/campaign.py.
 
 Target: zero differences. The table gives, per stage, the baseline's seconds, the trials,
@@ -33,9 +34,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pages", type=int, default=120, help="pages of the synthetic workspace")
     ap.add_argument("--crawl-pages", type=int, default=30)
+    ap.add_argument("--train-pages", type=int, default=8, help="pages of the release trained on")
     ap.add_argument("--stage", action="append", help="only these stages (repeatable)")
     args = ap.parse_args()
-    chosen = stages(args.pages, args.crawl_pages)
+    chosen = stages(args.pages, args.crawl_pages, args.train_pages)
     names = args.stage or list(chosen)
     rows = []
     with tempfile.TemporaryDirectory(prefix="webseg-faults-") as tmp:

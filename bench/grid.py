@@ -161,7 +161,7 @@ def build_catalog(path: Path, rows: int) -> None:
             groups.append((pid, f"g{i // 10 if not canonical else i}", canonical, ""))
             templates.append((pid, f"t{i % 5000}"))
             hashes.append((pid, "imagehash-4.3/phash-8", "s1", f"{i:064x}", None, None,
-                           "[]", 3000, None, 100, 0, site, now - rows + i, 1, now))
+                           "[]", 3000, None, 100, 0, site, now - rows + i, 1, now, "[]", 0.0))
             if i % 20 == 0:
                 notes.append((pid, i, i, "a@b", 10.0, 0, "", now))
         for j in range(start // 10, min(rows, start + chunk) // 10):
@@ -177,8 +177,7 @@ def build_catalog(path: Path, rows: int) -> None:
             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", frontier)
         conn.executemany("INSERT INTO dup_groups VALUES(?,?,?,?)", groups)
         conn.executemany("INSERT INTO template_groups VALUES(?,?)", templates)
-        conn.executemany("INSERT INTO dedupe_hashes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         hashes)
+        conn.executemany(f"INSERT INTO dedupe_hashes VALUES({','.join('?' * 17)})", hashes)
         conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?)", notes)
     conn.execute("INSERT INTO dedupe_runs(started_at, finished_at, generation, settings)"
                  " VALUES(?,?,1,'s')", (now, now))
@@ -200,10 +199,7 @@ def operations(catalog: Catalog, ws: Workspace) -> dict[str, Callable[[], object
 
     def dedupe_selection() -> None:
         # What `dedupe run` reads to choose the pages to hash and the new pages to match.
-        rows = catalog.pages("ok")
-        states = store.hash_states(catalog)
-        [r for r in rows if (s := states.get(r["page_id"])) is None
-         or s.captured_at != float(r["captured_at"] or 0.0)]
+        store.pages_to_hash(catalog, "s1")
         store.hashed_after(catalog, 1)
 
     def push_listing() -> None:

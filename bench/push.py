@@ -35,8 +35,8 @@ from annotate.studio.client import StudioClient  # noqa: E402
 from annotate.studio.config import labelling_config  # noqa: E402
 from annotate.studio.env import Credentials  # noqa: E402
 from annotate.studio.push import MAX_TASKS_PER_BATCH, push  # noqa: E402
-from annotate.studio.rle import mask_to_rle, rle_to_mask  # noqa: E402
 from annotate.studio.tasks import rect_result, task_data  # noqa: E402
+from catalog.brush_rle import mask_to_rle, rle_to_mask  # noqa: E402
 from catalog.config import Config  # noqa: E402
 from catalog.workspace import Workspace, read_json  # noqa: E402
 from tests.labelstudio_fixture import make_workspace  # noqa: E402

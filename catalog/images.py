@@ -9,9 +9,11 @@ screenshot is decoded only when it is the image the capture wrote.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .workspace import CorruptFile, remedy
 
@@ -47,3 +49,65 @@ def check_screenshot(path: Path, recorded: tuple[int, int] | None = None) -> tup
         raise CorruptFile(f"{path} is {w}x{h}, not the {recorded[0]}x{recorded[1]} its capture "
                           f"recorded; {remedy(path)}")
     return size
+
+
+class TooManyPixels(ValueError):
+    """An image whose header claims more pixels than the reader allows."""
+
+    def __init__(self, width: int, height: int, limit: int):
+        super().__init__(f"claims {width}x{height} pixels, more than {limit:,}")
+        self.width, self.height, self.limit = width, height, limit
+
+
+def webp_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first 30 bytes of a WebP; None when they do not say it.
+    Pillow's WebP reader allocates the whole canvas when it opens the file, so the size
+    must be known before it is called."""
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    kind = head[12:16]
+    if kind == b"VP8X":
+        return (int.from_bytes(head[24:27], "little") + 1,
+                int.from_bytes(head[27:30], "little") + 1)
+    if kind == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        return (struct.unpack("<H", head[26:28])[0] & 0x3FFF,
+                struct.unpack("<H", head[28:30])[0] & 0x3FFF)
+    return None
+
+
+def open_bounded(fp: IO[bytes], max_pixels: int,
+                 formats: Iterable[str] = ("PNG", "JPEG", "WEBP")) -> Image.Image:
+    """The image in `fp`, opened (not decoded) by the first of `formats` that reads it, when
+    its header claims at most `max_pixels`; TooManyPixels before a pixel is decompressed
+    otherwise, UnidentifiedImageError when no format reads it. The bound is the caller's:
+    Pillow's own (`Image.MAX_IMAGE_PIXELS`) is one setting for the whole process."""
+    Image.init()
+    head = fp.read(30)
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        try:  # as Image.open does: a prefix too short for a format is not that format
+            known = accept(head[:16]) if accept else True
+        except (IndexError, TypeError, struct.error):
+            continue
+        if not known or isinstance(known, str):
+            continue
+        if fmt == "WEBP" and (size := webp_size(head)):
+            _check_pixels(size, max_pixels)
+        fp.seek(0)
+        im = factory(fp, "")
+        try:
+            _check_pixels(im.size, max_pixels)
+        except TooManyPixels:
+            im.close()
+            raise
+        return im
+    raise UnidentifiedImageError(f"not a {', '.join(formats)} image")
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w <= 0 or h <= 0 or w * h > max_pixels:
+        raise TooManyPixels(w, h, max_pixels)

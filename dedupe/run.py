@@ -111,15 +111,10 @@ def run(ws: Workspace, catalog: Catalog, cfg: DedupeConfig, show_progress: bool 
     store.ensure(catalog)
     run_id, generation = store.start_run(catalog, match_settings(cfg))
     report = RunReport(run_id=run_id)
-    rows = catalog.pages("ok")
-    report.pages = len(rows)
-    states = store.hash_states(catalog)
+    ok_ids = {r[0] for r in catalog.execute("SELECT page_id FROM pages WHERE status='ok'")}
+    report.pages = len(ok_ids)
     settings = hash_settings(cfg)
-    todo = [
-        r for r in rows
-        if (s := states.get(r["page_id"])) is None
-        or s.hash_settings != settings or s.captured_at != float(r["captured_at"] or 0.0)
-    ]
+    todo = store.pages_to_hash(catalog, settings)
     # Hashes are saved batch by batch, so an interrupted run keeps what it did.
     for start in range(0, len(todo), batch):
         done = _hash_pages(ws, todo[start : start + batch], cfg, show_progress, report)
@@ -127,12 +122,11 @@ def run(ws: Workspace, catalog: Catalog, cfg: DedupeConfig, show_progress: bool 
         report.hashed.extend(p.page_id for p in done)
     if report.skipped:
         store.log_skipped(catalog, run_id, report.skipped)
-    ok_ids = {r["page_id"] for r in rows}
     pages = store.load_hashes(catalog, ok_ids)
     last = store.last_finished(catalog, run_id)
     if last is not None and last[1] == generation:
         # Pages hashed since the last finished run, including by a run that was killed.
-        new = store.hashed_after(catalog, last[0]) & ok_ids
+        new = store.hashed_after(catalog, last[0])
     else:
         new = {p.page_id for p in pages}  # first run, or settings changed: match all again
     report.matched = len(new)

@@ -10,6 +10,7 @@ dedupe_decisions. Which edges count is decided when groups are made:
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ CREATE TABLE IF NOT EXISTS dedupe_hashes (
 );
 CREATE INDEX IF NOT EXISTS dedupe_hashes_pixel ON dedupe_hashes(pixel_sha);
 CREATE INDEX IF NOT EXISTS dedupe_hashes_text ON dedupe_hashes(text_sha);
+-- The pages hashed since a run: a run's new pages, read from here alone.
+CREATE INDEX IF NOT EXISTS dedupe_hashes_run ON dedupe_hashes(run_id, page_id);
 CREATE TABLE IF NOT EXISTS dedupe_edges (
     a TEXT NOT NULL,
     b TEXT NOT NULL,
@@ -91,20 +94,6 @@ def ensure(catalog: Catalog) -> None:
                 conn.execute(f"ALTER TABLE dedupe_hashes ADD COLUMN {column} {kind}")
 
 
-@dataclass
-class HashState:
-    captured_at: float
-    hash_settings: str
-    run_id: int
-
-
-def hash_states(catalog: Catalog) -> dict[str, HashState]:
-    rows = catalog.execute(
-        "SELECT page_id, captured_at, hash_settings, run_id FROM dedupe_hashes"
-    ).fetchall()
-    return {r[0]: HashState(r[1], r[2], r[3]) for r in rows}
-
-
 def start_run(catalog: Catalog, settings: str) -> tuple[int, int]:
     """A new run; returns (run_id, match generation), bumped when the settings changed."""
     with catalog.transaction() as conn:
@@ -129,8 +118,27 @@ def last_finished(catalog: Catalog, run_id: int) -> tuple[int, int] | None:
 
 
 def hashed_after(catalog: Catalog, run_id: int) -> set[str]:
-    rows = catalog.execute("SELECT page_id FROM dedupe_hashes WHERE run_id > ?", (run_id,))
+    """Captured pages (status ok) hashed by a run after `run_id`."""
+    rows = catalog.execute(
+        "SELECT h.page_id FROM dedupe_hashes h JOIN pages p ON p.page_id = h.page_id"
+        " WHERE h.run_id > ? AND p.status = 'ok'", (run_id,))
     return {r[0] for r in rows}
+
+
+# What read_page needs of a page's catalog row.
+HASH_COLUMNS = "page_id, viewport, dpr, width, height, flags, site, captured_at"
+
+
+def pages_to_hash(catalog: Catalog, settings: str) -> list[sqlite3.Row]:
+    """Captured pages (status ok) with no hash yet, or one made with other settings or from
+    an earlier capture, in page id order; chosen in SQL, so a catalog of a million pages
+    hands over only these rows."""
+    columns = ", ".join(f"p.{c}" for c in HASH_COLUMNS.split(", "))
+    return catalog.execute(
+        f"SELECT {columns} FROM pages p LEFT JOIN dedupe_hashes h ON h.page_id = p.page_id"
+        " WHERE p.status = 'ok' AND (h.page_id IS NULL OR h.hash_settings != ?"
+        " OR h.captured_at != COALESCE(p.captured_at, 0.0)) ORDER BY p.page_id",
+        (settings,)).fetchall()
 
 
 def finish_run(catalog: Catalog, run_id: int, hashed: int, skipped: int, edges: int) -> None:

@@ -7,6 +7,7 @@ whose annotation no longer matches its screenshot is reported and left out.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -52,24 +53,48 @@ class Selection:
     human: set[str] = field(default_factory=set)  # pages with a human annotation
 
 
-def _links(cat: Catalog) -> tuple[list[PageLinks], dict[str, dict]]:
-    rows = cat.execute(
-        "SELECT p.page_id, p.url, p.final_url, p.site, p.width, p.height, d.group_id,"
-        " d.canonical, t.template_id"
+def _links(cat: Catalog) -> tuple[list[PageLinks], set[str]]:
+    """Every page the catalog knows, as the split needs it, and the pages dedupe dropped;
+    read row by row, so a million pages cost their links and nothing more."""
+    rows = cat.conn.cursor()
+    rows.row_factory = None  # plain tuples, made into links without a Python loop
+    rows.execute(
+        "SELECT p.page_id, p.site, COALESCE(d.group_id, ''), COALESCE(t.template_id, ''),"
+        " CASE WHEN p.final_url != '' THEN p.final_url ELSE p.url END"
         " FROM pages p LEFT JOIN dup_groups d ON d.page_id = p.page_id"
-        " LEFT JOIN template_groups t ON t.page_id = p.page_id ORDER BY p.page_id"
-    ).fetchall()
-    links, info = [], {}
-    for r in rows:
-        site = r["site"] or site_of(r["final_url"] or r["url"])
-        links.append(PageLinks(r["page_id"], site, r["group_id"] or "", r["template_id"] or "",
-                               r["final_url"] or r["url"]))
-        info[r["page_id"]] = {
-            "url": r["url"], "final_url": r["final_url"], "site": site,
-            "dropped": r["canonical"] is not None and int(r["canonical"]) == 0,
-            "recorded": (int(r["width"] or 0), int(r["height"] or 0)),
-        }
-    return links, info
+        " LEFT JOIN template_groups t ON t.page_id = p.page_id ORDER BY p.page_id")
+    # A million new tuples would have the cycle collector walk them again and again, a
+    # third of the time; they hold only strings, so no cycle can form while it is off.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        links = list(map(PageLinks._make, rows))
+        links = [link if link.site else link._replace(site=site_of(link.url))
+                 for link in links]
+    finally:
+        if collecting:
+            gc.enable()
+    dropped = {r[0] for r in cat.execute(
+        "SELECT d.page_id FROM dup_groups d JOIN pages p ON p.page_id = d.page_id"
+        " WHERE d.canonical = 0")}
+    return links, dropped
+
+
+def _page_info(cat: Catalog, page_ids: Iterable[str], chunk: int = 500) -> dict[str, dict]:
+    """Addresses, site and recorded screenshot size of these pages (the ones to export),
+    read by primary key."""
+    ids, info = sorted(set(page_ids)), {}
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        for r in cat.execute(
+                "SELECT page_id, url, final_url, site, width, height FROM pages"
+                f" WHERE page_id IN ({','.join('?' * len(part))})", part):
+            info[r["page_id"]] = {
+                "url": r["url"], "final_url": r["final_url"],
+                "site": r["site"] or site_of(r["final_url"] or r["url"]),
+                "recorded": (int(r["width"] or 0), int(r["height"] or 0)),
+            }
+    return info
 
 
 def check_page(
@@ -160,29 +185,30 @@ def select_pages(
 ) -> Selection:
     """The pages to export, in page id order; pmap runs the checks of their files (a
     `workers.page_map` for several processes)."""
-    links, info = _links(cat)
+    links, dropped = _links(cat)
     human = {
         r["page_id"]: bool(r["reviewed"])
         for r in cat.execute("SELECT page_id, reviewed FROM annotations ORDER BY page_id")
     }
-    sel = Selection(links=links, human=set(human),
-                    dropped={pid for pid, meta in info.items() if meta["dropped"]})
+    sel = Selection(links=links, human=set(human), dropped=dropped)
     candidates: list[tuple[str, str, bool, Path]] = []
     for pid, reviewed in human.items():
         candidates.append((pid, "human", reviewed, ws.annotation_json(pid)))
     if include_preannotations:
-        for pid in info:
+        for link in links:
+            pid = link.page_id
             if pid not in human and ws.preannotation_json(pid).is_file():
                 candidates.append((pid, "preannotation", False, ws.preannotation_json(pid)))
     candidates.sort()
+    info = _page_info(cat, (c[0] for c in candidates))
     todo = [(pid, path, info[pid]["recorded"]) for pid, _, _, path in candidates
-            if pid in info and not info[pid]["dropped"]]
+            if pid in info and pid not in dropped]
     checks = iter(pmap(partial(_checked, ws, classes), todo))
     for pid, source, reviewed, path in candidates:
         if pid not in info:
             sel.problems.append((pid, "has an annotation but no row in the catalog's pages"))
             continue
-        if info[pid]["dropped"]:
+        if pid in dropped:
             sel.duplicates += 1
             continue
         checked = next(checks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -99,11 +100,13 @@ def cmd_predict(argv: list[str]) -> int:
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model, str(to_device(args.device)))
+    t0 = time.perf_counter()
     with _bar("predict", "") as bar:
         task = bar.add_task("predict", total=len(args.images))
         written = predict_files(model, args.images, args.out,
                                 done=lambda _: bar.update(task, advance=1))
-    print(f"wrote {len(written)} predictions of model {model.version} to {args.out}")
+    print(f"wrote {len(written)} predictions of model {model.version} to {args.out} "
+          f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

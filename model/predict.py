@@ -5,49 +5,54 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from catalog.images import MAX_PIXELS, TooManyPixels, open_bounded
 from catalog.records import Annotation, Region
 from catalog.workspace import write_bytes_atomic
 
 from .infer import predict_page, region_boxes
 from .store import LoadedModel
 
-Image.MAX_IMAGE_PIXELS = None  # full-page screenshots are tall by design
-
 
 class InputError(ValueError):
     """An input image that cannot be read; the message names it."""
 
 
-def read_image(path: Path) -> np.ndarray:
+def _opened(path: Path, read: Callable[[Image.Image], np.ndarray | None]) -> np.ndarray | None:
+    """`read` of the opened image, with every way of failing as one InputError naming the
+    file. Its size is checked from the header first, against the largest screenshot a
+    capture makes, so a bomb is refused before it is decoded."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
+        with open(path, "rb") as f, open_bounded(f, MAX_PIXELS) as im:
+            return read(im)
     except FileNotFoundError:
         raise InputError(f"{path} does not exist: give screenshots (PNG or JPEG)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except TooManyPixels as big:
+        raise InputError(f"{path} claims {big.width}x{big.height} pixels, more than any "
+                         "capture makes (an image bomb?): give a real screenshot") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path} is not a readable image ({type(exc).__name__}): give "
                          "screenshots (PNG or JPEG), or capture the page again") from None
+
+
+def _rgb(im: Image.Image) -> np.ndarray:
+    im.load()
+    return np.asarray(im.convert("RGB"))
+
+
+def read_image(path: Path) -> np.ndarray:
+    return _opened(path, _rgb)
 
 
 def check_images(paths: Sequence[Path]) -> None:
     """Fail before anything is written when one input is not an image."""
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except FileNotFoundError:
-            raise InputError(f"{path} does not exist: give screenshots (PNG or JPEG)") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise InputError(f"{path} is not a readable image ({type(exc).__name__}): give "
-                             "screenshots (PNG or JPEG), or capture the page again") from None
+        _opened(path, lambda im: im.verify())
     stems = [p.stem for p in paths]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
@@ -63,8 +68,8 @@ def _png(mask: np.ndarray) -> bytes:
 
 def predict_image(model: LoadedModel, rgb: np.ndarray, page_id: str
                   ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Pure: the preannotation record and the element masks (0/255) of one screenshot."""
-    t0 = time.perf_counter()
+    """Pure: the preannotation record and the element masks (0/255) of one screenshot.
+    The record holds no timing: the same image and model give the same bytes."""
     pred = predict_page(model.net, model.norm, rgb, model.working_width, model.windowing)
     masks = {name: np.where(pred.elements == k, 255, 0).astype(np.uint8)
              for k, name in enumerate(model.element_names) if k}
@@ -73,8 +78,7 @@ def predict_image(model: LoadedModel, rgb: np.ndarray, page_id: str
         regions=[Region(**r) for r in region_boxes(pred, model.region_names)],
         masks={name: f"{page_id}_mask_{name}.png" for name in masks},
         meta={"annotator": "model", "version": model.version,
-              "release": model.card.get("release", {}).get("version"),
-              "seconds": round(time.perf_counter() - t0, 3)},
+              "release": model.card.get("release", {}).get("version")},
     )
     return record.to_dict(), masks
 

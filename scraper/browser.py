@@ -25,6 +25,7 @@ from selenium.webdriver.remote.command import Command
 
 from .browser_state import state_of
 from .cdp import cdp
+from .devtools import COMMAND_TIMEOUT
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
@@ -111,7 +112,9 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
                               timeout=GRID_SESSION_TIMEOUT)
         driver = webdriver.Remote(command_executor=opts.grid, options=chrome_options(opts),
                                   client_config=client)
-        set_command_timeout(driver, None)  # the capture sets its own limits per command
+        # Every command bounded: one sent to a node that died may never be answered.
+        # The capture lengthens it where a page load may take longer (see _set_timeouts).
+        set_command_timeout(driver, COMMAND_TIMEOUT)
         state_of(driver).profile = None  # the Grid owns it
     else:
         profile = tempfile.mkdtemp(prefix="webseg-chromium-")

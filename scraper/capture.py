@@ -99,6 +99,8 @@ DEAD_BROWSER_HINTS = (
     "failed to establish a new connection",
     "max retries exceeded",
     "connection aborted",
+    # A Grid's answer for a session on a node it can no longer reach (the node died).
+    "unable to execute request for an existing session",
 )
 
 
@@ -304,6 +306,11 @@ def _set_timeouts(driver: Any, cfg: CaptureConfig) -> None:
         return
     driver.set_page_load_timeout(cfg.timeout)
     driver.set_script_timeout(cfg.image_wait + SCRIPT_GRACE)
+    if getattr(driver, "service", None) is None:
+        # A Grid's browser: the HTTP wait outlasts the browser's own limits, so that a
+        # slow page ends in the browser's timeout, and a dead node's silence still ends.
+        set_command_timeout(driver, max(COMMAND_TIMEOUT, cfg.timeout + SCRIPT_GRACE,
+                                        cfg.image_wait + 2 * SCRIPT_GRACE))
     state.timeouts = key
 
 

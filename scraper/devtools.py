@@ -15,14 +15,23 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import websocket
 
+from .slots import session_alive
+
 COMMAND_TIMEOUT = 120.0  # seconds: what Selenium allows any WebDriver command
+# Seconds between looks at whether a remote browser still exists while its answer is
+# awaited: a Grid keeps the socket to a session open after the session's node died, so
+# silence alone would hold the page until COMMAND_TIMEOUT, and pings on that socket
+# (answered here) would hold it longer still.
+LIVENESS_POLL = 5.0
 # Sent once the Inspector domain is on (as `open_session` leaves it).
 CRASHED = ("Inspector.targetCrashed", "Inspector.detached")
 
@@ -38,7 +47,10 @@ class DevToolsTimeout(Exception):
 class DevToolsSession:
     """One websocket to one page target; commands are answered by id, events ignored."""
 
-    def __init__(self, ws_url: str, session_id: str | None = None):
+    def __init__(self, ws_url: str, session_id: str | None = None,
+                 alive: Callable[[], bool | None] | None = None):
+        """`alive`: whether the browser still exists (None: cannot tell), asked while an
+        answer is late; a remote browser's socket does not close when its machine dies."""
         # No UTF-8 check of the frames in Python: a screenshot is megabytes of base64, and
         # the check costs a second for each.
         self._ws = websocket.create_connection(ws_url, suppress_origin=True,
@@ -46,6 +58,7 @@ class DevToolsSession:
         self._ids = itertools.count(1)
         self._answers: dict[int, dict[str, Any]] = {}
         self.session_id = session_id  # a page's session on a browser-wide socket (a Grid's)
+        self.alive = alive
 
     def _send(self, method: str, params: dict[str, Any] | None = None) -> int:
         i = next(self._ids)
@@ -59,14 +72,31 @@ class DevToolsSession:
         return i
 
     def _result(self, i: int, timeout: float) -> dict[str, Any]:
-        self._ws.settimeout(timeout)
+        # One deadline for the whole answer: a socket timeout alone restarts with every
+        # frame, pings included.
+        deadline = time.monotonic() + timeout
+        next_look = time.monotonic() + LIVENESS_POLL
         while i not in self._answers:
+            now = time.monotonic()
+            if now >= deadline:
+                raise DevToolsTimeout(f"no DevTools answer in {timeout:.0f} s")
+            if self.alive is not None and now >= next_look:
+                next_look = now + LIVENESS_POLL
+                if self.alive() is False:
+                    raise ConnectionError("DevTools connection lost: the browser is gone")
+            wait = deadline - now if self.alive is None else min(deadline, next_look) - now
+            self._ws.settimeout(max(wait, 0.001))
             try:
-                message = orjson.loads(self._ws.recv())
-            except websocket.WebSocketTimeoutException as exc:
-                raise DevToolsTimeout(f"no DevTools answer in {timeout:.0f} s") from exc
+                opcode, data = self._ws.recv_data(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                continue
             except websocket.WebSocketException as exc:
                 raise ConnectionError(f"DevTools connection lost: {exc}") from exc
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                raise ConnectionError("DevTools connection lost: closed by the other end")
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue  # a ping (answered already) or a pong
+            message = orjson.loads(data)
             if "id" in message:
                 self._answers[message["id"]] = message
             elif message.get("method") in CRASHED:
@@ -118,7 +148,9 @@ def _grid_session(driver: Any, handle: str | None) -> DevToolsSession | None:
     # by the URL it was given, and the path is the hub's own route to the session.
     hub = urlsplit(config.remote_server_addr)
     scheme = "wss" if hub.scheme == "https" else "ws"
-    session = DevToolsSession(f"{scheme}://{hub.netloc}{urlsplit(endpoint).path}")
+    hub_url, session_id = config.remote_server_addr, driver.session_id
+    session = DevToolsSession(f"{scheme}://{hub.netloc}{urlsplit(endpoint).path}",
+                              alive=lambda: session_alive(hub_url, session_id))
     try:
         target = handle or driver.current_window_handle
         attached = session.call("Target.attachToTarget", {"targetId": target, "flatten": True},

@@ -93,9 +93,12 @@ class Engine:
         self.take_lock = take_lock  # False: the caller holds the workspace lock already
         self.catalog: Catalog | None = None
         self.pool: Pool | None = None
+        self.in_flight: dict[tuple[str, str], Job] = {}
         # Links already judged in this run: most of a site's links are on every page (its
         # menus), and each would be checked and offered to the frontier again for nothing.
-        self.linked: set[str] = set()  # queued: the frontier ignores them from now on
+        # url -> the shallowest depth it was offered at: the frontier would ignore it again
+        # at that depth or deeper, and takes a shorter path's depth (see Frontier.add).
+        self.linked: dict[str, int] = {}
         self.refused: set[tuple[str, str]] = set()  # (seed, url): out of its scope or not allowed
 
     # -- set-up ---------------------------------------------------------------------------
@@ -179,7 +182,7 @@ class Engine:
             robots=robots, politeness=self.politeness, recycle_after=self.crawl.recycle_after,
             crawl_id=self.crawl_id,
         )
-        self.in_flight: dict[tuple[str, str], Job] = {}
+        self.in_flight = {}
         self.no_browser = 0
         self.no_browser_since = 0.0  # on a Grid: when browsers stopped starting
         self.fatal = ""
@@ -457,12 +460,16 @@ class Engine:
                 url = normalise_url(link)
             except BadURL:
                 continue
-            if url in self.linked or (e.seed, url) in self.refused:
+            depth = e.depth + 1
+            if self.linked.get(url, depth + 1) <= depth or (e.seed, url) in self.refused:
                 continue
             if not self._in_scope(e.seed, url) or not self._allowed(url):
                 self.refused.add((e.seed, url))
                 continue
-            self.linked.add(url)
+            self.linked[url] = depth
             for vp in self.viewports:
-                out.append(self._entry(url, vp, e.depth + 1, e.seed))
+                out.append(self._entry(url, vp, depth, e.seed))
+                job = self.in_flight.get((url, vp))
+                if job is not None and job.entry.depth > depth:
+                    job.entry.depth = depth  # as the frontier's row: its links go one deeper
         return out

@@ -101,7 +101,12 @@ class Frontier:
             return cur.rowcount
 
     def add(self, entries: Iterable[Entry], conn: sqlite3.Connection | None = None) -> int:
-        """Queue URLs not seen before (per viewport); returns how many were new."""
+        """Queue URLs not seen before (per viewport); returns how many were new.
+
+        A URL still waiting (queued or in flight) that is found again by a shorter path
+        takes that path's depth: the crawl's reach under --max-depth is then the shortest
+        path among the pages it fetched, whatever order they were fetched in.
+        """
         now = time.time()
         rows = [(e.url, e.viewport, e.depth, e.seed, e.host, e.site, now, now) for e in entries]
         if not rows:
@@ -113,7 +118,14 @@ class Frontier:
             " added_at, updated_at) VALUES(?,?,?,?,?,?,'queued',?,?)",
             rows,
         )
-        return c.total_changes - before
+        added = c.total_changes - before
+        # By the primary key, one row each: the rows just inserted already have this depth.
+        c.executemany(
+            "UPDATE frontier SET depth=?1 WHERE url=?2 AND viewport=?3 AND depth>?1"
+            " AND state IN ('queued','in_flight')",
+            [(r[2], r[0], r[1]) for r in rows],
+        )
+        return added
 
     def candidates(self, now: float, limit: int = 200) -> list[Entry]:
         rows = self.catalog.execute(

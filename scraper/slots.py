@@ -44,3 +44,24 @@ def grid_slots(url: str, timeout: float = 5.0) -> Slots | None:
         return parse_status(resp.json()["value"])
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None
+
+
+def holds_session(value: dict, session_id: str) -> bool:
+    """Whether a `/status` answer's `value` shows the session on a node that is up."""
+    return any(
+        (slot.get("session") or {}).get("sessionId") == session_id
+        for node in value.get("nodes", []) if node.get("availability") == "UP"
+        for slot in node.get("slots", []))
+
+
+def session_alive(url: str, session_id: str, timeout: float = 5.0) -> bool | None:
+    """Whether the Grid at `url` still has the session on a live node; None when it cannot
+    tell (no answer, or a bare chromedriver, which lists no sessions)."""
+    try:
+        value = requests.get(f"{url.rstrip('/')}/status", timeout=timeout).json()["value"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(value, dict) or "nodes" not in value:
+        return None
+    return holds_session(value, session_id)
+

@@ -19,6 +19,7 @@ from scraper.cli.crawl import move_origin
 from scraper.engine import Engine
 from scraper.frontier import Entry, Frontier
 from scraper.politeness import Politeness
+from scraper.pool import Job
 from scraper.response import NavigationLog, usual_response
 from scraper.retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
 from scraper.robots import Robots
@@ -287,6 +288,52 @@ def test_frontier_add_is_idempotent_and_recover_requeues(tmp_path: Path) -> None
         assert frontier.recover() == 1  # the crawl was killed with this page loading
         assert frontier.state_counts() == {"queued": 2, "in_flight": 0, "done": 0,
                                            "failed": 0, "skipped": 0}
+
+
+def test_a_shorter_path_lowers_the_depth_of_a_page_still_to_fetch(tmp_path: Path) -> None:
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        frontier = Frontier(catalog)
+        deep = [_entry("http://a.com/x", 9), _entry("http://a.com/y", 9),
+                _entry("http://a.com/z", 9), _entry("http://a.com/w", 1)]
+        assert frontier.add(deep) == 4
+        for e in deep[1:]:
+            frontier.set_state(e, {"y": "in_flight", "z": "done", "w": "queued"}[e.url[-1]])
+        # Found again two links from the seed: x (queued) and y (loading) take that depth;
+        # z was fetched already, and w is shallower than the new path.
+        assert frontier.add([_entry(f"http://a.com/{c}", 2) for c in "xyzw"]) == 0
+        depths = dict(catalog.execute("SELECT url, depth FROM frontier").fetchall())
+        assert depths == {"http://a.com/x": 2, "http://a.com/y": 2, "http://a.com/z": 9,
+                          "http://a.com/w": 1}
+        # ... and x now comes before pages found at depth 3 since.
+        frontier.add([_entry("http://a.com/v", 3)])
+        assert [e.url for e in frontier.candidates(time.time())] == [
+            "http://a.com/w", "http://a.com/x", "http://a.com/v"]
+        plan = " ".join(r[3] for r in catalog.execute(
+            "EXPLAIN QUERY PLAN UPDATE frontier SET depth=?1 WHERE url=?2 AND viewport=?3"
+            " AND depth>?1 AND state IN ('queued','in_flight')", (1, "u", "v")))
+        assert "USING INDEX" in plan and "SCAN" not in plan, plan
+
+
+def test_a_link_found_by_a_shorter_path_is_offered_again(tmp_path: Path) -> None:
+    seed = "http://127.0.0.1:8001/"
+    engine = Engine(Config(), Workspace(tmp_path / "ws").ensure(), [Seed(seed)])
+    engine.catalog = Catalog(engine.ws.catalog_path)
+    engine.frontier = Frontier(engine.catalog)
+    engine._load_state()
+    vp = next(iter(engine.viewports))
+    loading = engine._entry(seed + "b", vp, 8, seed)
+    engine.in_flight = {(loading.url, vp): Job(loading, engine.viewports[vp])}
+
+    def links(depth: int, *paths: str) -> list[tuple[str, int]]:
+        found = engine._links(Entry(seed, vp, depth, seed, "", ""), [seed + p for p in paths])
+        return [(x.url[len(seed):], x.depth) for x in found]
+
+    assert links(6, "a", "b") == [("a", 7), ("b", 7)]
+    assert links(6, "a") == [] and links(8, "a") == []  # no shorter: not offered again
+    assert links(1, "a", "b") == [("a", 2), ("b", 2)]
+    # The page already loading follows its links from the shorter path's depth.
+    assert loading.depth == 2
+    engine.catalog.close()
 
 
 def test_served_folder_on_a_new_port_moves_its_urls(tmp_path: Path) -> None:

@@ -11,16 +11,16 @@ import json
 import os
 import random
 import sqlite3
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 
 from catalog import Catalog, Workspace
 from export.synthetic import add_page
+
+from .image_bombs import bomb_png
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = {
@@ -29,17 +29,6 @@ STAGES = {
     "export": ("export",),
     "learn": ("annotate", "learn"),
 }
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A small PNG whose header claims width x height (its rows stop after one)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * (1 + 3 * min(width, 4096)))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
 
 
 def _boxes(width: int, height: int, seed: int) -> dict:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from annotate.studio import server as ls_server
 from annotate.studio.client import sdk_headers
-from annotate.studio.rle import mask_to_rle, rle_to_mask
+from catalog.brush_rle import mask_to_rle, rle_to_mask
 from catalog.db import Catalog
 from catalog.workspace import read_json, write_json_atomic
 from tests.labelstudio_fixture import (

@@ -13,8 +13,8 @@ from label_studio_sdk.converter import brush
 from annotate.studio.config import config_labels, config_mismatch, labelling_config
 from annotate.studio.env import read_env_file, update_env_file
 from annotate.studio.report import match_regions, pixel_iou, raster
-from annotate.studio.rle import decode_rle, encode_rle, mask_to_rle, rle_to_mask
 from annotate.studio.tasks import brush_result, parse_results, rect_result
+from catalog.brush_rle import decode_rle, encode_rle, mask_to_rle, rle_to_mask
 from catalog.config import LabelsConfig
 
 runs = st.lists(
@@ -144,8 +144,8 @@ def test_env_file_is_private_and_keeps_other_lines(tmp_path):
 
 
 def test_serialised_task_is_the_json_of_the_plain_prediction(tmp_path):
-    from annotate.studio.rle import ints_json
     from annotate.studio.tasks import prediction_from_preannotation, serialise
+    from catalog.brush_rle import ints_json
 
     assert ints_json(np.array([0, 7, 42, 255], np.uint8)) == b"[0,7,42,255]"
     mask = np.zeros((40, 30), np.uint8)

@@ -17,10 +17,12 @@ from PIL import Image
 from catalog.records import Annotation
 from export.synthetic import draw_page
 from model.infer import Windowing, predict_page, scaled_logits, softmax, window_spans
+from model.predict import predict_files
 from model.release import open_release
 from model.store import ModelError, load_model
 from model.train import Run, train
 
+from .image_bombs import bomb_jpeg, bomb_png, bomb_webp
 from .test_model_train import (  # noqa: F401  (small_release: a module fixture)
     release_without_val,
     small_release,
@@ -100,6 +102,23 @@ def test_predict_writes_the_preannotation_schema_and_one_mask_per_element_class(
 
 
 @pytest.mark.slow
+def test_two_predict_runs_over_the_same_image_write_the_same_bytes(tiny_model, tmp_path):
+    """Timings go to the summary line, never into the files: a rerun is byte-identical."""
+    img, _, _ = draw_page(256, 700, seed=4)
+    Image.fromarray(img).save(tmp_path / "page.png")
+    proc = run_model("predict", str(tiny_model), str(tmp_path / "page.png"),
+                     "--out", str(tmp_path / "first"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith(" s")  # the time is in the summary line
+    predict_files(load_model(tiny_model), [tmp_path / "page.png"], tmp_path / "second")
+    first = {p.name: p.read_bytes() for p in (tmp_path / "first").iterdir()}
+    second = {p.name: p.read_bytes() for p in (tmp_path / "second").iterdir()}
+    assert sorted(first) == sorted(second) and "page.json" in first
+    assert first == second
+    assert "seconds" not in json.loads(first["page.json"])["meta"]
+
+
+@pytest.mark.slow
 def test_predict_refuses_a_file_that_is_no_image_and_loses_nothing(tiny_model, tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(draw_page(256, 400, seed=1)[0]).save(good)
@@ -113,6 +132,23 @@ def test_predict_refuses_a_file_that_is_no_image_and_loses_nothing(tiny_model, t
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "notes.png" in lines[0] and "not a readable image" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["earlier.json"]
+
+
+@pytest.mark.slow
+def test_predict_refuses_an_image_bomb_from_its_header_in_one_line(tiny_model, tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(draw_page(256, 400, seed=1)[0]).save(good)
+    for name, data in (("bomb.png", bomb_png(100_000, 100_000)),
+                       ("bomb.jpg", bomb_jpeg(65_000, 65_000)),
+                       ("bomb.webp", bomb_webp(100_000, 100_000))):
+        (tmp_path / name).write_bytes(data)
+        out = tmp_path / f"out-{name}"
+        proc = run_model("predict", str(tiny_model), str(good), str(tmp_path / name),
+                         "--out", str(out))
+        assert proc.returncode == 2, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and name in lines[0] and "image bomb" in lines[0], lines
+        assert not out.exists() or not any(out.iterdir())  # nothing written
 
 
 @pytest.mark.slow

@@ -21,13 +21,15 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from catalog.brush_rle import mask_to_rle, rle_to_mask
 from export.synthetic import draw_page
 from model.predict import predict_image
 from model.serve import ServeConfig
-from model.serve.encode import brush_rle, coco_rle, decode_brush_rle
-from model.serve.inputs import BadInput, check_url
+from model.serve.encode import coco_rle
+from model.serve.inputs import BadInput, check_url, decode_image
 from model.store import load_model
 
+from .image_bombs import bomb_jpeg, bomb_png, bomb_webp
 from .serve_fixture import Live, free_port, run_live, serve_model, serve_release  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,17 +49,17 @@ def live(serve_model, tmp_path_factory):  # noqa: F811
 
 
 def test_brush_rle_decodes_to_the_mask_in_label_studios_own_decoder():
-    from annotate.studio.rle import decode_rle  # the SDK-compatible decoder of the project
+    from catalog.brush_rle import decode_rle  # the SDK-compatible decoder of the project
 
     rng = np.random.default_rng(0)
     for shape in ((1, 1), (7, 5), (300, 200), (1200, 64)):
         mask = np.zeros(shape, np.uint8)
         mask[rng.random(shape) < 0.3] = 255
         mask[: shape[0] // 2, :] = 0  # a run longer than 2**16 values on the tall one
-        rle = brush_rle(mask)
+        rle = mask_to_rle(mask)
         alpha = np.asarray(decode_rle(rle)).reshape(*shape, 4)[:, :, 3]
         assert np.array_equal(alpha > 0, mask > 0), shape
-        assert np.array_equal(decode_brush_rle(rle, shape[1], shape[0]), mask > 0)
+        assert np.array_equal(rle_to_mask(rle, shape[1], shape[0]) > 0, mask > 0)
 
 
 def test_coco_rle_round_trips():
@@ -120,6 +122,46 @@ def _bomb() -> bytes:
     ihdr = (40000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+BOMBS = {"PNG": (bomb_png(100_000, 100_000), "100000x100000"),
+         "JPEG": (bomb_jpeg(65_000, 65_000), "65000x65000"),
+         "WebP": (bomb_webp(100_000, 100_000), "100000x100000")}
+
+
+def test_image_bombs_are_refused_from_their_header_in_every_format():
+    for fmt, (data, claims) in BOMBS.items():
+        assert len(data) < 2000, fmt  # a small file...
+        with pytest.raises(BadInput) as err:
+            decode_image(data)  # ...that would need tens of GB decoded
+        assert err.value.status == 413, fmt
+        assert claims in str(err.value) and "\n" not in str(err.value), (fmt, err.value)
+    # The bound refused them, not their broken rows: one within a bound is read as an image.
+    ok = bomb_webp(16, 16)
+    assert decode_image(ok).shape == (16, 16, 3)
+
+
+def test_pillows_process_wide_bomb_limit_stays_on_in_the_server_and_predict():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import model.predict, model.serve.app, PIL.Image; "
+         "print(PIL.Image.MAX_IMAGE_PIXELS)"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True,
+        capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() not in ("None", "")
+
+
+@pytest.mark.slow
+def test_an_image_bomb_upload_gets_413_before_decoding_as_the_page_sends_it(live):
+    for fmt, (data, claims) in BOMBS.items():
+        for how in ("form", "body"):  # the page's form field, and a bare API call
+            kw = {"files": {"image": (f"x.{fmt.lower()}", data)}} if how == "form" else \
+                {"data": data}
+            r = live.post("/api/segment", **kw)
+            assert r.status_code == 413, (fmt, how, r.status_code, r.text)
+            reason = r.json()["error"]
+            assert claims in reason and "\n" not in reason, (fmt, how, reason)
+        assert live.get("/health").json()["status"] == "UP"
 
 
 @pytest.mark.slow
@@ -245,7 +287,8 @@ def test_predict_reads_local_files_and_names_results_from_the_projects_config(
                if r["type"] == "brushlabels"}
     for name, r in brushes.items():
         assert (r["from_name"], r["to_name"]) == ("mask", "image")
-        assert np.array_equal(decode_brush_rle(r["value"]["rle"], 256, 600), masks[name] > 0)
+        assert np.array_equal(rle_to_mask(r["value"]["rle"], 256, 600) > 0,
+                              masks[name] > 0)
     # Another project's names and a config without brushes: what the config says, only.
     other = ('<View><Image name="shot" value="$pic"/><RectangleLabels name="boxes" '
              'toName="shot"><Label value="header"/><Label value="footer"/></RectangleLabels>'

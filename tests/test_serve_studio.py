@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotate.studio.rle import decode_rle
+from catalog.brush_rle import decode_rle, mask_to_rle
 from export.synthetic import draw_page
 from model.predict import predict_image
 from model.release import open_release
 from model.serve import ServeConfig
-from model.serve.encode import brush_rle
 from model.store import load_model
 from model.train import Run, train
 
@@ -59,7 +58,7 @@ def _truth_result(regions: list[dict], masks: dict) -> list[dict]:
     for name, m in masks.items():
         out.append({"from_name": "mask", "to_name": "image", "type": "brushlabels",
                     "original_width": W, "original_height": H,
-                    "value": {"format": "rle", "rle": brush_rle(m), "brushlabels": [name]}})
+                    "value": {"format": "rle", "rle": mask_to_rle(m), "brushlabels": [name]}})
     return out
 
 

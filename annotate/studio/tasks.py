@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pyspng
 
+from catalog.brush_rle import ints_json, mask_to_rle, mask_to_rle_array, rle_to_mask
 from catalog.records import ANNOTATION_SCHEMA
 
 from .config import IMAGE, MASKS, REGIONS
-from .rle import ints_json, mask_to_rle, mask_to_rle_array, rle_to_mask
 
 PREANNOTATION = "preannotation.json"
 

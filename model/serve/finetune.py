@@ -17,12 +17,13 @@ import numpy as np
 import requests
 from PIL import Image
 
+from catalog.brush_rle import rle_to_mask
+
 from ..evaluate import evaluate
 from ..network import NetConfig
 from ..release import open_release
 from ..store import WEIGHTS
 from ..train import Run, TrainConfig, train
-from .encode import decode_brush_rle
 from .inputs import decode_image
 from .studio import fetch_task_image, parse_config, studio_access
 
@@ -110,7 +111,7 @@ def task_targets(task: dict, classes: list[dict], width: int, height: int
                                     [v["x"] * width / 100, v["y"] * height / 100,
                                      v["width"] * width / 100, v["height"] * height / 100]))
         elif item.get("type") == "brushlabels" and v.get("format") == "rle":
-            mask = decode_brush_rle(v["rle"], width, height)
+            mask = rle_to_mask(v["rle"], width, height) > 0
             for label in v.get("brushlabels", []):
                 if ("element", label) in ids:
                     sem[mask] = ids[("element", label)]

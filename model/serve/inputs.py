@@ -6,10 +6,13 @@ from __future__ import annotations
 import io
 import ipaddress
 import socket
+import struct
 from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from catalog.images import TooManyPixels, open_bounded
 
 FORMATS = {"PNG", "JPEG", "WEBP"}
 # A 1280 px wide page at a device pixel ratio of 2 down to 30,000 CSS px is 77 M pixels.
@@ -30,18 +33,22 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if not data:
         raise BadInput("the upload is empty: send a screenshot (PNG, JPEG or WebP)")
     try:
-        im = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        im = open_bounded(io.BytesIO(data), max_pixels, sorted(FORMATS))
+    except TooManyPixels as big:
+        raise BadInput(f"the image claims {big.width}x{big.height} pixels, more than the "
+                       f"{max_pixels:,} this server decodes: send a smaller screenshot",
+                       413) from None
+    except UnidentifiedImageError:
+        fmt = _format_of(data)
+        if fmt:
+            raise BadInput(f"{fmt} images are not read here: send a PNG, JPEG or WebP "
+                           "screenshot", 415) from None
+        raise BadInput("the upload is not an image: send a screenshot (PNG, JPEG or "
+                       "WebP)") from None
+    except (OSError, SyntaxError, ValueError):
         raise BadInput("the upload is not an image: send a screenshot (PNG, JPEG or "
                        "WebP)") from None
     with im:
-        if im.format not in FORMATS:
-            raise BadInput(f"{im.format} images are not read here: send a PNG, JPEG or "
-                           "WebP screenshot", 415)
-        w, h = im.size
-        if w * h > max_pixels or w <= 0 or h <= 0:
-            raise BadInput(f"the image claims {w}x{h} pixels, more than the {max_pixels:,} "
-                           "this server decodes: send a smaller screenshot", 413)
         try:
             im.load()
             rgb = np.asarray(im.convert("RGB"))
@@ -49,6 +56,19 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise BadInput(f"the image is damaged or truncated ({type(exc).__name__}): "
                            "send the whole file") from None
     return rgb
+
+
+def _format_of(data: bytes) -> str | None:
+    """The format Pillow would read the bytes as, from their first bytes only."""
+    Image.init()
+    for fmt, (_, accept) in Image.OPEN.items():
+        try:  # as Image.open does: a prefix too short for a format is not that format
+            known = accept(data[:16]) if accept else False
+        except (IndexError, TypeError, struct.error):
+            continue
+        if known and not isinstance(known, str):
+            return fmt
+    return None
 
 
 def _private(addr: str) -> bool:

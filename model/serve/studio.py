@@ -15,8 +15,9 @@ import numpy as np
 import requests
 from flask import Blueprint, current_app, jsonify, request
 
+from catalog.brush_rle import mask_to_rle
+
 from .api import queued
-from .encode import brush_rle
 from .inputs import BadInput, check_url, decode_image
 from .segment import segment
 
@@ -131,7 +132,7 @@ def task_results(record: dict, masks: dict[str, np.ndarray], controls: Controls)
             continue
         out.append({"id": _id(), "from_name": brush.from_name, "to_name": brush.to_name,
                     "type": "brushlabels", **common,
-                    "value": {"format": "rle", "rle": brush_rle(mask), "brushlabels": [name]}})
+                    "value": {"format": "rle", "rle": mask_to_rle(mask), "brushlabels": [name]}})
     return out
 
 

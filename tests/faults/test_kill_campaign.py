@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,18 @@ def test_a_killed_crawl_rerun_ends_as_an_uninterrupted_one(chromium: str, tmp_pa
     _, trials = campaign(stages(crawl_pages=10)["crawl"], tmp_path, trials=2,
                          kills_per_trial=2, seed=7)
     assert sum(t.kills for t in trials) >= 1
+    assert [t.differences for t in trials] == [[], []]
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumed_to_the_end_has_the_weights_of_an_uninterrupted_one(
+        tmp_path: Path) -> None:
+    base = stages(train_pages=8)["train"]
+    commands: list[list[str]] = []
+    stage = replace(base, command=lambda ws: commands.append(base.command(ws)) or commands[-1])
+    _, trials = campaign(stage, tmp_path, trials=2, kills_per_trial=2, seed=7)
+    assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
+    assert any("--resume" in c for c in commands), "no kill came after a checkpoint"
     assert [t.differences for t in trials] == [[], []]
 
 

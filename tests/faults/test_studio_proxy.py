@@ -5,7 +5,8 @@ The proxy sits on loopback between the client and a real Label Studio and, seede
 some requests 502 without passing them on, passes some on and then drops the connection
 before the answer (the server did the work; the client cannot know), and holds some back
 for a while. The tasks, predictions and pulled annotations must be those of a push and
-pull straight to the server, apart from their ids.
+pull straight to the server, apart from their ids. A real stop and start of the server in
+the middle of a pull, too, must end with the same annotation files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -36,10 +37,13 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
 class FaultyProxy:
     """Forwards to `upstream`; per request, by a seeded draw: 502, drop after forwarding,
-    a slow answer, or a clean pass."""
+    a slow answer, or a clean pass. `before` sees each request (method, path) before it is
+    forwarded; while the upstream is down the connection drops unanswered, as a stopped
+    server's would."""
 
     def __init__(self, upstream: str, seed: int, p502: float = 0.15, pdrop: float = 0.1,
-                 pslow: float = 0.1) -> None:
+                 pslow: float = 0.1,
+                 before: Callable[[str, str], None] = lambda method, path: None) -> None:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.faults: Counter = Counter()
@@ -63,8 +67,14 @@ class FaultyProxy:
                     time.sleep(1.0)
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "content-length", "connection")}
-                resp = requests.request(self.command, upstream + self.path, data=body,
-                                        headers=headers, timeout=300)
+                before(self.command, self.path)
+                try:
+                    resp = requests.request(self.command, upstream + self.path, data=body,
+                                            headers=headers, timeout=300)
+                except requests.ConnectionError:
+                    outer.faults["upstream down"] += 1
+                    self.close_connection = True
+                    return
                 if p502 <= draw < p502 + pdrop:
                     outer.faults["dropped"] += 1
                     self.close_connection = True
@@ -116,6 +126,23 @@ def _annotation(ws_root: Path, page_id: str) -> tuple:
     return doc["regions"], masks, doc["meta"]["annotator"]
 
 
+def _annotate_first(api: Api, title: str, n: int) -> None:
+    """The same correction on the first n tasks of a project: its first region left out."""
+    for task in sorted(api.tasks(api.project(title)["id"]),
+                       key=lambda t: t["data"]["page_id"])[:n]:
+        result = api.predictions(task["id"])[0]["result"]
+        api.annotate(task["id"], result[1:], lead_time=5.0)
+
+
+def _assert_same_pulls(got: Path, want: Path, n: int) -> None:
+    """n pages pulled into both workspaces, with the same regions, masks and annotator."""
+    pulled = sorted(p.parent.name for p in (got / "pages").glob("*/annotation.json"))
+    assert pulled == sorted(p.parent.name for p in (want / "pages").glob("*/annotation.json"))
+    assert len(pulled) == n
+    for pid in pulled:
+        assert _annotation(got, pid) == _annotation(want, pid), pid
+
+
 def test_push_and_pull_through_faults_end_as_without_them(
     labelstudio: StudioServer, proxy: FaultyProxy, tmp_path: Path
 ) -> None:
@@ -137,21 +164,67 @@ def test_push_and_pull_through_faults_end_as_without_them(
 
     # The same corrections in both projects, then a pull of each.
     for title in ("ws-direct", "ws-faulty"):
-        for task in sorted(api.tasks(api.project(title)["id"]),
-                           key=lambda t: t["data"]["page_id"])[:4]:
-            result = api.predictions(task["id"])[0]["result"]
-            api.annotate(task["id"], result[1:], lead_time=5.0)
+        _annotate_first(api, title, 4)
     for ws, env in ((direct, labelstudio.env()),
                     (faulty, labelstudio.env(LABEL_STUDIO_URL=proxy.url))):
         proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(ws.root)],
                             env, tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    pulled = sorted(p.parent.name for p in faulty.pages_dir.glob("*/annotation.json"))
-    assert pulled == sorted(p.parent.name for p in direct.pages_dir.glob("*/annotation.json"))
-    assert len(pulled) == 4
-    for pid in pulled:
-        assert _annotation(faulty.root, pid) == _annotation(direct.root, pid), pid
+    _assert_same_pulls(faulty.root, direct.root, 4)
     assert proxy.faults["502"] and proxy.faults["dropped"], proxy.faults
+
+
+def test_a_label_studio_restart_mid_pull_ends_with_the_same_annotations(
+    labelstudio: StudioServer, tmp_path: Path
+) -> None:
+    """The server stopped (SIGTERM, every worker gone) while pull reads the third task's
+    annotations, started again a moment later: pull waits it out through its retries and
+    writes the same annotation files as a pull without the restart."""
+    api = Api(labelstudio)
+    direct = make_workspace(labelstudio.document_root / "ws-restart-direct", 8,
+                            sizes=[(1280, 800)])
+    faulty = make_workspace(labelstudio.document_root / "ws-restart", 8, sizes=[(1280, 800)])
+    cfg = write_config(tmp_path / "restart.toml",
+                       labelstudio={"retries": 8, "backoff": 1.0})
+    for ws in (direct, faulty):
+        proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
+                             "--no-progress"], labelstudio.env(), tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        _annotate_first(api, ws.root.name, 6)
+    proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(direct.root)],
+                        labelstudio.env(), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    seen, restarts = Counter(), []
+
+    def restart_mid_pull(method: str, path: str) -> None:
+        if method != "GET" or "/annotations" not in path:
+            return
+        seen["annotations"] += 1
+        if seen["annotations"] == 3:
+            labelstudio.stop()
+
+            def start_again() -> None:
+                time.sleep(2.0)
+                labelstudio.restart()
+
+            restarts.append(threading.Thread(target=start_again))
+            restarts[-1].start()
+
+    proxy = FaultyProxy(labelstudio.url, seed=0, p502=0, pdrop=0, pslow=0,
+                        before=restart_mid_pull)
+    try:
+        proc = run_annotate(["pull", "--config", str(cfg), "--workspace", str(faulty.root)],
+                            labelstudio.env(LABEL_STUDIO_URL=proxy.url), tmp_path)
+    finally:
+        for t in restarts:
+            t.join(timeout=400)
+        proxy.httpd.shutdown()
+        labelstudio.restart()  # whatever happened, the next test has its server
+    assert len(restarts) == 1 and proxy.faults["upstream down"] >= 1, \
+        "the restart did not fall inside the pull"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _assert_same_pulls(faulty.root, direct.root, 6)
 
 
 def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,

@@ -1,4 +1,5 @@
-"""Label Studio's brush RLE (thi-ng rle-pack) for masks, vectorised with numpy.
+"""Label Studio's brush RLE (thi-ng rle-pack) for masks, vectorised with numpy: one encoder
+for the masks push sends and the ML backend predicts, so both render alike in the UI.
 
 A brush result holds an RGBA image of the screenshot's size, flattened and run-length coded
 as a bit stream: a 32-bit value count, a 5-bit word size - 1, four 4-bit run-length field
