@@ -78,7 +78,7 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
         opener = learned_opener(convention.split_model)
     regions = propose_regions(page, labels, params, gray, opener)
     meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
-    if prediction is not None and (prediction.width, prediction.height) == size_of(page):
+    if prediction is not None and (prediction.width, prediction.height) == (page.width, page.height):
         coverage = dom_coverage(page, gray)
         regions, how = combine(regions, prediction, coverage, labels, params)
         meta.update(model=prediction.meta.get("version"), dom_coverage=coverage,
@@ -93,10 +93,6 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
         masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
     )
     return ann, masks
-
-
-def size_of(page: PageBoxes) -> tuple[int, int]:
-    return page.width, page.height
 
 
 def _png(mask: np.ndarray) -> bytes:
