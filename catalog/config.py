@@ -139,6 +139,14 @@ class PreannotateConfig:
     # Kreuzer's annotators keep several content blocks: at 60 px, held-out BCubed F1 0.795
     # -> 0.791 and label accuracy 0.819 -> 0.814 (segment F1 0.692 either way).
     merge_main_gap: float = 0.0
+    # A `python -m model train` output (models/mNNNN) whose predictions join the proposal;
+    # empty: the DOM alone. Where a page's DOM covers less than `model_coverage` of its
+    # inked pixels (canvas, pictures of text) its regions are the model's; `model_fill` adds
+    # the model's regions that no proposed region covers, on every page. Both measured on
+    # the Kreuzer held-out pages (README, "Pre-annotation with the model").
+    model: str = ""
+    model_coverage: float = 0.5
+    model_fill: bool = False
 
     NAMED_VALUES: ClassVar[dict[str, dict[str, float]]] = {
         "granularity": {"coarse": 0.0, "medium": 0.5, "fine": 1.0},

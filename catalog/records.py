@@ -7,13 +7,13 @@ change to any of them bumps its schema number and keeps the old one readable.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 PAGE_SCHEMA = 1
 BOXES_SCHEMA = 1
 ANNOTATION_SCHEMA = 1
-CONVENTION_SCHEMA = 1
+CONVENTION_SCHEMA = 2  # 2: split_model, model, model_coverage, model_fill (1 still read)
 
 BOX_KINDS = ("text", "image", "interactive", "landmark", "block")
 
@@ -162,6 +162,11 @@ class Convention:
     annotations best; `label_map` renames a proposed label to the one the team uses for it.
     `pages` names what it was learned from (page id and the SHA-256 of its annotation.json),
     `left_out` what was not and why, `figures` the fit (mean segment F1 of each candidate).
+    `split_model`: the open-or-keep decision refitted on the team's pages (the logistic
+    model annotate/propose/split.py reads), or None for the rules. `model` is the version of
+    the model stage's network whose predictions were weighed (empty: none), with the use
+    kept: `model_coverage` (pages whose DOM covers less of their ink take the model's
+    regions; 0: never) and `model_fill` (the model's regions nothing proposed covers, added).
     """
 
     version: str  # c0001, c0002, ...
@@ -171,6 +176,10 @@ class Convention:
     pages: list[dict[str, str]] = field(default_factory=list)
     left_out: list[dict[str, str]] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    split_model: dict[str, Any] | None = None
+    model: str = ""
+    model_coverage: float = 0.0
+    model_fill: bool = False
     schema: int = CONVENTION_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,14 +188,17 @@ class Convention:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Convention:
         """ValueError (naming the field) for anything but a convention."""
-        if not isinstance(data, dict) or data.get("schema") != CONVENTION_SCHEMA:
+        if not isinstance(data, dict) or data.get("schema") not in (1, CONVENTION_SCHEMA):
             found = data.get("schema") if isinstance(data, dict) else data
             raise ValueError(f"unsupported convention schema {found!r}")
         known = typed_fields(cls, data, "convention")
         label_map = known.get("label_map", {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in label_map.items()):
             raise ValueError("convention: label_map must map label names to label names")
-        return cls(**known)
+        split = known.get("split_model")
+        if split is not None and not all(k in split for k in ("features", "weights", "bias")):
+            raise ValueError("convention: split_model lacks its features, weights or bias")
+        return replace(cls(**known), schema=CONVENTION_SCHEMA)
 
 
 def is_plain_name(name: object) -> bool:

@@ -51,6 +51,19 @@ def _page(shift: int) -> tuple[dict, dict[str, list[float]]]:
     return doc, parts
 
 
+def write_page(ws: Workspace, doc: dict) -> Path:
+    """A captured page (boxes.json and page.json, no screenshot) of the boxes `doc`."""
+    pid = doc["page_id"]
+    folder = ws.page_dir(pid)
+    folder.mkdir()
+    (folder / "boxes.json").write_text(json.dumps(doc))
+    (folder / "page.json").write_text(json.dumps({
+        "page_id": pid, "url": f"http://127.0.0.1/{pid}", "final_url": "", "status": "ok",
+        "viewport": [1000, 800], "device_pixel_ratio": 1, "width": doc["width"],
+        "height": doc["height"]}))
+    return folder
+
+
 def _workspace(tmp_path: Path, annotate: dict[str, list[tuple[str, str]]],
                unannotated: int = 2) -> Workspace:
     """Pages p0, p10, ...: those in `annotate` carry the team's regions, made of the named
@@ -59,14 +72,8 @@ def _workspace(tmp_path: Path, annotate: dict[str, list[tuple[str, str]]],
     shifts = [10 * i for i in range(len(annotate) + unannotated)]
     for i, shift in enumerate(shifts):
         doc, parts = _page(shift)
+        folder = write_page(ws, doc)
         pid = doc["page_id"]
-        folder = ws.page_dir(pid)
-        folder.mkdir()
-        (folder / "boxes.json").write_text(json.dumps(doc))
-        (folder / "page.json").write_text(json.dumps({
-            "page_id": pid, "url": f"http://127.0.0.1/{pid}", "final_url": "", "status": "ok",
-            "viewport": [1000, 800], "device_pixel_ratio": 1, "width": 1000,
-            "height": doc["height"]}))
         team = list(annotate.values())[i] if i < len(annotate) else None
         if team is None:
             continue

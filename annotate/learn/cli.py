@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 
@@ -19,7 +20,9 @@ from catalog.records import Annotation, Convention
 from catalog.workspace import CorruptFile, Workspace, write_json_atomic
 
 from ..propose.boxes import load_boxes
+from ..propose.cli import predictions
 from ..propose.labelset import LabelSet, label_set
+from ..propose.model_input import model_version
 from ..propose.preannotate import load_gray
 from .convention import LearningPage, annotation_digest, fit, truth_of
 
@@ -32,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common_args(ln)
     ln.add_argument("--if-new", action="store_true",
                     help="do nothing when no annotation changed since the last convention")
+    ln.add_argument("--model", default=None, metavar="DIR",
+                    help="weigh this model's predictions too (models/mNNNN; default: "
+                         "[preannotate] model; '' for none)")
     ln.set_defaults(func=_learn)
 
 
@@ -83,6 +89,11 @@ def describe(c: Convention) -> str:
         parts.append("menus apart from headers")
     if c.label_map:
         parts.append("labels " + ", ".join(f"{a} -> {b}" for a, b in sorted(c.label_map.items())))
+    if c.split_model:
+        parts.append(f"split decision refitted on {c.split_model.get('pages', '?')} pages")
+    if c.model:
+        use = c.figures.get("model_use", "DOM alone")
+        parts.append(f"model {c.model}: {use}")
     return ", ".join(parts)
 
 
@@ -97,7 +108,9 @@ def _learn(args: argparse.Namespace) -> int:
                       soft_wrap=True)
     latest = ws.latest_convention()
     seen = {p.page_id: p.digest for p in pages}
-    if args.if_new and latest is not None and seen == {
+    model_dir = params.model if args.model is None else args.model
+    version = model_version(Path(model_dir)) if model_dir else ""
+    if args.if_new and latest is not None and latest.model == version and seen == {
         p["page_id"]: p["sha256"] for p in latest.pages
     }:
         console.print(f"convention {latest.version} is up to date ({describe(latest)}; "
@@ -107,12 +120,19 @@ def _learn(args: argparse.Namespace) -> int:
         console.print("no corrected page to learn from yet: annotate some pages in Label "
                       "Studio and run `python -m annotate pull`")
         return 0
-    setting, label_map, figures = fit(pages, labels, params)
+    if model_dir:
+        found = predictions(ws, model_dir, [p.page_id for p in pages], console)
+        for p in pages:
+            p.prediction = found.get(p.page_id)
+    learned = fit(pages, labels, params)
+    setting, figures = learned.setting, learned.figures
     convention = Convention(
         version=next_version(ws), granularity=setting.granularity,
-        header_menu=setting.header_menu, label_map=label_map,
+        header_menu=setting.header_menu, label_map=learned.label_map,
         pages=[{"page_id": p.page_id, "sha256": p.digest} for p in pages],
-        left_out=left_out, figures=figures,
+        left_out=left_out, figures=figures, split_model=learned.split_model,
+        model=version, model_coverage=learned.model_use.coverage,
+        model_fill=learned.model_use.fill,
     )
     path = ws.conventions_dir / f"{convention.version}.json"
     write_json_atomic(path, convention.to_dict())

@@ -6,7 +6,9 @@ F1 (IoU >= 0.5, one-to-one) against the team's regions. The config's own setting
 unless another beats it by MIN_GAIN: on a handful of pages a small difference is noise, and
 a convention that flips with every page would move the proposals under the annotators.
 The label map renames a proposed label where, over the matched regions, the team mostly
-calls it something else.
+calls it something else. On top of the chosen setting, the open-or-keep decision is refitted
+on the team's pages (split_refit.py) and the model stage's predictions are weighed
+(model_use.py); each is kept only where it beats what came before by the same MIN_GAIN.
 """
 
 from __future__ import annotations
@@ -18,31 +20,23 @@ from dataclasses import dataclass, replace
 from statistics import mean
 from typing import Any
 
-import numpy as np
-
 from catalog.config import PreannotateConfig
 from catalog.records import Annotation
 from segmentation.metrics import Segment, match_segments
 
-from ..propose.boxes import PageBoxes
 from ..propose.labelset import LabelSet
-from ..propose.regions import propose_regions
+from ..propose.segment import Opener
+from ..propose.split import learned_opener
+from .model_use import ModelUse, choose_model_use
+from .pages import MIN_GAIN, LearningPage, propose
+from .split_refit import refit_split
+
+__all__ = ["MIN_GAIN", "Fit", "LearningPage", "Setting", "candidates", "choose", "fit",
+           "learn_labels", "propose", "truth_of"]
 
 GRANULARITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
-MIN_GAIN = 0.01  # mean segment F1 a setting must add to replace the config's
 MIN_LABEL_PAIRS = 3  # matched regions of a label before its name is learned
 MIN_LABEL_SHARE = 0.6  # of those, the share the team gives another name
-
-
-@dataclass
-class LearningPage:
-    """One corrected page as the fit sees it."""
-
-    page_id: str
-    boxes: PageBoxes
-    gray: np.ndarray | None  # the screenshot, for the pixel check (None: without it)
-    truth: list[Segment]
-    digest: str  # SHA-256 of its annotation.json: what it was learned from
 
 
 @dataclass(frozen=True)
@@ -80,11 +74,6 @@ def truth_of(annotation: Annotation, labels: LabelSet) -> tuple[list[Segment], s
     return [Segment(r.label, tuple(r.bbox)) for r in annotation.regions], ""
 
 
-def propose(page: LearningPage, labels: LabelSet, params: PreannotateConfig) -> list[Segment]:
-    regions = propose_regions(page.boxes, labels, params, page.gray)
-    return [Segment(r.label, tuple(r.bbox)) for r in regions]
-
-
 def score_settings(pages: Sequence[LearningPage], labels: LabelSet,
                    settings: Sequence[Setting], base: PreannotateConfig
                    ) -> dict[Setting, list[float]]:
@@ -104,11 +93,11 @@ def choose(scores: dict[Setting, list[float]], own: Setting) -> Setting:
 
 
 def learn_labels(pages: Sequence[LearningPage], labels: LabelSet,
-                 params: PreannotateConfig) -> dict[str, str]:
+                 params: PreannotateConfig, opener: Opener | None = None) -> dict[str, str]:
     """Proposed label -> the team's, where the team mostly names a matched region otherwise."""
     pairs: dict[str, Counter[str]] = defaultdict(Counter)
     for p in pages:
-        pred = propose(p, labels, params)
+        pred = propose(p, labels, params, opener)
         for i, j, _ in match_segments(pred, p.truth).matches:
             pairs[pred[i].label][p.truth[j].label] += 1
     out = {}
@@ -120,18 +109,41 @@ def learn_labels(pages: Sequence[LearningPage], labels: LabelSet,
     return out
 
 
-def fit(pages: Sequence[LearningPage], labels: LabelSet,
-        base: PreannotateConfig) -> tuple[Setting, dict[str, str], dict[str, Any]]:
-    """(setting, label map, figures) that agree best with the team on these pages."""
+@dataclass
+class Fit:
+    """What the fit learned, and the figures it learned it by."""
+
+    setting: Setting
+    label_map: dict[str, str]
+    split_model: dict[str, Any] | None
+    model_use: ModelUse
+    figures: dict[str, Any]
+
+
+def fit(pages: Sequence[LearningPage], labels: LabelSet, base: PreannotateConfig) -> Fit:
+    """The setting, split decision, use of the model and label map that agree best with the
+    team on these pages."""
     own = Setting(base.granularity, base.header_menu)
     scores = score_settings(pages, labels, candidates(base), base)
     chosen = choose(scores, own)
-    label_map = learn_labels(pages, labels, chosen.apply(base))
+    params = chosen.apply(base)
+    split_model, split_figures = refit_split(pages, labels, params, scores[chosen])
+    opener = learned_opener(split_model) if split_model else None
+    use, model_figures = choose_model_use(pages, labels, params, opener)
+    label_map = learn_labels(pages, labels, params, opener)
+    after = mean(scores[chosen])  # each step kept only where it beat the one before
+    if split_model:
+        after = split_figures["segment_f1_split"]
+    if use.used:
+        after = model_figures["segment_f1_model"]
     figures = {
         "segment_f1": {s.name: round(mean(v), 4) for s, v in scores.items()},
         "config_setting": own.name,
         "chosen": chosen.name,
         "segment_f1_before": round(mean(scores[own]), 4),
-        "segment_f1_after": round(mean(scores[chosen]), 4),
+        "segment_f1_after": round(after, 4),
+        **split_figures,
+        **model_figures,
     }
-    return chosen, label_map, figures
+    return Fit(chosen, label_map, split_model, use, figures)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +15,7 @@ from catalog.records import Annotation, Convention
 from catalog.workspace import CorruptFile, read_json
 
 from .labelset import label_set
+from .model_input import model_version, predict_pages
 from .preannotate import VERSION, preannotate_page
 
 
@@ -28,16 +30,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--no-convention", action="store_true",
                      help="propose with the config's settings, not the convention that "
                           "`python -m annotate learn` learned from the team's corrections")
+    pre.add_argument("--model", default=None, metavar="DIR",
+                     help="also weigh this model's predictions (models/mNNNN; default: "
+                          "[preannotate] model; '' for none)")
     pre.set_defaults(func=_preannotate)
 
 
-def up_to_date(meta: dict, convention: Convention | None, annotated: bool) -> bool:
+def up_to_date(meta: dict, convention: Convention | None, annotated: bool,
+               model: str | None = None) -> bool:
     """Whether a page's pre-annotation is what this run would write: same pre-annotator and,
-    for a page nobody corrected yet, the same convention (a corrected page keeps the
-    proposal its annotator saw)."""
+    for a page nobody corrected yet, the same convention and model (a corrected page keeps
+    the proposal its annotator saw)."""
     if meta.get("version") != VERSION:
         return False
-    return annotated or meta.get("convention") == (convention.version if convention else None)
+    return annotated or (meta.get("convention") == (convention.version if convention else None)
+                         and meta.get("model") == model)
+
+
+def predictions(ws, model_dir: str, page_ids: list[str], console: Console) -> dict:
+    """The model's predictions for the pages that have a screenshot (one `model predict`
+    run for those not yet predicted), kept in <workspace>/predictions/<model version>/."""
+    shots = {pid: ws.screenshot(pid) for pid in page_ids if ws.screenshot(pid).exists()}
+    if not shots:
+        return {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"model {model_version(Path(model_dir))} predicting", total=len(shots))
+        return predict_pages(Path(model_dir), shots, ws.root / "predictions",
+                             lambda n: bar.advance(task, n))
 
 
 def _preannotate(args: argparse.Namespace) -> int:
@@ -55,25 +76,31 @@ def _preannotate(args: argparse.Namespace) -> int:
     page_ids = args.pages or sorted(known)
     console = Console(stderr=True)
     convention = None if args.no_convention else ws.latest_convention()
-    done = skipped = errors = regions = 0
+    model_dir = params.model if args.model is None else args.model
+    version = model_version(Path(model_dir)) if model_dir else None
+    todo = []
+    for pid in page_ids:
+        path = ws.preannotation_json(pid)
+        if path.exists() and not args.force:
+            try:
+                meta = Annotation.from_dict(read_json(path)).meta
+                if up_to_date(meta, convention, ws.annotation_json(pid).exists(), version):
+                    continue
+            except (CorruptFile, ValueError, KeyError):
+                pass  # unreadable: made again
+        todo.append(pid)
+    predicted = predictions(ws, model_dir, todo, console) if model_dir else {}
+    skipped = len(page_ids) - len(todo)
+    done = errors = regions = 0
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("pre-annotating", total=len(page_ids), status="")
-        for pid in page_ids:
+        task = bar.add_task("pre-annotating", total=len(todo), status="")
+        for pid in todo:
             bar.advance(task)
-            path = ws.preannotation_json(pid)
-            if path.exists() and not args.force:
-                try:
-                    meta = Annotation.from_dict(read_json(path)).meta
-                    if up_to_date(meta, convention, ws.annotation_json(pid).exists()):
-                        skipped += 1
-                        continue
-                except (CorruptFile, ValueError, KeyError):
-                    pass  # unreadable: made again
             try:
-                ann = preannotate_page(ws, pid, labels, params, convention)
+                ann = preannotate_page(ws, pid, labels, params, convention, predicted.get(pid))
             except (CorruptFile, ValueError, OSError) as exc:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise  # no page can be written: stop, said once
@@ -93,6 +120,7 @@ def _preannotate(args: argparse.Namespace) -> int:
         f"pre-annotated {done} page(s) ({regions} regions){per_page}, skipped {skipped}, "
         f"errors {errors}; {VERSION}" + (f", convention {convention.version} (granularity "
                         f"{convention.granularity:g}, learned from {len(convention.pages)} "
-                        "corrected page(s))" if convention else ""), soft_wrap=True
+                        "corrected page(s))" if convention else "")
+        + (f", model {version}" if version else ""), soft_wrap=True
     )
     return 1 if errors else 0

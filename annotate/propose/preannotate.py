@@ -24,8 +24,10 @@ from catalog.workspace import (
 from .boxes import PageBoxes, load_boxes
 from .labelset import LabelSet
 from .masks import element_masks
+from .model_regions import combine, dom_coverage
 from .regions import propose_regions
 from .segment import Opener
+from .split import learned_opener
 
 # Bumped whenever the same boxes give other regions, so that older proposals are made again.
 VERSION = "webseg-preannotate-2"
@@ -50,22 +52,37 @@ def with_convention(params: PreannotateConfig | None,
     params = params or PreannotateConfig()
     if convention is None:
         return params
-    return replace(params, granularity=convention.granularity,
-                   header_menu=convention.header_menu)
+    learned = replace(params, granularity=convention.granularity,
+                      header_menu=convention.header_menu)
+    if convention.model:  # the team's use of the model, learned with one; else the config's
+        learned = replace(learned, model_coverage=convention.model_coverage,
+                          model_fill=convention.model_fill)
+    return learned
 
 
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 gray: np.ndarray | None = None, params: PreannotateConfig | None = None,
-                opener: Opener | None = None, convention: Convention | None = None
+                opener: Opener | None = None, convention: Convention | None = None,
+                prediction: Annotation | None = None
                 ) -> tuple[Annotation, dict[str, np.ndarray]]:
     """Pure: the annotation record and its masks for one page (`opener`: see
-    propose_regions; `convention`: a team's learned settings and label names).
+    propose_regions; `convention`: a team's learned settings, split decision and label
+    names; `prediction`: the model stage's output for the page, combined as
+    model_regions.combine() says).
 
     Nothing run-dependent goes into the record (no time, no id): the same boxes and settings
     give the same bytes, so a rerun or a resumed run is checked byte for byte and push sees
     no change where there is none. How long it took is the command's summary line."""
-    regions = propose_regions(page, labels, with_convention(params, convention), gray, opener)
+    params = with_convention(params, convention)
+    if opener is None and convention is not None and convention.split_model:
+        opener = learned_opener(convention.split_model)
+    regions = propose_regions(page, labels, params, gray, opener)
     meta: dict[str, object] = {"version": VERSION, "annotator": "pipeline"}
+    if prediction is not None and (prediction.width, prediction.height) == (page.width, page.height):
+        coverage = dom_coverage(page, gray)
+        regions, how = combine(regions, prediction, coverage, labels, params)
+        meta.update(model=prediction.meta.get("version"), dom_coverage=coverage,
+                    model_use=how or "none")
     if convention is not None:
         for r in regions:
             r.label = convention.label_map.get(r.label, r.label)
@@ -86,7 +103,8 @@ def _png(mask: np.ndarray) -> bytes:
 
 def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
                      params: PreannotateConfig | None = None,
-                     convention: Convention | None = None) -> Annotation | None:
+                     convention: Convention | None = None,
+                     prediction: Annotation | None = None) -> Annotation | None:
     """Pre-annotate one captured page in the workspace; None when it has nothing to annotate
     (not captured as HTML). Masks are written before the JSON that names them."""
     try:
@@ -107,7 +125,8 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
         # The header first: a screenshot that is not what the capture wrote is never decoded.
         check_screenshot(ws.screenshot(page_id), (meta.width, meta.height))
         gray = load_gray(ws.screenshot(page_id), size)
-    ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention)
+    ann, masks = preannotate(page, page_id, labels, gray, params, convention=convention,
+                             prediction=prediction)
     folder = ws.page_dir(page_id)
     for cls, mask in masks.items():
         write_bytes_atomic(folder / ann.masks[cls], _png(mask))

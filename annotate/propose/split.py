@@ -11,8 +11,9 @@ The weights live in split_weights.py, written by `python -m annotate.learn.train
 dev pages of the Kreuzer corpus only; nothing is downloaded or learned at run time. Fitted
 on those 38 pages the model does not beat the rules (README, "Pre-annotation and its
 quality"), so it is opt-in: propose_regions(..., opener=learned_opener()) or
-`python -m annotate evaluate --learned-split`. More annotated pages (pulled from Label
-Studio) are what it lacks.
+`python -m annotate evaluate --learned-split`. More annotated pages are what it lacks:
+`python -m annotate learn` refits it on a team's own corrected pages (learn/split_refit.py)
+and the convention carries it where it beats the team's granularity alone.
 """
 
 from __future__ import annotations

@@ -199,7 +199,9 @@ def build_report(ws: Workspace, region_labels: list[str], mask_labels: list[str]
     if latest is not None:
         brief = {"version": latest.version, "granularity": latest.granularity,
                  "header_menu": latest.header_menu, "label_map": latest.label_map,
-                 "learned_from_pages": len(latest.pages)}
+                 "learned_from_pages": len(latest.pages),
+                 "split_refitted": latest.split_model is not None,
+                 "model": latest.model, "model_use": latest.figures.get("model_use", "")}
     return Report(pages, classes, seconds, edits, brief)
 
 
@@ -239,6 +241,8 @@ def render(report: Report) -> str:
                   + (", menus apart from headers" if c["header_menu"] else "")
                   + (", labels " + ", ".join(f"{a} -> {b}" for a, b in c["label_map"].items())
                      if c["label_map"] else "")
+                  + (", split decision refitted" if c.get("split_refitted") else "")
+                  + (f", model {c['model']}: {c['model_use']}" if c.get("model") else "")
                   + f"; learned from {c['learned_from_pages']} corrected page(s)"]
     else:
         lines += ["", "convention: none learned yet (`python -m annotate learn`)"]
