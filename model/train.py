@@ -12,7 +12,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,17 +21,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from .curves import draw_curves
-from .data import (
-    ScaledPage,
-    class_weights,
-    crop_plan,
-    load_scaled,
-    make_batch,
-    pixel_counts,
-)
+from .data import ScaledPage, class_weights, crop_plan, make_batch, pixel_counts
 from .infer import Windowing, argmax_labels, scaled_logits
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
+from .pagecache import PageCache, read_pages
 from .release import IGNORE, Release, ReleaseError
 from .store import publish
 
@@ -95,7 +89,7 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> t
     return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
 
 
-def validate(net: SegNet, norm: Normalise, pages: list[ScaledPage], win: Windowing
+def validate(net: SegNet, norm: Normalise, pages: Sequence[ScaledPage], win: Windowing
              ) -> tuple[Confusion, Confusion]:
     el = Confusion(net.cfg.elements)
     rg = Confusion(net.cfg.regions)
@@ -121,6 +115,12 @@ class Run:
     reading: Callable[[int, int], None] | None = None  # pages read, of how many
     init_weights: Path | None = None  # a fine-tune starts from these weights (safetensors)
     card_update: Callable[[dict], dict] | None = None  # what a fine-tune's card says instead
+    jobs: int = 1  # worker processes decoding pages
+    cache: bool = True  # keep scaled pages in models/.cache (reruns skip decoding)
+
+
+def cache_dir(models_dir: Path) -> Path:
+    return models_dir / ".cache"
 
 
 def train(cfg: TrainConfig, run: Run) -> Path | None:
@@ -149,14 +149,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
 
     began = time.perf_counter()  # the budget counts reading the pages too
     set_determinism(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    net = SegNet(net_cfg).to(run.device)
-    if run.init_weights and not run.resume:
-        net.load_state_dict(load_file(str(run.init_weights)))
-    norm = Normalise()
-
     run.log(f"reading {len(train_refs)} train and {len(val_refs)} val pages of {rel.path} "
-            f"at {cfg.working_width} px wide")
+            f"at {cfg.working_width} px wide ({run.jobs} worker"
+            f"{'s' if run.jobs != 1 else ''}, cache "
+            f"{cache_dir(run.models_dir) if run.cache else 'off'})")
     total, done = len(train_refs) + len(val_refs), 0
 
     def read_one() -> None:
@@ -165,8 +161,20 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         if run.reading:
             run.reading(done, total)
 
-    train_pages = load_scaled(train_refs, names, cfg.working_width, read_one)
-    val_pages = load_scaled(val_refs, names, cfg.working_width, read_one)
+    cache = (PageCache.of(cache_dir(run.models_dir), rel, cfg.working_width)
+             if run.cache else None)
+    train_pages = read_pages(train_refs, names, cfg.working_width, cache=cache,
+                             jobs=run.jobs, progress=read_one)
+    # With a cache the val pages are read from it at each validation, not held in memory.
+    val_pages = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
+                           in_memory=False, progress=read_one)
+    read_s = time.perf_counter() - began
+    run.log(f"read {total} pages in {read_s:.0f} s ({read_s / max(1, total):.3f} s a page)")
+    torch.manual_seed(cfg.seed)
+    net = SegNet(net_cfg).to(run.device)
+    if run.init_weights and not run.resume:
+        net.load_state_dict(load_file(str(run.init_weights)))
+    norm = Normalise()
     px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
     px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
     w_el, w_rg = class_weights(px_el), class_weights(px_rg)
@@ -260,12 +268,15 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                  for split, pages in (("train", train_refs), ("val", val_refs))},
         "class_weights": {"elements": w_el, "regions": w_rg},
         "train_pixels": {"elements": px_el, "regions": px_rg},  # at the working width
+        "val_pixels": {"elements": history[-1]["val"]["elements"]["pixels"],
+                       "regions": history[-1]["val"]["regions"]["pixels"]},
         "config": cfg.to_json(),
         "network": net_cfg.to_json(),
         "parameters": sum(p.numel() for p in net.parameters()),
         "training": {"epochs": len(history), "planned": cfg.epochs, "seconds": round(spent, 1),
                      "device": str(run.device), "torch": torch.__version__,
-                     "machine": platform.machine(), "threads": cfg.threads},
+                     "machine": platform.machine(), "threads": cfg.threads,
+                     "read_seconds": round(read_s, 1), "read_jobs": run.jobs},
         "epochs": history,
         "val": history[-1]["val"],
         "val_measured": "at the working width against scaled masks; `python -m model "
