@@ -93,32 +93,45 @@ class _Job:
     keep: bool  # return the arrays (else only make sure the entry exists)
 
 
-def _read(job: _Job) -> ScaledPage | None:
-    if job.entry is not None:
-        cached = load_entry(job.entry, job.page, job.working)
-        if cached is not None:
-            return cached if job.keep else None
-    page = read_scaled(job.page, job.classes, job.working)
-    if job.entry is not None:
-        store_entry(job.entry, page)
-    return page if job.keep else None
+def _counts(page: ScaledPage) -> tuple[np.ndarray, np.ndarray]:
+    return (np.bincount(page.elements.ravel(), minlength=256),
+            np.bincount(page.regions.ravel(), minlength=256))
+
+
+def _read(job: _Job) -> ScaledPage | tuple[np.ndarray, np.ndarray]:
+    """The page, or (without `keep`) only its targets' pixel counts per class id."""
+    page = load_entry(job.entry, job.page, job.working) if job.entry is not None else None
+    if page is None:
+        page = read_scaled(job.page, job.classes, job.working)
+        if job.entry is not None:
+            store_entry(job.entry, page)
+    return page if job.keep else _counts(page)
 
 
 class CachedPages(Sequence):
     """Pages read from their cache entries when asked for, one at a time: the val split
     costs no memory between validations. A damaged entry is made again."""
 
-    def __init__(self, jobs: list[_Job]):
+    def __init__(self, jobs: list[_Job], counts: list[tuple[np.ndarray, np.ndarray]]):
         self._jobs = jobs
+        self.counts = counts  # per page: pixels of each element and region target id
 
     def __len__(self) -> int:
         return len(self._jobs)
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
-            return CachedPages(self._jobs[i])
+            return CachedPages(self._jobs[i], self.counts[i])
         job = self._jobs[i]
         return _read(_Job(job.page, job.classes, job.working, job.entry, True))
+
+    def take(self, indices: Sequence[int]) -> CachedPages:
+        return CachedPages([self._jobs[i] for i in indices], [self.counts[i] for i in indices])
+
+    def pixel_counts(self, n_elements: int, n_regions: int) -> tuple[list[int], list[int]]:
+        el = sum((c[0] for c in self.counts), np.zeros(256, np.int64))
+        rg = sum((c[1] for c in self.counts), np.zeros(256, np.int64))
+        return [int(v) for v in el[:n_elements]], [int(v) for v in rg[:n_regions]]
 
     def __iter__(self) -> Iterator[ScaledPage]:
         for i in range(len(self)):
@@ -138,7 +151,7 @@ def read_pages(pages: Sequence[PageRef], classes: Classes, working: int, *,
     lazy = cache is not None and not in_memory
     todo = [_Job(p, classes, working,
                  cache.path(cache.key(p)) if cache else None, not lazy) for p in pages]
-    out: list[ScaledPage | None] = []
+    out: list = []
     if jobs > 1 and len(todo) > 1:
         # Not forked: a fork of a process whose OpenCV or torch thread pools already ran can
         # hang in the child (seen: both workers asleep, forever).
@@ -154,5 +167,5 @@ def read_pages(pages: Sequence[PageRef], classes: Classes, working: int, *,
             if progress:
                 progress()
     if lazy:
-        return CachedPages(todo)
-    return out  # type: ignore[return-value]
+        return CachedPages(todo, out)
+    return out

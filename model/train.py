@@ -21,11 +21,18 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from .curves import draw_curves
-from .data import ScaledPage, class_weights, crop_plan, make_batch, pixel_counts
+from .data import (
+    ScaledPage,
+    class_weights,
+    crop_plan,
+    make_batch,
+    pixel_counts,
+    scaled_size,
+)
 from .infer import Windowing, argmax_labels, scaled_logits
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
-from .pagecache import PageCache, read_pages
+from .pagecache import CachedPages, PageCache, read_pages
 from .release import IGNORE, Release, ReleaseError
 from .store import publish
 
@@ -42,6 +49,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: float = 0.05  # share of steps with a rising learning rate
     region_weight: float = 0.5  # the region loss's weight next to the element loss
+    val_pages: int = 120  # pages validated after each epoch, taken from every val site in
+    # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
     threads: int = 2
     network: NetConfig = field(default_factory=NetConfig)
@@ -76,6 +85,37 @@ class Schedule:
 
     def load_state_dict(self, s: dict) -> None:
         self.total, self.warmup, self.step = s["total"], s["warmup"], s["step"]
+
+
+def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
+    """Indices of the val pages validated each epoch: the sites' pages in turn (each site
+    in page-id order), so that a large site does not crowd out the others."""
+    if not n or n >= len(refs):
+        return list(range(len(refs)))
+    by_site: dict[str, list[int]] = {}
+    for i in sorted(range(len(refs)), key=lambda i: refs[i].page_id):
+        by_site.setdefault(refs[i].site, []).append(i)
+    queues = [by_site[k] for k in sorted(by_site)]
+    out: list[int] = []
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out)
+
+
+def budget_plan(available_s: float, step_s: float, val_s: float, steps_per_epoch: int,
+                epochs: int) -> tuple[int, int]:
+    """(epochs, steps) that fit `available_s`: each epoch, a partial last one too, costs
+    its steps and one validation. At least one step."""
+    best = (1, 1)
+    for n in range(1, epochs + 1):
+        steps = int((available_s - n * val_s) / max(step_s, 1e-9))
+        steps = min(steps, n * steps_per_epoch)
+        if steps <= (n - 1) * steps_per_epoch:
+            break
+        best = (n, steps)
+    return best
 
 
 def set_determinism(threads: int) -> None:
@@ -166,8 +206,18 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     train_pages = read_pages(train_refs, names, cfg.working_width, cache=cache,
                              jobs=run.jobs, progress=read_one)
     # With a cache the val pages are read from it at each validation, not held in memory.
-    val_pages = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
-                           in_memory=False, progress=read_one)
+    val_all = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
+                         in_memory=False, progress=read_one)
+    subset = epoch_val_subset(val_refs, cfg.val_pages)
+    if isinstance(val_all, CachedPages):
+        val_px_el, val_px_rg = val_all.pixel_counts(net_cfg.elements, net_cfg.regions)
+        val_pages: Sequence[ScaledPage] = val_all.take(subset)
+    else:
+        val_px_el = pixel_counts([p.elements for p in val_all], net_cfg.elements)
+        val_px_rg = pixel_counts([p.regions for p in val_all], net_cfg.regions)
+        val_pages = [val_all[i] for i in subset]
+    val_rows = sum(scaled_size(val_refs[i].width, val_refs[i].height, cfg.working_width)[1]
+                   for i in subset)
     read_s = time.perf_counter() - began
     run.log(f"read {total} pages in {read_s:.0f} s ({read_s / max(1, total):.3f} s a page)")
     torch.manual_seed(cfg.seed)
@@ -197,12 +247,20 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         history = json.loads(ck["history"])
         run.log(f"resuming after epoch {start_epoch} of {planned} from {ckpt_path}")
 
-    for epoch in range(start_epoch, planned):
+    # With a time budget, the epochs and steps that fit are planned after the first few
+    # steps, so that the learning rate's warm-up and decay span the run that will happen
+    # (planned after a whole epoch, a budget of one or two epochs spent them warming up).
+    probe = min(steps_per_epoch, max(3, steps_per_epoch // 50))
+    plan_now = bool(run.time_budget_s) and start_epoch == 0
+    epoch = start_epoch
+    while epoch < planned:
         t0 = time.perf_counter()
         net.train()
         plan = crop_plan(train_pages, cfg.crop, cfg.seed, epoch + 1)
         total_loss, seen = 0.0, 0
         for b in range(0, len(plan), cfg.batch):
+            if sched.step >= sched.total:  # a planned partial last epoch
+                break
             items = plan[b:b + cfg.batch]
             rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
             x = norm(rgb).to(run.device)
@@ -220,6 +278,23 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             if run.progress:
                 run.progress(b // cfg.batch + 1, steps_per_epoch, total_loss / seen,
                              seen / (time.perf_counter() - t0))
+            if plan_now and sched.step == probe:
+                plan_now = False
+                now = time.perf_counter()
+                step_s = (now - t0) / probe
+                # Validation is a forward pass (a third of a training step's work, per
+                # pixel) over the val pages.
+                val_s = val_rows / (cfg.batch * cfg.crop) * step_s / 3
+                available = 0.95 * run.time_budget_s - (t0 - began)
+                planned, total = budget_plan(available, step_s, val_s, steps_per_epoch,
+                                             cfg.epochs)
+                if total < sched.total:
+                    sched.total = total
+                    run.log(f"the time budget holds {total} steps of {step_s:.2f} s "
+                            f"({total / steps_per_epoch:.2f} epochs) and {planned} "
+                            f"validations of about {val_s:.0f} s")
+                else:
+                    planned = cfg.epochs
         train_s = time.perf_counter() - t0
         el_conf, rg_conf = validate(net, norm, val_pages, cfg.windowing)
         seconds = time.perf_counter() - t0
@@ -232,12 +307,6 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                     "regions": report(rg_conf, ["background", *names.regions])},
         })
         setup_s = t0 - began if epoch == start_epoch else setup_s
-        if run.time_budget_s and epoch == start_epoch == 0:
-            fit = int((run.time_budget_s - setup_s) // max(seconds, 1e-9))
-            if fit < planned:
-                planned = max(1, fit)
-                sched.total = planned * steps_per_epoch
-                run.log(f"the time budget holds {planned} epochs of {seconds:.0f} s")
         v = history[-1]["val"]
         run.log(f"epoch {epoch + 1}/{planned}: loss {history[-1]['loss']:.4f}, "
                 f"{history[-1]['images_per_s']:.1f} crops/s, val element IoU "
@@ -245,11 +314,14 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                             for k, x in v["elements"]["iou"].items() if k != "background")
                 + f", region mIoU {v['regions']['mean_iou']:.3f}")
         budget_left = (run.time_budget_s - spent - setup_s) if run.time_budget_s else None
-        last = epoch + 1 >= planned or (
-            budget_left is not None and budget_left < spent / len(history))
+        next_s = (min(steps_per_epoch, sched.total - sched.step) * train_s
+                  / max(1, math.ceil(seen / cfg.batch)) + (seconds - train_s))
+        last = epoch + 1 >= planned or sched.step >= sched.total or (
+            budget_left is not None and budget_left < next_s)
+        epoch += 1
         if not last:
-            _save_checkpoint(ckpt_path, net, opt, sched, epoch + 1, planned, spent, history)
-        if run.stop_after is not None and epoch + 1 >= run.stop_after and not last:
+            _save_checkpoint(ckpt_path, net, opt, sched, epoch, planned, spent, history)
+        if run.stop_after is not None and epoch >= run.stop_after and not last:
             return None
         if last:
             break
@@ -268,8 +340,8 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                  for split, pages in (("train", train_refs), ("val", val_refs))},
         "class_weights": {"elements": w_el, "regions": w_rg},
         "train_pixels": {"elements": px_el, "regions": px_rg},  # at the working width
-        "val_pixels": {"elements": history[-1]["val"]["elements"]["pixels"],
-                       "regions": history[-1]["val"]["regions"]["pixels"]},
+        "val_pixels": {"elements": val_px_el, "regions": val_px_rg},  # the whole split
+        "val_validated_each_epoch": {"pages": len(subset), "of": len(val_refs)},
         "config": cfg.to_json(),
         "network": net_cfg.to_json(),
         "parameters": sum(p.numel() for p in net.parameters()),

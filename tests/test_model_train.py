@@ -19,7 +19,7 @@ from safetensors.numpy import load_file
 
 from catalog import Catalog, Config, Workspace
 from export.release import make_release
-from export.synthetic import add_page, draw_page
+from export.synthetic import add_page, draw_page, write_annotation
 from model.evaluate import evaluate
 from model.network import NetConfig
 from model.release import ReleaseError, open_release
@@ -42,6 +42,44 @@ def button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512) -> 
                      height=height, pixels=img)
 
 
+BUTTON = (70, 130, 200)
+
+
+def big_button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512) -> None:
+    """Synthetic pages whose interactive elements are buttons big enough to learn at the
+    working width (80x32 px, one in the header, two in the footer, placed by the page's
+    seed), and nothing else interactive: draw_page's own links are rings a few pixels
+    wide around their text, boxes without pixels of their own, and its sidebar buttons
+    14 px wide at this width, where a pixel of border is a seventh of their area."""
+    with Catalog(ws.catalog_path) as cat:
+        for i in range(n):
+            img, regions, masks = draw_page(width, height, seed=i)
+            img = img.copy()
+            rng = np.random.default_rng(1000 + i)
+            interactive = np.zeros_like(masks["interactive"])
+            head, foot = min(120, height // 6), min(160, height // 6)
+            x = int(rng.integers(150, width - 90))
+            interactive[head // 2 - 16: head // 2 + 16, x: x + 80] = True
+            for x in (int(rng.integers(10, 40)), int(rng.integers(130, width - 90))):
+                y = height - foot + int(rng.integers(10, foot - 42))
+                interactive[y: y + 32, x: x + 80] = True
+            img[interactive] = BUTTON
+            pid = add_page(ws, cat, f"https://www.site{i}.org/p{i}", seed=i, width=width,
+                           height=height, pixels=img)
+            write_annotation(ws.page_dir(pid), "annotation.json", pid, width, height, regions,
+                             {**masks, "interactive": interactive})
+
+
+@pytest.fixture(scope="module")
+def big_button_release(tmp_path_factory) -> Path:
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ws.ensure()
+    big_button_pages(ws, 6)
+    cfg = Config()
+    cfg.export.val_ratio = 0.4
+    return make_release(ws, cfg, log=lambda _: None).path
+
+
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory) -> Path:
     ws = Workspace(tmp_path_factory.mktemp("ws"))
@@ -62,17 +100,15 @@ def tiny(**kw) -> TrainConfig:
 
 
 @pytest.mark.slow
-def test_a_tiny_network_overfits_a_few_pages(small_release, tmp_path):
-    release = open_release(small_release)
-    out = train(tiny(epochs=50), Run(release, tmp_path / "models", log=lambda _: None))
+def test_a_tiny_network_overfits_a_few_pages(big_button_release, tmp_path):
+    release = open_release(big_button_release)
+    out = train(tiny(epochs=30), Run(release, tmp_path / "models", log=lambda _: None))
     model = load_model(out)
     losses = [e["loss"] for e in model.card["epochs"]]
     assert losses[-1] < losses[0] / 5, losses
-    # Measured on the pages it trained on, at their own size. Buttons are 10 px wide here,
-    # so one pixel of border either side is a fifth of their area: they get a lower bar.
+    # Measured on the pages it trained on, at their own size: every class, background too.
     iou = evaluate(model, release, "train").elements["model"]["iou"]
-    assert (iou["text"] + iou["image"] + iou["interactive"]) / 3 >= 0.9, iou
-    assert min(iou.values()) >= 0.75, iou
+    assert min(iou.values()) >= 0.9, iou
 
 
 def _weights(model_dir: Path) -> dict[str, np.ndarray]:
@@ -178,3 +214,30 @@ def test_make_train_killed_after_a_checkpoint_resumes_to_the_same_weights(
     wb = _weights(tmp_path / "b" / "models" / "m0001")
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_a_time_budget_plans_whole_epochs_and_a_partial_last_one():
+    from model.train import budget_plan
+
+    # 100 s: 10 steps of 1 s an epoch, validations of 5 s.
+    assert budget_plan(100, 1.0, 5.0, 10, 30) == (7, 65)
+    # Room for less than one epoch: the steps that fit, one validation.
+    assert budget_plan(8, 1.0, 5.0, 10, 30) == (1, 3)
+    # More room than the epochs asked for: those epochs, whole.
+    assert budget_plan(1000, 1.0, 5.0, 10, 4) == (4, 40)
+    # No room at all still trains a step.
+    assert budget_plan(1, 1.0, 5.0, 10, 4) == (1, 1)
+
+
+def test_each_epoch_validates_pages_of_every_val_site():
+    from types import SimpleNamespace
+
+    from model.train import epoch_val_subset
+
+    refs = [SimpleNamespace(page_id=f"{s}{i:03d}", site=s) for s in "abc"
+            for i in range({"a": 50, "b": 3, "c": 20}[s])]
+    picked = epoch_val_subset(refs, 12)
+    assert len(picked) == 12
+    sites = [refs[i].site for i in picked]
+    assert (sites.count("a"), sites.count("b"), sites.count("c")) == (5, 3, 4)
+    assert epoch_val_subset(refs, 0) == list(range(len(refs)))
