@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from .release import IGNORE, Classes, PageRef, read_page, region_target
 
@@ -119,9 +118,10 @@ def crop_plan(pages: Sequence[ScaledPage], crop: int, seed: int, epoch: int) -> 
 
 
 def make_batch(pages: Sequence[ScaledPage], items: Sequence[tuple], crop: int
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 RGB (N, crop, W, 3) and targets (N, crop, W) int64; a page shorter than the
-    crop is padded with white and ignored targets."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 RGB (N, crop, W, 3) and targets (N, crop, W); a page shorter than the crop is
+    padded with white and ignored targets. (No torch here: the workers that read pages
+    import this module, and need not load torch.)"""
     width = pages[0].rgb.shape[1]
     rgb = np.full((len(items), crop, width, 3), 255, np.uint8)
     el = np.full((len(items), crop, width), IGNORE, np.uint8)
@@ -133,4 +133,4 @@ def make_batch(pages: Sequence[ScaledPage], items: Sequence[tuple], crop: int
         rgb[k, :h] = p.rgb[part]
         el[k, :h] = p.elements[part]
         rg[k, :h] = p.regions[part]
-    return (torch.from_numpy(rgb), torch.from_numpy(el).long(), torch.from_numpy(rg).long())
+    return rgb, el, rg

@@ -262,9 +262,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             if sched.step >= sched.total:  # a planned partial last epoch
                 break
             items = plan[b:b + cfg.batch]
-            rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
+            rgb, el_t, rg_t = (torch.from_numpy(a) for a in
+                               make_batch(train_pages, items, cfg.crop))
             x = norm(rgb).to(run.device)
-            el_t, rg_t = el_t.to(run.device), rg_t.to(run.device)
+            el_t, rg_t = el_t.long().to(run.device), rg_t.long().to(run.device)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * sched.lr_factor()
             el, rg = net(x)
