@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from .budget import Pacer
 from .curves import draw_curves
 from .data import (
     ScaledPage,
@@ -102,20 +103,6 @@ def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
             if q and len(out) < n:
                 out.append(q.pop(0))
     return sorted(out)
-
-
-def budget_plan(available_s: float, step_s: float, val_s: float, steps_per_epoch: int,
-                epochs: int) -> tuple[int, int]:
-    """(epochs, steps) that fit `available_s`: each epoch, a partial last one too, costs
-    its steps and one validation. At least one step."""
-    best = (1, 1)
-    for n in range(1, epochs + 1):
-        steps = int((available_s - n * val_s) / max(step_s, 1e-9))
-        steps = min(steps, n * steps_per_epoch)
-        if steps <= (n - 1) * steps_per_epoch:
-            break
-        best = (n, steps)
-    return best
 
 
 def set_determinism(threads: int) -> None:
@@ -247,11 +234,12 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         history = json.loads(ck["history"])
         run.log(f"resuming after epoch {start_epoch} of {planned} from {ckpt_path}")
 
-    # With a time budget, the epochs and steps that fit are planned after the first few
-    # steps, so that the learning rate's warm-up and decay span the run that will happen
-    # (planned after a whole epoch, a budget of one or two epochs spent them warming up).
-    probe = min(steps_per_epoch, max(3, steps_per_epoch // 50))
-    plan_now = bool(run.time_budget_s) and start_epoch == 0
+    pacer = None
+    if run.time_budget_s and not run.resume:
+        step_val_s = val_rows / (cfg.batch * cfg.crop) / 3  # in training steps: a forward
+        # pass is a third of a step's work per pixel
+        pacer = Pacer(began + 0.95 * run.time_budget_s, steps_per_epoch, cfg.epochs,
+                      val_s=0.0, every=max(10, steps_per_epoch // 50))
     epoch = start_epoch
     while epoch < planned:
         t0 = time.perf_counter()
@@ -261,6 +249,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         for b in range(0, len(plan), cfg.batch):
             if sched.step >= sched.total:  # a planned partial last epoch
                 break
+            t_step = time.perf_counter()
             items = plan[b:b + cfg.batch]
             rgb, el_t, rg_t = (torch.from_numpy(a) for a in
                                make_batch(train_pages, items, cfg.crop))
@@ -279,27 +268,25 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             if run.progress:
                 run.progress(b // cfg.batch + 1, steps_per_epoch, total_loss / seen,
                              seen / (time.perf_counter() - t0))
-            if plan_now and sched.step == probe:
-                plan_now = False
-                now = time.perf_counter()
-                step_s = (now - t0) / probe
-                # Validation is a forward pass (a third of a training step's work, per
-                # pixel) over the val pages.
-                val_s = val_rows / (cfg.batch * cfg.crop) * step_s / 3
-                available = 0.95 * run.time_budget_s - (t0 - began)
-                planned, total = budget_plan(available, step_s, val_s, steps_per_epoch,
-                                             cfg.epochs)
-                if total < sched.total:
-                    sched.total = total
-                    run.log(f"the time budget holds {total} steps of {step_s:.2f} s "
-                            f"({total / steps_per_epoch:.2f} epochs) and {planned} "
-                            f"validations of about {val_s:.0f} s")
-                else:
-                    planned = cfg.epochs
+            if pacer:
+                pacer.step_done(time.perf_counter() - t_step)
+                if pacer.due():
+                    if not history:  # no validation timed yet
+                        pacer.val_s = step_val_s * pacer.step_s()
+                    was = sched.total
+                    planned, sched.total = pacer.plan(time.perf_counter(), epoch,
+                                                      b // cfg.batch + 1, sched.step)
+                    if abs(sched.total - was) > 0.02 * was:
+                        run.log(f"the time budget holds {sched.total} steps of "
+                                f"{pacer.step_s():.2f} s ({sched.total / steps_per_epoch:.2f}"
+                                f" epochs) and {planned} validations of about "
+                                f"{pacer.val_s:.0f} s")
         train_s = time.perf_counter() - t0
         el_conf, rg_conf = validate(net, norm, val_pages, cfg.windowing)
         seconds = time.perf_counter() - t0
         spent += seconds
+        if pacer:
+            pacer.val_s = seconds - train_s
         history.append({
             "epoch": epoch + 1, "loss": round(total_loss / max(1, seen), 5),
             "lr": round(cfg.lr * sched.lr_factor(), 7), "seconds": round(seconds, 2),
@@ -318,7 +305,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         next_s = (min(steps_per_epoch, sched.total - sched.step) * train_s
                   / max(1, math.ceil(seen / cfg.batch)) + (seconds - train_s))
         last = epoch + 1 >= planned or sched.step >= sched.total or (
-            budget_left is not None and budget_left < next_s)
+            pacer is None and budget_left is not None and budget_left < next_s)
         epoch += 1
         if not last:
             _save_checkpoint(ckpt_path, net, opt, sched, epoch, planned, spent, history)

@@ -9,23 +9,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from catalog import Config, Workspace
-from export.release import make_release
 from model.data import read_scaled
 from model.pagecache import PageCache, read_pages
 from model.release import open_release
 from model.train import Run, cache_dir, train
-from tests.test_model_train import button_pages, tiny
+from tests.test_model_train import button_pages, release_of, tiny
 
 
 @pytest.fixture(scope="module")
 def release_path(tmp_path_factory) -> Path:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    ws.ensure()
-    button_pages(ws, 6)
-    cfg = Config()
-    cfg.export.val_ratio = 0.4
-    return make_release(ws, cfg, log=lambda _: None).path
+    return release_of(tmp_path_factory.mktemp("ws"), button_pages, 6)
 
 
 def _weights(model_dir: Path) -> dict[str, np.ndarray]:

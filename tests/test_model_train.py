@@ -70,26 +70,26 @@ def big_button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512)
                              {**masks, "interactive": interactive})
 
 
-@pytest.fixture(scope="module")
-def big_button_release(tmp_path_factory) -> Path:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
+def release_of(root: Path, pages, n: int) -> Path:
+    """A release of n synthetic pages drawn by `pages(ws, n)`, 40% of their sites in val."""
+    ws = Workspace(root)
     ws.ensure()
-    big_button_pages(ws, 6)
-    cfg = Config()
-    cfg.export.val_ratio = 0.4
-    return make_release(ws, cfg, log=lambda _: None).path
-
-
-@pytest.fixture(scope="module")
-def small_release(tmp_path_factory) -> Path:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
-    ws.ensure()
-    button_pages(ws, 8)
+    pages(ws, n)
     cfg = Config()
     cfg.export.val_ratio = 0.4
     rel = make_release(ws, cfg, log=lambda _: None)
     assert rel.per_split["train"] >= 2 and rel.per_split["val"] >= 1, rel.per_split
     return rel.path
+
+
+@pytest.fixture(scope="module")
+def big_button_release(tmp_path_factory) -> Path:
+    return release_of(tmp_path_factory.mktemp("ws"), big_button_pages, 6)
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory) -> Path:
+    return release_of(tmp_path_factory.mktemp("ws"), button_pages, 8)
 
 
 def tiny(**kw) -> TrainConfig:
@@ -217,16 +217,37 @@ def test_make_train_killed_after_a_checkpoint_resumes_to_the_same_weights(
 
 
 def test_a_time_budget_plans_whole_epochs_and_a_partial_last_one():
-    from model.train import budget_plan
+    from model.budget import budget_plan
 
     # 100 s: 10 steps of 1 s an epoch, validations of 5 s.
-    assert budget_plan(100, 1.0, 5.0, 10, 30) == (7, 65)
+    assert budget_plan(100, 1.0, 5.0, 10, 10, 30) == (7, 65)
     # Room for less than one epoch: the steps that fit, one validation.
-    assert budget_plan(8, 1.0, 5.0, 10, 30) == (1, 3)
+    assert budget_plan(8, 1.0, 5.0, 10, 10, 30) == (1, 3)
     # More room than the epochs asked for: those epochs, whole.
-    assert budget_plan(1000, 1.0, 5.0, 10, 4) == (4, 40)
+    assert budget_plan(1000, 1.0, 5.0, 10, 10, 4) == (4, 40)
     # No room at all still trains a step.
-    assert budget_plan(1, 1.0, 5.0, 10, 4) == (1, 1)
+    assert budget_plan(1, 1.0, 5.0, 10, 10, 4) == (1, 1)
+    # Planned again at an epoch's end: whole epochs from the next one.
+    assert budget_plan(30, 1.0, 5.0, 0, 10, 30) == (3, 15)
+    # Planned again 4 steps into an epoch: its 6 steps left, then whole epochs.
+    assert budget_plan(30, 1.0, 5.0, 6, 10, 30) == (2, 16)
+
+
+def test_a_budget_is_planned_again_as_steps_speed_up():
+    from model.budget import Pacer
+
+    pacer = Pacer(deadline=200.0, steps_per_epoch=10, max_epochs=30, val_s=5.0, every=5,
+                  skip=0)
+    for _ in range(5):
+        pacer.step_done(4.0)
+    assert pacer.due()
+    slow = pacer.plan(now=0.0, epoch=0, step_in_epoch=5, step=5)
+    for _ in range(40):
+        pacer.step_done(1.0)
+    fast = pacer.plan(now=100.0, epoch=1, step_in_epoch=0, step=45)
+    # 4 s steps: 43 more steps and 5 validations fit the 200 s; at 1 s, 65 more.
+    assert slow == (5, 48)
+    assert fast == (8, 110)
 
 
 def test_each_epoch_validates_pages_of_every_val_site():
