@@ -102,7 +102,7 @@ def tiny(**kw) -> TrainConfig:
 @pytest.mark.slow
 def test_a_tiny_network_overfits_a_few_pages(big_button_release, tmp_path):
     release = open_release(big_button_release)
-    out = train(tiny(epochs=30), Run(release, tmp_path / "models", log=lambda _: None))
+    out = train(tiny(epochs=50), Run(release, tmp_path / "models", log=lambda _: None))
     model = load_model(out)
     losses = [e["loss"] for e in model.card["epochs"]]
     assert losses[-1] < losses[0] / 5, losses
