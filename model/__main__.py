@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,14 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--working-width", type=int, default=d.working_width)
     p.add_argument("--crop", type=int, default=d.crop, help="rows of a training crop")
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes decoding pages (default: the machine's cores)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="decode every page again instead of reading the scaled pages that "
+                   "an earlier run kept in models/.cache")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be 1 or more")
     _, ws = load(args)
     release = open_release(_release_of(args.release, ws.releases_dir))
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
@@ -74,7 +82,8 @@ def cmd_train(argv: list[str]) -> int:
             out = train(cfg, Run(
                 release, models_dir, to_device(args.device),
                 time_budget_s=args.time_budget * 60 if args.time_budget else None,
-                resume=args.resume, progress=progress, reading=reading,
+                resume=args.resume, progress=progress, reading=reading, jobs=args.jobs,
+                cache=not args.no_cache,
                 log=lambda line: bar.console.print(line, markup=False, highlight=False)))
         except KeyboardInterrupt:
             print("interrupted: the same command with --resume continues from the last "

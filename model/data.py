@@ -1,7 +1,7 @@
 """Pages at the working width, and the random crops the loop trains on.
 
-Every page is scaled once to the working width (area filter for pixels, nearest for
-targets) and kept in memory as uint8; an epoch is a list of crops drawn from a generator
+Every page is scaled once to the working width (area filter for pixels, the class covering
+most of a pixel for targets) and kept as uint8 (`pagecache` reads them); an epoch is a list of crops drawn from a generator
 seeded by (seed, epoch), so a resumed run draws exactly the crops an uninterrupted one
 would.
 """
@@ -9,14 +9,13 @@ would.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
-from .release import IGNORE, Classes, PageRef, page_targets
+from .release import IGNORE, Classes, PageRef, read_page, region_target
 
 
 @dataclass
@@ -66,16 +65,16 @@ def scale_labels(labels: np.ndarray, working: int) -> np.ndarray:
     return out
 
 
-def load_scaled(pages: Sequence[PageRef], classes: Classes, working: int,
-                progress: Callable[[], None] | None = None) -> list[ScaledPage]:
-    out = []
-    for page in pages:
-        rgb, elements, regions = page_targets(page, classes)
-        out.append(ScaledPage(page.page_id, page.site, scale_rgb(rgb, working),
-                              scale_labels(elements, working), scale_labels(regions, working)))
-        if progress:
-            progress()
-    return out
+def read_scaled(page: PageRef, classes: Classes, working: int) -> ScaledPage:
+    """One page's pixels and both heads' targets at the working width; a pixel the
+    release ignores is ignored by both heads."""
+    rgb, sem = read_page(page)
+    elements = scale_labels(classes.element_lut()[sem], working)
+    # Drawn at the working size: drawing them at the page's size and scaling the result
+    # down costs ten times more for the same pixels.
+    regions = region_target(page, classes, scaled_size(page.width, page.height, working))
+    regions[elements == IGNORE] = IGNORE
+    return ScaledPage(page.page_id, page.site, scale_rgb(rgb, working), elements, regions)
 
 
 def pixel_counts(targets: Sequence[np.ndarray], n: int) -> list[int]:
@@ -119,9 +118,10 @@ def crop_plan(pages: Sequence[ScaledPage], crop: int, seed: int, epoch: int) -> 
 
 
 def make_batch(pages: Sequence[ScaledPage], items: Sequence[tuple], crop: int
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 RGB (N, crop, W, 3) and targets (N, crop, W) int64; a page shorter than the
-    crop is padded with white and ignored targets."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 RGB (N, crop, W, 3) and targets (N, crop, W); a page shorter than the crop is
+    padded with white and ignored targets. (No torch here: the workers that read pages
+    import this module, and need not load torch.)"""
     width = pages[0].rgb.shape[1]
     rgb = np.full((len(items), crop, width, 3), 255, np.uint8)
     el = np.full((len(items), crop, width), IGNORE, np.uint8)
@@ -133,4 +133,4 @@ def make_batch(pages: Sequence[ScaledPage], items: Sequence[tuple], crop: int
         rgb[k, :h] = p.rgb[part]
         el[k, :h] = p.elements[part]
         rg[k, :h] = p.regions[part]
-    return (torch.from_numpy(rgb), torch.from_numpy(el).long(), torch.from_numpy(rg).long())
+    return rgb, el, rg

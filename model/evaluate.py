@@ -35,13 +35,18 @@ class Evaluation:
     seconds: float
     elements: dict[str, dict] = field(default_factory=dict)  # method -> report
     regions: dict[str, dict] = field(default_factory=dict)
+    # The model's element head: rows are the truth, columns the prediction (pixels), and
+    # its report on each site's pages: where a class is lost, and to what.
+    element_confusion: list[list[int]] = field(default_factory=list)
+    per_site: dict[str, dict] = field(default_factory=dict)
     path: Path | None = None
 
     def to_json(self) -> dict:
         return {"schema": 1, "model": self.model, "release": self.release,
                 "split": self.split, "pages": self.pages, "sites": self.sites,
                 "seconds": round(self.seconds, 1), "elements": self.elements,
-                "regions": self.regions}
+                "regions": self.regions, "element_confusion": self.element_confusion,
+                "per_site": self.per_site}
 
 
 def check_classes(model: LoadedModel, release: Release) -> None:
@@ -83,6 +88,7 @@ def evaluate(model: LoadedModel, release: Release, split: str = "val",
     text_k, image_k = el_names.index("text"), el_names.index("image")
     conf = {m: (Confusion(len(el_names)), Confusion(len(rg_names))) for m in METHODS}
     t0 = time.perf_counter()
+    by_site: dict[str, Confusion] = {}
     truths: list[tuple[np.ndarray, np.ndarray]] = []
     for page in pages:
         rgb, el_true, rg_true = page_targets(page, release.classes)
@@ -90,6 +96,7 @@ def evaluate(model: LoadedModel, release: Release, split: str = "val",
         regions = cv2.resize(pred.region_probs.argmax(0).astype(np.uint8),
                              (page.width, page.height), interpolation=cv2.INTER_NEAREST)
         conf["model"][0].add(el_true, pred.elements)
+        by_site.setdefault(page.site, Confusion(len(el_names))).add(el_true, pred.elements)
         conf["model"][1].add(rg_true, regions)
         base = pixel_baseline(rgb)
         lut = np.array([0, text_k, image_k], np.uint8)
@@ -108,6 +115,8 @@ def evaluate(model: LoadedModel, release: Release, split: str = "val",
                         sorted({p.site for p in pages}), time.perf_counter() - t0)
     result.elements = {m: report(conf[m][0], el_names) for m in METHODS}
     result.regions = {m: report(conf[m][1], rg_names) for m in METHODS if m != "pixels"}
+    result.element_confusion = conf["model"][0].m.tolist()
+    result.per_site = {site: report(c, el_names) for site, c in sorted(by_site.items())}
     result.path = model.path / f"evaluation-{release.name}-{release.version}-{split}.json"
     write_json_atomic(result.path, result.to_json())
     return result
@@ -133,6 +142,18 @@ def format_report(r: Evaluation) -> str:
             f"{_fmt(table[m]['mean_iou']):>10}" for m in methods))
         lines.append(f"  {'pixel accuracy':<20}" + "".join(
             f"{_fmt(table[m]['pixel_accuracy']):>10}" for m in methods))
+    names = list(r.elements["model"]["iou"])
+    if r.element_confusion:
+        lines.append("model's element pixels: truth (rows) predicted as (share of the row)")
+        lines.append(" " * 22 + "".join(f"{n:>12}" for n in names))
+        for name, row in zip(names, r.element_confusion, strict=True):
+            total = max(1, sum(row))
+            lines.append(f"  {name:<20}" + "".join(f"{v / total:>12.3f}" for v in row))
+    if len(r.per_site) > 1:
+        lines.append(f"{'element IoU by site':<40}" + "".join(f"{n:>12}" for n in names[1:]))
+        for site, rep in r.per_site.items():
+            lines.append(f"  {site:<38}" + "".join(
+                f"{_fmt(rep['iou'][n]):>12}" for n in names[1:]))
     return "\n".join(lines)
 
 

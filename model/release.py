@@ -81,6 +81,15 @@ class Release:
     def sums_digest(self) -> str:
         return hashlib.sha256((self.path / "SHA256SUMS").read_bytes()).hexdigest()
 
+    def file_sums(self) -> dict[str, str]:
+        """Release-relative path -> SHA256, as SHA256SUMS lists them."""
+        out = {}
+        for line in (self.path / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+            digest, _, name = line.partition("  ")
+            if name:
+                out[name.strip()] = digest
+        return out
+
     def pages(self, split: str) -> list[PageRef]:
         root = self.path / split
         meta = root / "metadata.jsonl"
@@ -130,32 +139,42 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def region_target(page: PageRef, classes: Classes) -> np.ndarray:
+def region_target(page: PageRef, classes: Classes,
+                  size: tuple[int, int] | None = None) -> np.ndarray:
     """The region head's target: rectangles painted largest first (ties: class id, then
-    position), as the export paints them, so a nested region wins over its container."""
+    position), as the export paints them, so a nested region wins over its container.
+    `size` (w, h) draws them scaled to that size instead of the page's own."""
+    tw, th = size or (page.width, page.height)
+    sx, sy = tw / page.width, th / page.height
     lut = {cid: k for k, cid in enumerate(classes.ids("region"), start=1)}
-    out = np.zeros((page.height, page.width), np.uint8)
+    out = np.zeros((th, tw), np.uint8)
 
     def key(r: tuple) -> tuple:
         cid, (x, y, w, h) = r
         return (-w * h, cid, y, x, y + h, x + w)
 
     for cid, (x, y, w, h) in sorted(page.regions, key=key):
-        x0, y0 = max(0, int(np.floor(x + 0.5))), max(0, int(np.floor(y + 0.5)))
-        x1 = min(page.width, int(np.floor(x + w + 0.5)))
-        y1 = min(page.height, int(np.floor(y + h + 0.5)))
+        x0, y0 = max(0, int(np.floor(x * sx + 0.5))), max(0, int(np.floor(y * sy + 0.5)))
+        x1 = min(tw, int(np.floor((x + w) * sx + 0.5)))
+        y1 = min(th, int(np.floor((y + h) * sy + 0.5)))
         out[y0:y1, x0:x1] = lut[cid]
     return out
 
 
-def page_targets(page: PageRef, classes: Classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RGB pixels, element target and region target of one page, at its release size."""
+def read_page(page: PageRef) -> tuple[np.ndarray, np.ndarray]:
+    """RGB pixels and the semantic mask (class ids) of one page."""
     rgb = read_rgb(page.image)
     with Image.open(page.mask) as im:
         sem = np.asarray(im)
     if sem.shape != rgb.shape[:2]:
         raise ReleaseError(f"{page.mask} does not match its image's size: run "
                            f"`python -m export verify {page.image.parents[2]}`")
+    return rgb, sem
+
+
+def page_targets(page: PageRef, classes: Classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RGB pixels, element target and region target of one page, at its release size."""
+    rgb, sem = read_page(page)
     elements = classes.element_lut()[sem]
     regions = region_target(page, classes)
     regions[sem == IGNORE] = IGNORE

@@ -12,7 +12,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -20,18 +20,20 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from .budget import Pacer
 from .curves import draw_curves
 from .data import (
     ScaledPage,
     class_weights,
     crop_plan,
-    load_scaled,
     make_batch,
     pixel_counts,
+    scaled_size,
 )
 from .infer import Windowing, argmax_labels, scaled_logits
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
+from .pagecache import CachedPages, PageCache, read_pages
 from .release import IGNORE, Release, ReleaseError
 from .store import publish
 
@@ -48,6 +50,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: float = 0.05  # share of steps with a rising learning rate
     region_weight: float = 0.5  # the region loss's weight next to the element loss
+    val_pages: int = 120  # pages validated after each epoch, taken from every val site in
+    # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
     threads: int = 2
     network: NetConfig = field(default_factory=NetConfig)
@@ -84,6 +88,23 @@ class Schedule:
         self.total, self.warmup, self.step = s["total"], s["warmup"], s["step"]
 
 
+def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
+    """Indices of the val pages validated each epoch: the sites' pages in turn (each site
+    in page-id order), so that a large site does not crowd out the others."""
+    if not n or n >= len(refs):
+        return list(range(len(refs)))
+    by_site: dict[str, list[int]] = {}
+    for i in sorted(range(len(refs)), key=lambda i: refs[i].page_id):
+        by_site.setdefault(refs[i].site, []).append(i)
+    queues = [by_site[k] for k in sorted(by_site)]
+    out: list[int] = []
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out)
+
+
 def set_determinism(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -95,7 +116,7 @@ def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> t
     return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
 
 
-def validate(net: SegNet, norm: Normalise, pages: list[ScaledPage], win: Windowing
+def validate(net: SegNet, norm: Normalise, pages: Sequence[ScaledPage], win: Windowing
              ) -> tuple[Confusion, Confusion]:
     el = Confusion(net.cfg.elements)
     rg = Confusion(net.cfg.regions)
@@ -121,6 +142,12 @@ class Run:
     reading: Callable[[int, int], None] | None = None  # pages read, of how many
     init_weights: Path | None = None  # a fine-tune starts from these weights (safetensors)
     card_update: Callable[[dict], dict] | None = None  # what a fine-tune's card says instead
+    jobs: int = 1  # worker processes decoding pages
+    cache: bool = True  # keep scaled pages in models/.cache (reruns skip decoding)
+
+
+def cache_dir(models_dir: Path) -> Path:
+    return models_dir / ".cache"
 
 
 def train(cfg: TrainConfig, run: Run) -> Path | None:
@@ -149,14 +176,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
 
     began = time.perf_counter()  # the budget counts reading the pages too
     set_determinism(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    net = SegNet(net_cfg).to(run.device)
-    if run.init_weights and not run.resume:
-        net.load_state_dict(load_file(str(run.init_weights)))
-    norm = Normalise()
-
     run.log(f"reading {len(train_refs)} train and {len(val_refs)} val pages of {rel.path} "
-            f"at {cfg.working_width} px wide")
+            f"at {cfg.working_width} px wide ({run.jobs} worker"
+            f"{'s' if run.jobs != 1 else ''}, cache "
+            f"{cache_dir(run.models_dir) if run.cache else 'off'})")
     total, done = len(train_refs) + len(val_refs), 0
 
     def read_one() -> None:
@@ -165,8 +188,30 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         if run.reading:
             run.reading(done, total)
 
-    train_pages = load_scaled(train_refs, names, cfg.working_width, read_one)
-    val_pages = load_scaled(val_refs, names, cfg.working_width, read_one)
+    cache = (PageCache.of(cache_dir(run.models_dir), rel, cfg.working_width)
+             if run.cache else None)
+    train_pages = read_pages(train_refs, names, cfg.working_width, cache=cache,
+                             jobs=run.jobs, progress=read_one)
+    # With a cache the val pages are read from it at each validation, not held in memory.
+    val_all = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
+                         in_memory=False, progress=read_one)
+    subset = epoch_val_subset(val_refs, cfg.val_pages)
+    if isinstance(val_all, CachedPages):
+        val_px_el, val_px_rg = val_all.pixel_counts(net_cfg.elements, net_cfg.regions)
+        val_pages: Sequence[ScaledPage] = val_all.take(subset)
+    else:
+        val_px_el = pixel_counts([p.elements for p in val_all], net_cfg.elements)
+        val_px_rg = pixel_counts([p.regions for p in val_all], net_cfg.regions)
+        val_pages = [val_all[i] for i in subset]
+    val_rows = sum(scaled_size(val_refs[i].width, val_refs[i].height, cfg.working_width)[1]
+                   for i in subset)
+    read_s = time.perf_counter() - began
+    run.log(f"read {total} pages in {read_s:.0f} s ({read_s / max(1, total):.3f} s a page)")
+    torch.manual_seed(cfg.seed)
+    net = SegNet(net_cfg).to(run.device)
+    if run.init_weights and not run.resume:
+        net.load_state_dict(load_file(str(run.init_weights)))
+    norm = Normalise()
     px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
     px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
     w_el, w_rg = class_weights(px_el), class_weights(px_rg)
@@ -189,16 +234,27 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         history = json.loads(ck["history"])
         run.log(f"resuming after epoch {start_epoch} of {planned} from {ckpt_path}")
 
-    for epoch in range(start_epoch, planned):
+    pacer = None
+    if run.time_budget_s and not run.resume:
+        step_val_s = val_rows / (cfg.batch * cfg.crop) / 3  # in training steps: a forward
+        # pass is a third of a step's work per pixel
+        pacer = Pacer(began + 0.95 * run.time_budget_s, steps_per_epoch, cfg.epochs,
+                      val_s=0.0, every=max(10, steps_per_epoch // 50))
+    epoch = start_epoch
+    while epoch < planned:
         t0 = time.perf_counter()
         net.train()
         plan = crop_plan(train_pages, cfg.crop, cfg.seed, epoch + 1)
         total_loss, seen = 0.0, 0
         for b in range(0, len(plan), cfg.batch):
+            if sched.step >= sched.total:  # a planned partial last epoch
+                break
+            t_step = time.perf_counter()
             items = plan[b:b + cfg.batch]
-            rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
+            rgb, el_t, rg_t = (torch.from_numpy(a) for a in
+                               make_batch(train_pages, items, cfg.crop))
             x = norm(rgb).to(run.device)
-            el_t, rg_t = el_t.to(run.device), rg_t.to(run.device)
+            el_t, rg_t = el_t.long().to(run.device), rg_t.long().to(run.device)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * sched.lr_factor()
             el, rg = net(x)
@@ -212,10 +268,25 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             if run.progress:
                 run.progress(b // cfg.batch + 1, steps_per_epoch, total_loss / seen,
                              seen / (time.perf_counter() - t0))
+            if pacer:
+                pacer.step_done(time.perf_counter() - t_step)
+                if pacer.due():
+                    if not history:  # no validation timed yet
+                        pacer.val_s = step_val_s * pacer.step_s()
+                    was = sched.total
+                    planned, sched.total = pacer.plan(time.perf_counter(), epoch,
+                                                      b // cfg.batch + 1, sched.step)
+                    if abs(sched.total - was) > 0.02 * was:
+                        run.log(f"the time budget holds {sched.total} steps of "
+                                f"{pacer.step_s():.2f} s ({sched.total / steps_per_epoch:.2f}"
+                                f" epochs) and {planned} validations of about "
+                                f"{pacer.val_s:.0f} s")
         train_s = time.perf_counter() - t0
         el_conf, rg_conf = validate(net, norm, val_pages, cfg.windowing)
         seconds = time.perf_counter() - t0
         spent += seconds
+        if pacer:
+            pacer.val_s = seconds - train_s
         history.append({
             "epoch": epoch + 1, "loss": round(total_loss / max(1, seen), 5),
             "lr": round(cfg.lr * sched.lr_factor(), 7), "seconds": round(seconds, 2),
@@ -224,12 +295,6 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                     "regions": report(rg_conf, ["background", *names.regions])},
         })
         setup_s = t0 - began if epoch == start_epoch else setup_s
-        if run.time_budget_s and epoch == start_epoch == 0:
-            fit = int((run.time_budget_s - setup_s) // max(seconds, 1e-9))
-            if fit < planned:
-                planned = max(1, fit)
-                sched.total = planned * steps_per_epoch
-                run.log(f"the time budget holds {planned} epochs of {seconds:.0f} s")
         v = history[-1]["val"]
         run.log(f"epoch {epoch + 1}/{planned}: loss {history[-1]['loss']:.4f}, "
                 f"{history[-1]['images_per_s']:.1f} crops/s, val element IoU "
@@ -237,11 +302,14 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                             for k, x in v["elements"]["iou"].items() if k != "background")
                 + f", region mIoU {v['regions']['mean_iou']:.3f}")
         budget_left = (run.time_budget_s - spent - setup_s) if run.time_budget_s else None
-        last = epoch + 1 >= planned or (
-            budget_left is not None and budget_left < spent / len(history))
+        next_s = (min(steps_per_epoch, sched.total - sched.step) * train_s
+                  / max(1, math.ceil(seen / cfg.batch)) + (seconds - train_s))
+        last = epoch + 1 >= planned or sched.step >= sched.total or (
+            pacer is None and budget_left is not None and budget_left < next_s)
+        epoch += 1
         if not last:
-            _save_checkpoint(ckpt_path, net, opt, sched, epoch + 1, planned, spent, history)
-        if run.stop_after is not None and epoch + 1 >= run.stop_after and not last:
+            _save_checkpoint(ckpt_path, net, opt, sched, epoch, planned, spent, history)
+        if run.stop_after is not None and epoch >= run.stop_after and not last:
             return None
         if last:
             break
@@ -260,12 +328,15 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                  for split, pages in (("train", train_refs), ("val", val_refs))},
         "class_weights": {"elements": w_el, "regions": w_rg},
         "train_pixels": {"elements": px_el, "regions": px_rg},  # at the working width
+        "val_pixels": {"elements": val_px_el, "regions": val_px_rg},  # the whole split
+        "val_validated_each_epoch": {"pages": len(subset), "of": len(val_refs)},
         "config": cfg.to_json(),
         "network": net_cfg.to_json(),
         "parameters": sum(p.numel() for p in net.parameters()),
         "training": {"epochs": len(history), "planned": cfg.epochs, "seconds": round(spent, 1),
                      "device": str(run.device), "torch": torch.__version__,
-                     "machine": platform.machine(), "threads": cfg.threads},
+                     "machine": platform.machine(), "threads": cfg.threads,
+                     "read_seconds": round(read_s, 1), "read_jobs": run.jobs},
         "epochs": history,
         "val": history[-1]["val"],
         "val_measured": "at the working width against scaled masks; `python -m model "

@@ -21,17 +21,9 @@ from .test_model_train import tiny
 
 @pytest.fixture(scope="session")
 def serve_release(tmp_path_factory) -> Path:
-    from catalog import Config, Workspace
-    from export.release import make_release
+    from .test_model_train import button_pages, release_of
 
-    from .test_model_train import button_pages
-
-    ws = Workspace(tmp_path_factory.mktemp("serve-ws"))
-    ws.ensure()
-    button_pages(ws, 8)
-    cfg = Config()
-    cfg.export.val_ratio = 0.4
-    return make_release(ws, cfg, log=lambda _: None).path
+    return release_of(tmp_path_factory.mktemp("serve-ws"), button_pages, 8)
 
 
 @pytest.fixture(scope="session")

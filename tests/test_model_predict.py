@@ -182,6 +182,14 @@ def test_evaluate_reports_the_model_next_to_both_baselines(tiny_model, small_rel
         assert set(iou) == {"background", "text", "image", "interactive"}
         assert 0 <= doc["elements"][method]["pixel_accuracy"] <= 1
     assert doc["pages"] == len(open_release(small_release).pages("val"))
+    # Where each class's pixels went, and the figures of each val site on its own.
+    conf = np.array(doc["element_confusion"])
+    assert conf.shape == (4, 4)
+    assert conf.sum(1).tolist() == list(doc["elements"]["model"]["pixels"].values())
+    val_sites = {p.site for p in open_release(small_release).pages("val")}
+    assert set(doc["per_site"]) == val_sites
+    assert sum(sum(r["pixels"].values()) for r in doc["per_site"].values()) == conf.sum()
+    assert "predicted as" in proc.stdout
 
 
 @pytest.mark.slow

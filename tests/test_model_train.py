@@ -19,7 +19,7 @@ from safetensors.numpy import load_file
 
 from catalog import Catalog, Config, Workspace
 from export.release import make_release
-from export.synthetic import add_page, draw_page
+from export.synthetic import add_page, draw_page, write_annotation
 from model.evaluate import evaluate
 from model.network import NetConfig
 from model.release import ReleaseError, open_release
@@ -42,16 +42,54 @@ def button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512) -> 
                      height=height, pixels=img)
 
 
-@pytest.fixture(scope="module")
-def small_release(tmp_path_factory) -> Path:
-    ws = Workspace(tmp_path_factory.mktemp("ws"))
+BUTTON = (70, 130, 200)
+
+
+def big_button_pages(ws: Workspace, n: int, width: int = 256, height: int = 512) -> None:
+    """Synthetic pages whose interactive elements are buttons big enough to learn at the
+    working width (80x32 px, one in the header, two in the footer, placed by the page's
+    seed), and nothing else interactive: draw_page's own links are rings a few pixels
+    wide around their text, boxes without pixels of their own, and its sidebar buttons
+    14 px wide at this width, where a pixel of border is a seventh of their area."""
+    with Catalog(ws.catalog_path) as cat:
+        for i in range(n):
+            img, regions, masks = draw_page(width, height, seed=i)
+            img = img.copy()
+            rng = np.random.default_rng(1000 + i)
+            interactive = np.zeros_like(masks["interactive"])
+            head, foot = min(120, height // 6), min(160, height // 6)
+            x = int(rng.integers(150, width - 90))
+            interactive[head // 2 - 16: head // 2 + 16, x: x + 80] = True
+            for x in (int(rng.integers(10, 40)), int(rng.integers(130, width - 90))):
+                y = height - foot + int(rng.integers(10, foot - 42))
+                interactive[y: y + 32, x: x + 80] = True
+            img[interactive] = BUTTON
+            pid = add_page(ws, cat, f"https://www.site{i}.org/p{i}", seed=i, width=width,
+                           height=height, pixels=img)
+            write_annotation(ws.page_dir(pid), "annotation.json", pid, width, height, regions,
+                             {**masks, "interactive": interactive})
+
+
+def release_of(root: Path, pages, n: int) -> Path:
+    """A release of n synthetic pages drawn by `pages(ws, n)`, 40% of their sites in val."""
+    ws = Workspace(root)
     ws.ensure()
-    button_pages(ws, 8)
+    pages(ws, n)
     cfg = Config()
     cfg.export.val_ratio = 0.4
     rel = make_release(ws, cfg, log=lambda _: None)
     assert rel.per_split["train"] >= 2 and rel.per_split["val"] >= 1, rel.per_split
     return rel.path
+
+
+@pytest.fixture(scope="module")
+def big_button_release(tmp_path_factory) -> Path:
+    return release_of(tmp_path_factory.mktemp("ws"), big_button_pages, 6)
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory) -> Path:
+    return release_of(tmp_path_factory.mktemp("ws"), button_pages, 8)
 
 
 def tiny(**kw) -> TrainConfig:
@@ -62,17 +100,15 @@ def tiny(**kw) -> TrainConfig:
 
 
 @pytest.mark.slow
-def test_a_tiny_network_overfits_a_few_pages(small_release, tmp_path):
-    release = open_release(small_release)
+def test_a_tiny_network_overfits_a_few_pages(big_button_release, tmp_path):
+    release = open_release(big_button_release)
     out = train(tiny(epochs=50), Run(release, tmp_path / "models", log=lambda _: None))
     model = load_model(out)
     losses = [e["loss"] for e in model.card["epochs"]]
     assert losses[-1] < losses[0] / 5, losses
-    # Measured on the pages it trained on, at their own size. Buttons are 10 px wide here,
-    # so one pixel of border either side is a fifth of their area: they get a lower bar.
+    # Measured on the pages it trained on, at their own size: every class, background too.
     iou = evaluate(model, release, "train").elements["model"]["iou"]
-    assert (iou["text"] + iou["image"] + iou["interactive"]) / 3 >= 0.9, iou
-    assert min(iou.values()) >= 0.75, iou
+    assert min(iou.values()) >= 0.9, iou
 
 
 def _weights(model_dir: Path) -> dict[str, np.ndarray]:
@@ -178,3 +214,51 @@ def test_make_train_killed_after_a_checkpoint_resumes_to_the_same_weights(
     wb = _weights(tmp_path / "b" / "models" / "m0001")
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_a_time_budget_plans_whole_epochs_and_a_partial_last_one():
+    from model.budget import budget_plan
+
+    # 100 s: 10 steps of 1 s an epoch, validations of 5 s.
+    assert budget_plan(100, 1.0, 5.0, 10, 10, 30) == (7, 65)
+    # Room for less than one epoch: the steps that fit, one validation.
+    assert budget_plan(8, 1.0, 5.0, 10, 10, 30) == (1, 3)
+    # More room than the epochs asked for: those epochs, whole.
+    assert budget_plan(1000, 1.0, 5.0, 10, 10, 4) == (4, 40)
+    # No room at all still trains a step.
+    assert budget_plan(1, 1.0, 5.0, 10, 10, 4) == (1, 1)
+    # Planned again at an epoch's end: whole epochs from the next one.
+    assert budget_plan(30, 1.0, 5.0, 0, 10, 30) == (3, 15)
+    # Planned again 4 steps into an epoch: its 6 steps left, then whole epochs.
+    assert budget_plan(30, 1.0, 5.0, 6, 10, 30) == (2, 16)
+
+
+def test_a_budget_is_planned_again_as_steps_speed_up():
+    from model.budget import Pacer
+
+    pacer = Pacer(deadline=200.0, steps_per_epoch=10, max_epochs=30, val_s=5.0, every=5,
+                  skip=0)
+    for _ in range(5):
+        pacer.step_done(4.0)
+    assert pacer.due()
+    slow = pacer.plan(now=0.0, epoch=0, step_in_epoch=5, step=5)
+    for _ in range(40):
+        pacer.step_done(1.0)
+    fast = pacer.plan(now=100.0, epoch=1, step_in_epoch=0, step=45)
+    # 4 s steps: 43 more steps and 5 validations fit the 200 s; at 1 s, 65 more.
+    assert slow == (5, 48)
+    assert fast == (8, 110)
+
+
+def test_each_epoch_validates_pages_of_every_val_site():
+    from types import SimpleNamespace
+
+    from model.train import epoch_val_subset
+
+    refs = [SimpleNamespace(page_id=f"{s}{i:03d}", site=s) for s in "abc"
+            for i in range({"a": 50, "b": 3, "c": 20}[s])]
+    picked = epoch_val_subset(refs, 12)
+    assert len(picked) == 12
+    sites = [refs[i].site for i in picked]
+    assert (sites.count("a"), sites.count("b"), sites.count("c")) == (5, 3, 4)
+    assert epoch_val_subset(refs, 0) == list(range(len(refs)))
