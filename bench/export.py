@@ -37,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,18 +74,28 @@ def _timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, float]:
 def captured_pages(src: Path, n: int) -> list[np.ndarray]:
     """n RGB pages of WIDTH x HEIGHT from the capture workspace's screenshots: page i is
     screenshot i with the following ones below it, cut at HEIGHT (real pixels only)."""
-    shots = []
-    for path in sorted(src.glob("pages/*/screenshot.png")):
-        arr = decode_image(path.read_bytes(), path)
-        if arr.ndim == 3 and arr.shape[1] == WIDTH:
-            shots.append(arr[..., :3])
-    if not shots:
-        raise SystemExit(f"no {WIDTH} px wide screenshots under {src}/pages/")
+    # Decoded as needed: a workspace of thousands of tall screenshots does not fit in memory.
+    def wide() -> Iterator[np.ndarray]:
+        for path in sorted(src.glob("pages/*/screenshot.png")):
+            arr = decode_image(path.read_bytes(), path)
+            if arr.ndim == 3 and arr.shape[1] == WIDTH:
+                yield arr[..., :3]
+
+    found = wide()
+    shots: list[np.ndarray] = []
+
+    def shot(k: int) -> np.ndarray:
+        while len(shots) <= k and (nxt := next(found, None)) is not None:
+            shots.append(nxt)
+        if not shots:
+            raise SystemExit(f"no {WIDTH} px wide screenshots under {src}/pages/")
+        return shots[k % len(shots)]  # fewer screenshots than needed: they wrap around
+
     pages = []
     for i in range(n):
         parts, rows, k = [], 0, i
         while rows < HEIGHT:
-            parts.append(shots[k % len(shots)])
+            parts.append(shot(k))
             rows += parts[-1].shape[0]
             k += 1
         pages.append(np.ascontiguousarray(np.concatenate(parts)[:HEIGHT]))
