@@ -20,7 +20,9 @@ What the comparison leaves out, and why (everything else must be equal byte for 
 - train: model.json (it records the run's date and seconds) and curves.png (drawn from the
   same history, seconds included); the weights are compared to float tolerance, as a
   resumed run reloads its optimiser state and may add in another order. What else is
-  checked there: one model version only, and no checkpoint or half-written version left.
+  checked there: one model version only, and no checkpoint or half-written version left;
+  the page cache (`models/.cache`) is not a version: derived from the release, keyed by
+  its checksums and safe to delete, a killed run may leave fewer entries in it.
 """
 
 from __future__ import annotations
@@ -375,7 +377,9 @@ def _same_weights(reference: Path, ws: Path) -> list[str]:
     from safetensors.numpy import load_file
 
     out = []
-    versions = sorted(p.name for p in (ws / "models").iterdir())
+    # The page cache (models/.cache) is derived from the release, keyed by its checksums and
+    # safe to delete: an interrupted run may hold more or fewer entries, never other ones.
+    versions = sorted(p.name for p in (ws / "models").iterdir() if p.name != ".cache")
     if versions != ["m0001"]:
         out.append(f"models holds {versions}, not one finished version")
     if not _model_made(ws):
