@@ -183,3 +183,42 @@ def test_the_page_is_redone_when_the_model_changes(tmp_path):
     assert not up_to_date(meta, None, annotated=False, model="m0002")
     assert not up_to_date(meta, None, annotated=False, model=None)
     assert up_to_date(meta, None, annotated=True, model="m0002")  # its annotator saw it
+
+
+
+@pytest.mark.slow
+def test_a_page_without_a_screenshot_is_not_proposed_again_on_every_run(
+        tiny_model, tmp_path):  # noqa: F811
+    """The model sees screenshots only: a page without one (a capture that kept its DOM but
+    lost its image) is proposed from the DOM once, and a rerun with the same model leaves
+    it, as it leaves the page the model did see."""
+    ws = dom_workspace(tmp_path, {}, unannotated=2)
+    seen, unseen = ws.page_ids()
+    drawn_screenshot(ws, seen)
+    assert not ws.screenshot(unseen).exists()
+    args = ["preannotate", "--workspace", str(ws.root), "--model", str(tiny_model)]
+    assert annotate_main(args) == 0
+    first = {pid: ws.preannotation_json(pid).stat().st_mtime_ns for pid in (seen, unseen)}
+    assert "model" not in json.loads(ws.preannotation_json(unseen).read_text())["meta"]
+    proc = run(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "pre-annotated 0 page(s)" in proc.stderr and "skipped 2" in proc.stderr
+    assert {pid: ws.preannotation_json(pid).stat().st_mtime_ns
+            for pid in (seen, unseen)} == first
+
+
+def test_a_prediction_of_another_size_is_named_in_the_record_and_not_used(tmp_path):
+    from annotate.propose import label_set
+    from annotate.propose.preannotate import preannotate
+
+    ws = dom_workspace(tmp_path, {}, unannotated=1)
+    (pid,) = ws.page_ids()
+    page = load_boxes(ws.boxes_json(pid))
+    labels = label_set(None)
+    alone, _ = preannotate(page, pid, labels)
+    wrong = Annotation(page_id=pid, width=page.width // 2, height=page.height,
+                       regions=[], masks={}, meta={"version": "m0007", "source": "model"})
+    ann, _ = preannotate(page, pid, labels, prediction=wrong)
+    assert [(r.label, r.bbox) for r in ann.regions] == [(r.label, r.bbox) for r in alone.regions]
+    assert ann.meta["model"] == "m0007"
+    assert ann.meta["model_use"].startswith("none: prediction 500x")

@@ -84,7 +84,10 @@ def _preannotate(args: argparse.Namespace) -> int:
         if path.exists() and not args.force:
             try:
                 meta = Annotation.from_dict(read_json(path)).meta
-                if up_to_date(meta, convention, ws.annotation_json(pid).exists(), version):
+                # The model sees only pages with a screenshot: the others are up to date
+                # without it, or they would be proposed again on every run.
+                seen = version if version and ws.screenshot(pid).exists() else None
+                if up_to_date(meta, convention, ws.annotation_json(pid).exists(), seen):
                     continue
             except (CorruptFile, ValueError, KeyError):
                 pass  # unreadable: made again

@@ -83,6 +83,12 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
         regions, how = combine(regions, prediction, coverage, labels, params)
         meta.update(model=prediction.meta.get("version"), dom_coverage=coverage,
                     model_use=how or "none")
+    elif prediction is not None:
+        # The model was asked and its answer does not fit the page: the record says so, so
+        # the page is not proposed again on every run with the same model.
+        meta.update(model=prediction.meta.get("version"),
+                    model_use=f"none: prediction {prediction.width}x{prediction.height}, "
+                              f"page {page.width}x{page.height}")
     if convention is not None:
         for r in regions:
             r.label = convention.label_map.get(r.label, r.label)
