@@ -136,6 +136,36 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_relea
     assert not list((tmp_path / "b").glob(".run-*")), "the finished run left its checkpoint"
 
 
+class _Killed(BaseException):
+    """A SIGKILL at a chosen point: nothing after it runs, no handler sees it."""
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_publishing_does_not_publish_again_when_rerun(
+        small_release, tmp_path, monkeypatch):
+    """Killed between renaming its version into place and removing its run directory: the
+    rerun (--resume, as the checkpoint asks) finishes the clean-up and publishes nothing."""
+    import model.train as loop
+
+    release = open_release(small_release)
+    real_publish = loop.publish
+
+    def publish_then_die(*args, **kw):
+        real_publish(*args, **kw)
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "publish", publish_then_die)
+        with pytest.raises(_Killed):
+            train(tiny(), Run(release, tmp_path / "models", log=lambda _: None))
+    models = tmp_path / "models"
+    assert (models / "m0001" / "model.json").is_file()
+    resume = bool(list(models.glob(".run-*/checkpoint.pt")))
+    again = train(tiny(), Run(release, models, resume=resume, log=lambda _: None))
+    assert again == models / "m0001"
+    assert sorted(p.name for p in models.iterdir() if p.name != ".cache") == ["m0001"]
+
+
 @pytest.mark.slow
 def test_model_directory_holds_weights_card_and_curves(small_release, tmp_path):
     release = open_release(small_release)
