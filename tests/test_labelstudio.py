@@ -14,11 +14,11 @@ import requests
 from PIL import Image
 
 from annotate.studio import server as ls_server
-from annotate.studio.client import sdk_headers
 from catalog.brush_rle import mask_to_rle, rle_to_mask
 from catalog.db import Catalog
 from catalog.workspace import read_json, write_json_atomic
 from tests.labelstudio_fixture import (
+    Api,
     StudioServer,
     make_workspace,
     run_annotate,
@@ -28,37 +28,6 @@ from tests.labelstudio_fixture import (
 )
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
-
-
-class Api:
-    def __init__(self, srv: StudioServer):
-        self.url = srv.url
-        self.s = requests.Session()
-        self.s.headers.update(sdk_headers(srv.url, srv.api_key))
-
-    def get(self, path: str, **params):
-        r = self.s.get(self.url + path, params=params, timeout=60)
-        r.raise_for_status()
-        return r.json()
-
-    def project(self, title: str) -> dict:
-        found = [p for p in self.get("/api/projects", page_size=1000)["results"]
-                 if p["title"] == title]
-        assert len(found) == 1, f"{len(found)} projects titled {title}"
-        return found[0]
-
-    def tasks(self, project_id: int) -> list[dict]:
-        return self.get("/api/tasks", project=project_id, page_size=1000,
-                        fields="task_only")["tasks"]
-
-    def predictions(self, task_id: int) -> list[dict]:
-        return self.get("/api/predictions", task=task_id)
-
-    def annotate(self, task_id: int, result: list[dict], lead_time: float) -> dict:
-        r = self.s.post(f"{self.url}/api/tasks/{task_id}/annotations/",
-                        json={"result": result, "lead_time": lead_time}, timeout=60)
-        r.raise_for_status()
-        return r.json()
 
 
 @pytest.fixture
