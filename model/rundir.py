@@ -13,7 +13,7 @@ from pathlib import Path
 
 from catalog.workspace import write_json_atomic
 
-from .store import CARD
+from .store import CARD, VERSION_RE
 
 PUBLISHED = "published.json"
 PUBLISHED_SCHEMA = 1
@@ -31,10 +31,12 @@ def published_by(run_dir: Path, models_dir: Path) -> Path | None:
     that another run took: its weights differ)."""
     try:
         note = json.loads((run_dir / PUBLISHED).read_text(encoding="utf-8"))
+        if not VERSION_RE.match(note["version"]):
+            return None
         card = json.loads((models_dir / note["version"] / CARD).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if card.get("weights_sha256") != note.get("weights_sha256"):
+    if not isinstance(card, dict) or card.get("weights_sha256") != note.get("weights_sha256"):
         return None
     return models_dir / note["version"]
 

@@ -166,6 +166,27 @@ def test_a_run_killed_after_publishing_does_not_publish_again_when_rerun(
     assert sorted(p.name for p in models.iterdir() if p.name != ".cache") == ["m0001"]
 
 
+def test_a_run_s_note_names_its_version_only_when_that_version_holds_its_weights(tmp_path):
+    from model.rundir import PUBLISHED, note_published, published_by
+
+    models, run_dir = tmp_path / "models", tmp_path / "models" / ".run-k"
+    (models / "m0001").mkdir(parents=True)
+    (models / "m0001" / "model.json").write_text(json.dumps({"weights_sha256": "aa"}))
+    assert published_by(run_dir, models) is None  # no note: nothing was published
+    note_published(run_dir, "m0001", "aa")
+    assert published_by(run_dir, models) == models / "m0001"
+    note_published(run_dir, "m0001", "bb")  # another run took the name first
+    assert published_by(run_dir, models) is None
+    note_published(run_dir, "m0002", "aa")  # killed before its rename
+    assert published_by(run_dir, models) is None
+    for junk in ("{", "[]", '{"version": 5}', '{"version": "../models/m0001"}'):
+        (run_dir / PUBLISHED).write_text(junk)
+        assert published_by(run_dir, models) is None, junk
+    (models / "m0001" / "model.json").write_text("[]")
+    note_published(run_dir, "m0001", "aa")
+    assert published_by(run_dir, models) is None
+
+
 @pytest.mark.slow
 def test_model_directory_holds_weights_card_and_curves(small_release, tmp_path):
     release = open_release(small_release)
