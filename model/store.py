@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def publish(models_dir: Path, net: SegNet, card: dict, extra: dict[str, bytes]) -> Path:
-    """Write the next version: weights, card (with the weights' digest) and extra files."""
+def publish(models_dir: Path, net: SegNet, card: dict, extra: dict[str, bytes],
+            before_rename: Callable[[str, str], None] | None = None) -> Path:
+    """Write the next version: weights, card (with the weights' digest) and extra files.
+    `before_rename` is told (version, weights' sha256) before each rename that may publish
+    it, so a caller can record what a kill right after the rename would leave published."""
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=models_dir))
     try:
@@ -63,6 +67,8 @@ def publish(models_dir: Path, net: SegNet, card: dict, extra: dict[str, bytes]) 
             for f in tmp.iterdir():
                 os.chmod(f, 0o444)
             os.chmod(tmp, 0o755)
+            if before_rename:
+                before_rename(version, card["weights_sha256"])
             try:
                 os.rename(tmp, models_dir / version)  # fails if another run took the name
                 return models_dir / version

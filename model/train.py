@@ -10,7 +10,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +34,7 @@ from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
 from .pagecache import CachedPages, PageCache, read_pages
 from .release import IGNORE, Release, ReleaseError
+from .rundir import note_published, published_by, remove_run_dir
 from .store import publish
 
 CHECKPOINT = "checkpoint.pt"
@@ -167,6 +167,12 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     digest = rel.sums_digest()
     run_dir = run.models_dir / f".run-{cfg.key(digest)}"
     ckpt_path = run_dir / CHECKPOINT
+    done = published_by(run_dir, run.models_dir)
+    if done is not None:
+        run.log(f"{done.name} was published by an earlier run of this release and config "
+                f"that stopped before it removed {run_dir}: removed it now")
+        remove_run_dir(run_dir)
+        return done
     if ckpt_path.is_file() and not run.resume:
         raise ValueError(f"an earlier run of this release and config stopped at {ckpt_path}: "
                          "add --resume to continue it, or delete that directory to start over")
@@ -344,8 +350,9 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     }
     if run.card_update:
         card = run.card_update(card)
-    out = publish(run.models_dir, net.cpu(), card, {"curves.png": draw_curves(history)})
-    shutil.rmtree(run_dir, ignore_errors=True)
+    out = publish(run.models_dir, net.cpu(), card, {"curves.png": draw_curves(history)},
+                  before_rename=lambda version, sha: note_published(run_dir, version, sha))
+    remove_run_dir(run_dir)
     return out
 
 

@@ -28,7 +28,6 @@ import orjson
 import pybase64
 import urllib3
 import websocket
-from PIL import Image
 from selenium.common.exceptions import (
     InvalidSessionIdException,
     JavascriptException,
@@ -38,6 +37,7 @@ from selenium.common.exceptions import (
 )
 
 from catalog.config import CaptureConfig
+from catalog.images import MAX_PIXELS, open_bounded
 from catalog.records import BOXES_SCHEMA, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import Workspace
@@ -57,9 +57,6 @@ from .retry import parse_retry_after
 # Seconds a capture script may run beyond the image wait: reading the boxes of a very
 # large page takes a few seconds; a page that holds its main thread longer is hung.
 SCRIPT_GRACE = 10.0
-
-# Our own screenshots are trusted and can be very tall.
-Image.MAX_IMAGE_PIXELS = None
 
 _JS_DIR = Path(__file__).with_name("js")
 _JS = {name: (_JS_DIR / f"{name}.js").read_text(encoding="utf-8") for name in ("boxes", "prepare")}
@@ -518,7 +515,10 @@ def finish_capture(grab: Grab, ws: Workspace, cfg: CaptureConfig) -> CaptureResu
     record.boxes_beyond_cap = beyond
 
     if width * height >= cfg.blank_check_pixels:
-        image = Image.open(io.BytesIO(png))
+        # Our own screenshot, bounded by the largest a capture makes (a tall one is above
+        # Pillow's default limit) here only: the process keeps Pillow's limit for any other
+        # image it opens.
+        image = open_bounded(io.BytesIO(png), MAX_PIXELS, formats=("PNG",))
         blank_from = find_blank_from(np.asarray(image.convert("L")), boxes)
         if blank_from is not None:
             # Keep only what was painted, and say so, rather than a silent half-white image.

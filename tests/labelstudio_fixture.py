@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image, ImageDraw
 
+from annotate.studio.client import sdk_headers
 from catalog.db import Catalog
 from catalog.records import PageRecord
 from catalog.workspace import Workspace, write_json_atomic
@@ -63,30 +65,35 @@ class StudioServer:
         server.stop(self.data_dir, quiet=True)
 
 
+# Where pytest's cache (`config.cache.mkdir`) keeps the migrated template, for starts made
+# outside pytest (bench/faults.py): they share it with the tests.
+TEMPLATES = ROOT / ".pytest_cache" / "d" / "labelstudio-template"
+
+
+def studio_bin() -> Path:
+    """The label-studio executable the project's start code would run (it may be missing)."""
+    from annotate.studio import server
+
+    return Path(os.environ.get(server.BIN_VAR) or server.DEFAULT_BIN)
+
+
 def _template_key(ls_bin: Path) -> str:
     site = sorted(ls_bin.parent.parent.glob("lib/python*/site-packages/label_studio-*.dist-info"))
     return site[-1].name if site else "label_studio"
 
 
-@pytest.fixture(scope="session")
-def labelstudio(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[StudioServer]:
+def start_studio(base: Path, templates: Path = TEMPLATES) -> StudioServer:
+    """A Label Studio started by the project's own start code on a free loopback port, its
+    data dir, local-files root and token under `base` (made empty by the caller); `stop()`
+    ends it."""
     from annotate.studio import server
 
-    ls_bin = Path(os.environ.get(server.BIN_VAR) or server.DEFAULT_BIN)
-    if not ls_bin.exists():
-        why = f"{ls_bin} is missing (make labelstudio-install)"
-        if os.environ.get("CI"):
-            pytest.fail(f"Label Studio is required in CI: {why}")
-        pytest.skip(why)
-    base = tmp_path_factory.mktemp("labelstudio")
     data_dir, root, env_file = base / "data", base / "root", base / ".env"
-    root.mkdir()
+    root.mkdir(parents=True)
     port = server.free_port()
     # The first start of a data dir spends about 90 s in migrations: keep an empty, migrated
     # data dir (and the token made for it) in pytest's cache and start from a copy of it.
-    template = request.config.cache.mkdir("labelstudio-template") / _template_key(ls_bin)
+    template = templates / _template_key(studio_bin())
     if (template / "data" / "label_studio.sqlite3").exists():
         shutil.copytree(template / "data", data_dir)
         shutil.copy2(template / ".env", env_file)
@@ -105,9 +112,60 @@ def labelstudio(
         key = server.read_env_file(env_file)["LABEL_STUDIO_API_KEY"]
     finally:
         os.environ.update(saved)
-    srv = StudioServer(info.url, key, port, data_dir, root, env_file)
+    return StudioServer(info.url, key, port, data_dir, root, env_file)
+
+
+@pytest.fixture(scope="session")
+def labelstudio(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StudioServer]:
+    ls_bin = studio_bin()
+    if not ls_bin.exists():
+        why = f"{ls_bin} is missing (make labelstudio-install)"
+        if os.environ.get("CI"):
+            pytest.fail(f"Label Studio is required in CI: {why}")
+        pytest.skip(why)
+    srv = start_studio(tmp_path_factory.mktemp("labelstudio"),
+                       request.config.cache.mkdir("labelstudio-template"))
     yield srv
-    server.stop(data_dir, quiet=True)
+    srv.stop()
+
+
+class Api:
+    """Label Studio's REST API as the tests read it: projects, tasks, predictions and
+    annotations, and an annotation made as a person would."""
+
+    def __init__(self, srv: StudioServer):
+        self.url = srv.url
+        self.s = requests.Session()
+        self.s.headers.update(sdk_headers(srv.url, srv.api_key))
+
+    def get(self, path: str, **params):
+        r = self.s.get(self.url + path, params=params, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def project(self, title: str) -> dict:
+        found = [p for p in self.get("/api/projects", page_size=1000)["results"]
+                 if p["title"] == title]
+        assert len(found) == 1, f"{len(found)} projects titled {title}"
+        return found[0]
+
+    def tasks(self, project_id: int) -> list[dict]:
+        return self.get("/api/tasks", project=project_id, page_size=1000,
+                        fields="task_only")["tasks"]
+
+    def predictions(self, task_id: int) -> list[dict]:
+        return self.get("/api/predictions", task=task_id)
+
+    def annotations(self, task_id: int) -> list[dict]:
+        return self.get(f"/api/tasks/{task_id}/annotations/")
+
+    def annotate(self, task_id: int, result: list[dict], lead_time: float) -> dict:
+        r = self.s.post(f"{self.url}/api/tasks/{task_id}/annotations/",
+                        json={"result": result, "lead_time": lead_time}, timeout=60)
+        r.raise_for_status()
+        return r.json()
 
 
 def run_annotate(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300

@@ -8,18 +8,22 @@ its reader documents, the one its callers catch to name the file and go on.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from protego import Protego
 
 from annotate.propose.boxes import parse_boxes
+from annotate.studio.push import PageToPush, build
 from annotate.studio.tasks import parse_results
 from catalog.records import Annotation, Convention, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
-from catalog.workspace import CorruptFile
+from catalog.workspace import CorruptFile, Workspace
 from scraper.scope import SCOPES, in_scope, link_allowed
 from scraper.seeds import SeedError, parse_seed_line
 
@@ -181,6 +185,29 @@ def test_annotation_json_gives_an_annotation_or_value_error(doc: object) -> None
         assert isinstance(r.label, str) and len(r.bbox) == 4
         assert all(math.isfinite(v) for v in r.bbox)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in ann.masks.items())
+
+
+@pytest.fixture(scope="module")
+def push_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("push"))
+
+
+@FUZZ
+@given(doc=annotation_docs)
+def test_push_reads_any_preannotation_json_as_a_task_or_an_error_naming_it(
+        push_ws: Workspace, doc: object) -> None:
+    """push's reader of preannotation.json: a task's body, or the page's error, never an
+    exception that would end the push of every other page."""
+    folder = push_ws.page_dir("p")
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (10, 10), 255).save(folder / "mask_text.png")
+    (folder / "preannotation.json").write_text(json.dumps(doc))
+    built = build(PageToPush("p", "https://example.org/", 10, 10), push_ws, "/data/x", "d")
+    if built.error:
+        assert "\n" not in built.error
+        return
+    task = json.loads(built.body)
+    assert task["data"]["page_id"] == "p" and len(task["predictions"]) == 1
 
 
 CONVENTION = {"schema": 1, "version": "c0001", "granularity": 0.5, "header_menu": True,

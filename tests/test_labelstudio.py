@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,11 +17,11 @@ import requests
 from PIL import Image
 
 from annotate.studio import server as ls_server
-from annotate.studio.client import sdk_headers
 from catalog.brush_rle import mask_to_rle, rle_to_mask
 from catalog.db import Catalog
 from catalog.workspace import read_json, write_json_atomic
 from tests.labelstudio_fixture import (
+    Api,
     StudioServer,
     make_workspace,
     run_annotate,
@@ -28,37 +31,6 @@ from tests.labelstudio_fixture import (
 )
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
-
-
-class Api:
-    def __init__(self, srv: StudioServer):
-        self.url = srv.url
-        self.s = requests.Session()
-        self.s.headers.update(sdk_headers(srv.url, srv.api_key))
-
-    def get(self, path: str, **params):
-        r = self.s.get(self.url + path, params=params, timeout=60)
-        r.raise_for_status()
-        return r.json()
-
-    def project(self, title: str) -> dict:
-        found = [p for p in self.get("/api/projects", page_size=1000)["results"]
-                 if p["title"] == title]
-        assert len(found) == 1, f"{len(found)} projects titled {title}"
-        return found[0]
-
-    def tasks(self, project_id: int) -> list[dict]:
-        return self.get("/api/tasks", project=project_id, page_size=1000,
-                        fields="task_only")["tasks"]
-
-    def predictions(self, task_id: int) -> list[dict]:
-        return self.get("/api/predictions", task=task_id)
-
-    def annotate(self, task_id: int, result: list[dict], lead_time: float) -> dict:
-        r = self.s.post(f"{self.url}/api/tasks/{task_id}/annotations/",
-                        json={"result": result, "lead_time": lead_time}, timeout=60)
-        r.raise_for_status()
-        return r.json()
 
 
 @pytest.fixture
@@ -391,6 +363,33 @@ def test_server_killed_mid_push_fails_clearly_and_next_push_doubles_nothing(
     assert "tasks created" in out
     for t in api.tasks(pid):
         assert len(api.predictions(t["id"])) == 1, f"task {t['id']} has not one prediction"
+
+
+def test_the_api_key_is_on_no_command_line(labelstudio: StudioServer, tmp_path: Path):
+    """The server, its workers and the commands that talk to it get the key through the
+    environment and `.env`: no process's command line (which every user sees in `ps`)
+    holds it, while a push runs or after."""
+    def command_lines() -> list[bytes]:
+        out = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                out.append((proc / "cmdline").read_bytes())
+        return out
+
+    server_pid = json.loads((labelstudio.data_dir / ls_server.STATE_FILE).read_text())["pid"]
+    assert Path(f"/proc/{server_pid}/cmdline").read_bytes(), "the server is not running"
+    ws = _ws(labelstudio, "ws-cmdline", 6)
+    push = subprocess.Popen([sys.executable, "-m", "annotate", "push", "--workspace",
+                             str(ws.root), "--no-progress"], env=labelstudio.env(),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    while push.poll() is None:
+        seen += command_lines()
+        time.sleep(0.2)
+    assert push.returncode == 0, push.stdout.read().decode()
+    seen += command_lines()
+    key = labelstudio.api_key.encode()
+    assert len(seen) > 10 and not [c for c in seen if key in c]
 
 
 def test_start_reuses_a_running_server_and_restart_keeps_data(

@@ -136,6 +136,57 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_relea
     assert not list((tmp_path / "b").glob(".run-*")), "the finished run left its checkpoint"
 
 
+class _Killed(BaseException):
+    """A SIGKILL at a chosen point: nothing after it runs, no handler sees it."""
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_publishing_does_not_publish_again_when_rerun(
+        small_release, tmp_path, monkeypatch):
+    """Killed between renaming its version into place and removing its run directory: the
+    rerun (--resume, as the checkpoint asks) finishes the clean-up and publishes nothing."""
+    import model.train as loop
+
+    release = open_release(small_release)
+    real_publish = loop.publish
+
+    def publish_then_die(*args, **kw):
+        real_publish(*args, **kw)
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "publish", publish_then_die)
+        with pytest.raises(_Killed):
+            train(tiny(), Run(release, tmp_path / "models", log=lambda _: None))
+    models = tmp_path / "models"
+    assert (models / "m0001" / "model.json").is_file()
+    resume = bool(list(models.glob(".run-*/checkpoint.pt")))
+    again = train(tiny(), Run(release, models, resume=resume, log=lambda _: None))
+    assert again == models / "m0001"
+    assert sorted(p.name for p in models.iterdir() if p.name != ".cache") == ["m0001"]
+
+
+def test_a_run_s_note_names_its_version_only_when_that_version_holds_its_weights(tmp_path):
+    from model.rundir import PUBLISHED, note_published, published_by
+
+    models, run_dir = tmp_path / "models", tmp_path / "models" / ".run-k"
+    (models / "m0001").mkdir(parents=True)
+    (models / "m0001" / "model.json").write_text(json.dumps({"weights_sha256": "aa"}))
+    assert published_by(run_dir, models) is None  # no note: nothing was published
+    note_published(run_dir, "m0001", "aa")
+    assert published_by(run_dir, models) == models / "m0001"
+    note_published(run_dir, "m0001", "bb")  # another run took the name first
+    assert published_by(run_dir, models) is None
+    note_published(run_dir, "m0002", "aa")  # killed before its rename
+    assert published_by(run_dir, models) is None
+    for junk in ("{", "[]", '{"version": 5}', '{"version": "../models/m0001"}'):
+        (run_dir / PUBLISHED).write_text(junk)
+        assert published_by(run_dir, models) is None, junk
+    (models / "m0001" / "model.json").write_text("[]")
+    note_published(run_dir, "m0001", "aa")
+    assert published_by(run_dir, models) is None
+
+
 @pytest.mark.slow
 def test_model_directory_holds_weights_card_and_curves(small_release, tmp_path):
     release = open_release(small_release)

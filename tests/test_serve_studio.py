@@ -23,9 +23,8 @@ from model.serve import ServeConfig
 from model.store import load_model
 from model.train import Run, train
 
-from .labelstudio_fixture import StudioServer, make_workspace, run_annotate
+from .labelstudio_fixture import Api, StudioServer, make_workspace, run_annotate
 from .serve_fixture import run_live, serve_model, serve_release  # noqa: F401
-from .test_labelstudio import Api
 from .test_model_train import tiny
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from catalog.config import Config, LabelsConfig
 from catalog.db import Catalog
-from catalog.workspace import CorruptFile, Workspace, read_json
+from catalog.records import Annotation
+from catalog.workspace import CorruptFile, Workspace, read_json, remedy
 
 from .client import Rejected, StudioClient, StudioUnavailable
 from .project import (
@@ -31,7 +32,7 @@ from .project import (
     open_tables,
     remote_tasks,
 )
-from .tasks import serialise, source_hash, task_data
+from .tasks import PREANNOTATION, serialise, source_hash, task_data
 
 MAX_TASKS_PER_BATCH = 100  # short requests: the next batch is built while one is on the wire
 
@@ -129,7 +130,13 @@ def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str,
     try:
         pre = None
         if digest:
-            pre = read_json(page_dir / "preannotation.json")
+            pre = read_json(page_dir / PREANNOTATION)
+            try:
+                Annotation.from_dict(pre)  # the shape, before anything is read from it
+            except ValueError as exc:
+                path = page_dir / PREANNOTATION
+                raise CorruptFile(f"{path} is not a pre-annotation ({exc}); "
+                                  f"{remedy(path)}") from None
             width, height = int(pre["width"]), int(pre["height"])
             version = str((pre.get("meta") or {}).get("version", "")) or "unknown"
             unknown = unknown_labels(pre, labels) if labels is not None else []
@@ -139,7 +146,8 @@ def build(page: PageToPush, ws: Workspace, image_prefix: str, digest: str,
                     "pipeline.toml)"))
         data = {"data": task_data(page.page_id, ref, width, height, page.url)}
         return Built(page.page_id, digest, version, serialise(data, page_dir, pre))
-    except (CorruptFile, ValueError, KeyError, OSError) as exc:
+    except (CorruptFile, ValueError, KeyError, TypeError, OSError) as exc:
+        # TypeError: a value of the right shape but not a number (a bbox of strings).
         return Built(page.page_id, digest, version, error=f"{type(exc).__name__}: {exc}")
 
 

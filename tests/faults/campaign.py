@@ -12,6 +12,15 @@ What the comparison leaves out, and why (everything else must be equal byte for 
   `attempts`): a rerun is another run at another time, and a capture cut by a kill counts
   as an attempt; `pushed_at`, and Label Studio's own ids (`project_id`, `task_id`): each
   push trial has a project of its own, compared by its tasks' data and predictions;
+- Label Studio's side (push and pull, in studio.py), read back from the server per page id:
+  every task's data, its predictions' model version, score and results, its annotations'
+  results. Left out: the server's ids (task, prediction, annotation, project) and times
+  (created, updated, lead time), which it assigns itself and which differ between any two
+  projects; the workspace's folder inside the task's image address, as each push trial
+  pushes its own workspace to its own project (the pages' folders below it are compared);
+  the order of tasks, predictions and results, which is the server's. Pull trials all read
+  one project, pushed once and annotated before the campaign: what a pull writes is
+  compared as files and rows, and the project must be left as it was;
 - dedupe's history tables (`dedupe_runs`, `dedupe_decisions`, `dedupe_skipped`) and the
   duplicate rows a rerun adds to `dedupe_edges` (edges are compared as a set): they record
   the runs themselves, and an interrupted stage has more of them;

@@ -11,10 +11,8 @@ the middle of a pull, too, must end with the same annotation files.
 
 from __future__ import annotations
 
-import json
 import random
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,10 +25,16 @@ import requests
 from PIL import Image
 
 from catalog.workspace import read_json
-from tests.labelstudio_fixture import StudioServer, make_workspace, run_annotate, write_config
-from tests.test_labelstudio import Api
+from tests.labelstudio_fixture import (
+    Api,
+    StudioServer,
+    make_workspace,
+    run_annotate,
+    write_config,
+)
 
-from .campaign import Stage, campaign
+from .campaign import campaign
+from .studio import project_state, pull_stage, push_stage
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -108,17 +112,6 @@ def proxy(labelstudio: StudioServer) -> Iterator[FaultyProxy]:
     p.httpd.shutdown()
 
 
-def _predictions(api: Api, title: str) -> dict[str, list]:
-    """page id -> its task's predictions' results (ids left out), for one project."""
-    out = {}
-    for task in api.tasks(api.project(title)["id"]):
-        preds = api.predictions(task["id"])
-        out.setdefault(task["data"]["page_id"], []).append(
-            [json.dumps(sorted(p["result"], key=lambda r: json.dumps(r, sort_keys=True)),
-                        sort_keys=True) for p in preds])
-    return out
-
-
 def _annotation(ws_root: Path, page_id: str) -> tuple:
     doc = read_json(ws_root / "pages" / page_id / "annotation.json")
     masks = {c: Image.open(ws_root / "pages" / page_id / f).tobytes()
@@ -157,7 +150,8 @@ def test_push_and_pull_through_faults_end_as_without_them(
                              "--no-progress"], env, tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    want, got = _predictions(api, "ws-direct"), _predictions(api, "ws-faulty")
+    want = project_state(api, "ws-direct", direct.root, labelstudio.document_root)
+    got = project_state(api, "ws-faulty", faulty.root, labelstudio.document_root)
     assert sorted(got) == sorted(want) == direct.page_ids()
     assert all(len(tasks) == 1 for tasks in got.values()), "a page has two tasks"
     assert got == want
@@ -229,25 +223,9 @@ def test_a_label_studio_restart_mid_pull_ends_with_the_same_annotations(
 
 def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
                                                           tmp_path: Path) -> None:
-    """Pull SIGKILLed at seeded moments, rerun: the same annotation files, byte for byte."""
-    api = Api(labelstudio)
-    env = labelstudio.env()
-    cfg = write_config(tmp_path / "pull.toml", labelstudio={"project_title": "ws-pullkill"})
-
-    def prepare(root: Path) -> None:
-        ws = make_workspace(root, 16, sizes=[(1280, 800), (1280, 2400)])
-        proc = run_annotate(["push", "--config", str(cfg), "--workspace", str(ws.root),
-                             "--no-progress"], env, tmp_path)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        for task in api.tasks(api.project("ws-pullkill")["id"]):
-            result = api.predictions(task["id"])[0]["result"]
-            api.annotate(task["id"], result[:-1], lead_time=3.0)
-
-    def command(ws: Path) -> list[str]:
-        return [sys.executable, "-m", "annotate", "pull", "--config", str(cfg),
-                "--workspace", str(ws)]
-
-    stage = Stage("pull", prepare, command, env=env)
+    """Pull SIGKILLed at seeded moments, rerun: the same annotation files, byte for byte,
+    and the project as it was."""
+    stage = pull_stage(labelstudio, tmp_path, pages=16)
     _, trials = campaign(stage, labelstudio.document_root / "pull-campaign", trials=3,
                          kills_per_trial=2, seed=5)
     assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
@@ -256,22 +234,38 @@ def test_a_killed_pull_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioSer
 
 def test_a_killed_push_rerun_ends_as_an_uninterrupted_one(labelstudio: StudioServer,
                                                           tmp_path: Path) -> None:
-    """Push SIGKILLed at seeded moments, rerun: one task a page, with the same prediction,
-    as in the project of an uninterrupted push (each run has a project of its own, named
-    after its workspace)."""
-    api = Api(labelstudio)
-    cfg = write_config(tmp_path / "push.toml", labelstudio={"batch_bytes": 200_000})
-
-    def project_state(ws: Path) -> dict[str, list]:
-        return _predictions(api, ws.name)
-
-    stage = Stage(
-        "push", lambda root: make_workspace(root, 24, sizes=[(1280, 800), (1280, 2400)])
-        and None,
-        lambda ws: [sys.executable, "-m", "annotate", "push", "--config", str(cfg),
-                    "--workspace", str(ws), "--no-progress"],
-        env=labelstudio.env(), state=project_state)
+    """Push SIGKILLed at seeded moments, rerun: one task a page, with the same data and
+    prediction, as in the project of an uninterrupted push (each run has a project of its
+    own, named after its workspace)."""
+    stage = push_stage(labelstudio, tmp_path, pages=24)
     _, trials = campaign(stage, labelstudio.document_root / "push-campaign", trials=3,
                          kills_per_trial=2, seed=3)
     assert sum(t.kills for t in trials) >= 1, "no kill landed: the campaign proved nothing"
     assert [t.differences for t in trials] == [[], [], []]
+
+
+def test_the_project_comparison_sees_a_changed_annotation_and_a_second_task(
+    labelstudio: StudioServer, tmp_path: Path
+) -> None:
+    """What the push and pull campaigns compare on the server can differ: an annotation's
+    result and a page with two tasks both show."""
+    api = Api(labelstudio)
+    ws = make_workspace(labelstudio.document_root / "ws-state", 3, sizes=[(1280, 800)])
+    proc = run_annotate(["push", "--workspace", str(ws.root), "--no-progress"],
+                        labelstudio.env(), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def state() -> dict:
+        return project_state(api, "ws-state", ws.root, labelstudio.document_root)
+
+    before = state()
+    assert sorted(before) == ws.page_ids() and all(len(v) == 1 for v in before.values())
+    project = api.project("ws-state")
+    task = sorted(api.tasks(project["id"]), key=lambda t: t["data"]["page_id"])[0]
+    api.annotate(task["id"], api.predictions(task["id"])[0]["result"][1:], lead_time=1.0)
+    annotated = state()
+    assert annotated != before
+    r = api.s.post(f"{api.url}/api/projects/{project['id']}/import",
+                   json=[{"data": task["data"]}], timeout=60)
+    r.raise_for_status()
+    assert len(state()[task["data"]["page_id"]]) == 2
