@@ -107,7 +107,11 @@ def _read_sums(rel: Path, rep: Report) -> list[tuple[str, str] | str]:
 
 def _classes(rel: Path) -> ClassSet:
     data = json.loads((rel / "classes.json").read_text(encoding="utf-8"))
-    classes = data["classes"]
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str)
+            and isinstance(c.get("kind"), str) and "color" in c for c in classes):
+        raise ValueError('it is not {"classes": [{"name", "kind", "color"}, ...]}')
     return ClassSet(
         tuple(c["name"] for c in classes if c["kind"] == "region"),
         tuple(c["name"] for c in classes if c["kind"] == "element"),

@@ -120,6 +120,8 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{card_path} is damaged ({exc}); {again}") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_path} is damaged (not a JSON object); {again}")
     if card.get("schema") != MODEL_SCHEMA:
         raise ModelError(f"{card_path} has schema {card.get('schema')!r}, this code reads "
                          f"{MODEL_SCHEMA}: train a new model (make train)")
@@ -127,15 +129,26 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         raise ModelError(f"{weights} is missing; {again}")
     if card.get("weights_sha256") and _sha256(weights) != card["weights_sha256"]:
         raise ModelError(f"{weights} is damaged (its sha256 differs from {CARD}); {again}")
-    net = SegNet(NetConfig.from_json(card["network"]))
+    try:
+        net = SegNet(NetConfig.from_json(card["network"]))
+        norm = Normalise(**card["input"]["normalise"])
+        loaded = LoadedModel(path, card, net, norm)
+        # Read now what predict reads later, so a damaged card fails here, in one line.
+        if loaded.working_width <= 0:
+            raise ValueError("input.working_width must be positive")
+        loaded.windowing, loaded.element_names, loaded.region_names  # noqa: B018
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError,
+            RuntimeError) as exc:
+        raise ModelError(f"{card_path} is damaged (missing or wrong field: "
+                         f"{type(exc).__name__} {exc}); {again}") from None
     try:
         state = load_file(str(weights))
         net.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"{weights} cannot be loaded ({first}); {again}") from None
-    norm = Normalise(**card["input"]["normalise"])
-    return LoadedModel(path, card, net.to(device).eval(), norm)
+    loaded.net = net.to(device).eval()
+    return loaded
 
 
 def resolve_model(arg: str | None, models_dir: Path) -> Path:

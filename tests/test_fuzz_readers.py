@@ -24,6 +24,9 @@ from annotate.studio.tasks import parse_results
 from catalog.records import Annotation, Convention, PageRecord
 from catalog.urls import BadURL, normalise_url, page_id
 from catalog.workspace import CorruptFile, Workspace
+from export.verify import verify_release
+from model.network import NetConfig, SegNet
+from model.store import MODEL_SCHEMA, ModelError, load_model
 from scraper.scope import SCOPES, in_scope, link_allowed
 from scraper.seeds import SeedError, parse_seed_line
 
@@ -258,3 +261,71 @@ def test_task_results_give_an_annotation_or_value_error(results: object, width: 
         assert isinstance(r["label"], str) and all(math.isfinite(v) for v in r["bbox"])
     for label, mask in pulled.masks.items():
         assert isinstance(label, str) and mask.dtype == np.uint8
+
+
+# -- the model stage's card and a release's classes.json -------------------------------------
+
+TINY = NetConfig(stem=4, widths=(4, 4, 4, 4), blocks=(1, 1, 1, 1), decoder=(4, 4, 4, 4),
+                 full_res=4)
+CARD = {"schema": MODEL_SCHEMA, "network": TINY.to_json(),
+        "input": {"working_width": 64, "normalise": {"mean": [0.9] * 3, "std": [0.25] * 3},
+                  "windowing": {"window": 256, "margin": 32}},
+        "heads": {"elements": ["background", "text", "image", "interactive"],
+                  "regions": ["background", "header", "navigation", "main", "sidebar",
+                              "footer", "advertisement", "segment"]}}
+small_ints = st.integers(-3, 8) | st.lists(st.integers(-3, 8), max_size=5)
+# The network's sizes stay small: a damaged card must not make the loader build a network
+# of a billion weights before it finds out.
+network_docs = _with(CARD["network"], {k: small_ints | scalars for k in CARD["network"]}) \
+    | scalars
+input_docs = _with(CARD["input"], {"working_width": anything, "normalise": anything,
+                                   "windowing": anything}) | anything
+card_docs = _with(CARD, {"schema": anything, "network": network_docs, "input": input_docs,
+                         "heads": anything}) | anything
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> bytes:
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("tiny") / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in SegNet(TINY).state_dict().items()}, str(path))
+    return path.read_bytes()
+
+
+def test_the_tiny_card_loads(tmp_path, tiny_weights) -> None:
+    (tmp_path / "model.safetensors").write_bytes(tiny_weights)
+    (tmp_path / "model.json").write_text(json.dumps(CARD))
+    assert load_model(tmp_path).working_width == 64
+
+
+@FUZZ
+@given(card_docs)
+def test_a_model_card_gives_a_model_or_model_error(tmp_path_factory, tiny_weights,
+                                                    doc: object) -> None:
+    folder = tmp_path_factory.mktemp("m")
+    (folder / "model.safetensors").write_bytes(tiny_weights)
+    (folder / "model.json").write_text(json.dumps(doc))
+    with contextlib.suppress(ModelError):
+        model = load_model(folder)
+        assert model.working_width > 0 and model.element_names
+
+
+classes_docs = _with({"schema": 1, "classes": [
+    {"id": 0, "name": "background", "kind": "background", "color": "#000000"}]},
+    {"classes": st.lists(_with({"id": 1, "name": "text", "kind": "element",
+                                "color": "#ffe119"},
+                               {"name": anything, "kind": anything, "color": anything})
+                         | anything, max_size=3) | anything}) | anything
+
+
+@FUZZ
+@given(classes_docs)
+def test_verify_reports_any_classes_json_as_a_finding(tmp_path_factory, doc: object) -> None:
+    rel = tmp_path_factory.mktemp("rel")
+    (rel / "classes.json").write_text(json.dumps(doc))
+    (rel / "SHA256SUMS").write_text("")
+    report = verify_release(rel)  # a report, never an exception
+    shaped = isinstance(doc, dict) and isinstance(doc.get("classes"), list)
+    if not shaped:
+        assert any("classes.json" in p for p in report.problems), report.problems
