@@ -1,15 +1,17 @@
 """A large crawl through a real Selenium Grid over many local sites: the figures that size one.
 
 Starts a hub and 2 nodes of one browser each (`scraper.grid`), serves the Debian doc sites
-of corpus.toml (plus SciPy's documentation, where installed, for volume: together about
-12,000 HTML pages) on loopback, each under its own name, and crawls N pages (default
+of corpus.toml (plus SciPy's and Erlang's documentation and Apache's English manual, where
+installed (python-scipy-doc, erlang-doc), for volume: together about 11,000 pages) on loopback, each under its own name, and crawls N pages (default
 10,000) through the Grid into a scratch workspace, as a user's `make crawl GRID=...` does.
 
 Printed: pages and sites captured, pages/min, the coordinator's CPU per page and peak
 memory (on a Grid the crawl has no browser children: its peak is the coordinator's own),
 the catalog's size, disk per page, errors by kind, and two checks that must hold: no URL
 captured twice, and every page row marked ok has its screenshot and boxes on disk.
-Exit 1 when a check fails. The workspace is deleted afterwards unless `--keep DIR`.
+Exit 1 when a check fails. The workspace is deleted afterwards unless `--keep DIR`; a
+`--keep` workspace that exists is continued, as a rerun of the same crawl continues it (the
+rate is then of this run's pages).
 
     .venv/bin/python bench/grid_corpus.py [--pages 10000] [--keep DIR]
 """
@@ -33,7 +35,10 @@ sys.path.insert(0, str(ROOT))
 from catalog import Catalog  # noqa: E402
 from scraper import grid as grid_server  # noqa: E402
 
-EXTRA_SITES = ["scipy=/usr/share/doc/python-scipy-doc/html"]
+# Apache's manual root negotiates its language, which a static server cannot: its English
+# pages are a site of their own.
+EXTRA_SITES = ["scipy=/usr/share/doc/python-scipy-doc/html", "erlang=/usr/share/doc/erlang-doc",
+               "apache-en=/usr/share/doc/apache2-doc/manual/en"]
 
 
 def sites() -> list[str]:
@@ -62,6 +67,10 @@ def main() -> int:
     cfg.write_text(config(args.pages, served))
     state = work / "grid"
     log = work / "crawl.log"
+    before = 0
+    if (ws / "catalog.sqlite").is_file():
+        with Catalog(ws / "catalog.sqlite") as catalog:
+            before = catalog.execute("SELECT COUNT(*) FROM pages WHERE status = 'ok'").fetchone()[0]
     print(f"{len(served)} sites: {', '.join(s.split('=')[0] for s in served)}", flush=True)
     try:
         info = grid_server.start(nodes=2, port=grid_server.free_port(), state_dir=state,
@@ -98,11 +107,12 @@ def main() -> int:
     disk = sum(f.stat().st_size for f in ws.rglob("*") if f.is_file())
     catalog_mb = sum(f.stat().st_size for f in ws.glob("catalog.sqlite*")) / 1e6
     ok = len(ok_ids)
-    print(f"captured {ok:,} pages over {len(by_site)} sites in {wall / 60:.1f} min "
-          f"({60 * ok / wall:.1f} pages/min wall; the crawl's own figure "
+    print(f"captured {ok - before:,} pages in {wall / 60:.1f} min "
+          f"({60 * (ok - before) / wall:.1f} pages/min wall; the crawl's own figure "
           f"{last.get('rate', 0.0):.1f} pages/min)")
+    print(f"the workspace holds {ok:,} pages over {len(by_site)} sites")
     print("  per site: " + ", ".join(f"{s} {n}" for s, n in sorted(by_site.items())))
-    print(f"coordinator: {1000 * last.get('cpu_s', 0.0) / max(ok, 1):.0f} ms CPU a page, "
+    print(f"coordinator: {1000 * last.get('cpu_s', 0.0) / max(ok - before, 1):.0f} ms CPU a page, "
           f"peak {usage.ru_maxrss / 1024:.0f} MiB")
     print(f"disk: {disk / 1e9:.2f} GB ({disk / max(ok, 1) / 1e6:.2f} MB a page); "
           f"catalog {catalog_mb:.1f} MB")
