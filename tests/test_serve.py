@@ -27,6 +27,7 @@ from model.predict import predict_image
 from model.serve import ServeConfig
 from model.serve.encode import coco_rle
 from model.serve.inputs import BadInput, check_url, decode_image
+from model.serve.timing import parse_server_timing
 from model.store import load_model
 
 from .image_bombs import bomb_jpeg, bomb_png, bomb_webp
@@ -187,6 +188,53 @@ def test_bad_uploads_get_a_one_line_4xx_and_the_server_keeps_serving(live):
     for url, code in (("file:///etc/passwd", 400), ("http://127.0.0.1:9/", 403)):
         r = live.post("/api/capture", json={"url": url})
         assert r.status_code == code, r.text
+    assert live.post("/api/segment", data=whole).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_raw_body_upload_is_read_whatever_its_content_type_says(live):
+    """A screenshot sent as the body (no form) gets the same answer as the page's form
+    upload, also when the client calls it a url-encoded form (curl --data-binary does)."""
+    rgb, _, _ = draw_page(256, 700, seed=5)
+    png = png_bytes(rgb)
+    form = live.post("/api/segment", files={"image": ("page.png", png)})
+    assert form.status_code == 200, form.text
+    for ctype in (None, "image/png", "application/octet-stream",
+                  "application/x-www-form-urlencoded"):
+        r = live.post("/api/segment", data=png, headers={"Content-Type": ctype} if ctype else {})
+        assert r.status_code == 200, (ctype, r.text)
+        assert r.json()["regions"] == form.json()["regions"], ctype
+        assert r.json()["masks"] == form.json()["masks"], ctype
+    # Where the time went, for a browser's developer tools and bench/serve.py.
+    parts = parse_server_timing(r.headers["Server-Timing"])
+    assert {"read", "decode", "wait", "predict", "rle", "json"} <= set(parts), parts
+    assert all(v >= 0 for v in parts.values()) and parts["predict"] > 0, parts
+
+
+@pytest.mark.slow
+def test_bad_raw_body_uploads_get_a_one_line_4xx_and_the_server_keeps_serving(live):
+    rgb, _, _ = draw_page(200, 300, seed=1)
+    whole = png_bytes(rgb)
+    too_large = b"\0" * (3 * 1024 * 1024)
+    cases = {
+        "not an image": (b"hello, this is text", 400, "not an image"),
+        "empty": (b"", 400, "empty"),
+        "truncated": (whole[: len(whole) // 2], 400, "truncated"),
+        "bomb": (_bomb(), 413, "40000x40000"),
+        "too large": (too_large, 413, "over 2 MB"),
+        # no Content-Length: the size is only known while the body is read
+        "too large, chunked": ((too_large[i:i + 65536] for i in range(0, len(too_large), 65536)),
+                               413, "over 2 MB"),
+    }
+    for what, (data, code, words) in cases.items():
+        for ctype in ("image/png", "application/x-www-form-urlencoded"):
+            if not isinstance(data, bytes) and ctype != "image/png":
+                continue  # a generator is sent once
+            r = live.post("/api/segment", data=data, headers={"Content-Type": ctype})
+            assert r.status_code == code, (what, ctype, r.status_code, r.text)
+            reason = r.json()["error"]
+            assert words in reason and "\n" not in reason, (what, ctype, reason)
+            assert live.get("/health").json()["status"] == "UP"
     assert live.post("/api/segment", data=whole).status_code == 200
 
 

@@ -43,9 +43,23 @@ def cmd_serve(argv: list[str]) -> int:
     version = app.extensions["served"].current().version
     print(f"serving model {version} on http://127.0.0.1:{args.port}/", file=sys.stderr,
           flush=True)
-    # Waitress refuses (plain text) bodies past twice the limit; below that Flask says why.
-    # Enough connection threads that /health answers while every worker and queue place
-    # is taken; the work itself is bounded by the queue, not by these threads.
-    serve(app, host="127.0.0.1", port=args.port, threads=args.workers + args.queue + 4,
-          ident="model-serve", max_request_body_size=2 * cfg.max_bytes)
+    serve(app, host="127.0.0.1", port=args.port, ident="model-serve", **waitress_options(cfg))
     return 0
+
+
+def waitress_options(cfg: ServeConfig) -> dict:
+    """How waitress runs the app (the tests' live server runs it the same way)."""
+    return {
+        # Waitress refuses (plain text) bodies past twice the limit; below that Flask says
+        # why.
+        "max_request_body_size": 2 * cfg.max_bytes,
+        # Enough connection threads that /health answers while every worker and queue
+        # place is taken; the work itself is bounded by the queue, not by these threads.
+        "threads": cfg.workers + cfg.queue + 4,
+        # A screenshot is megabytes. Waitress reads 8 KiB per turn of its event loop and
+        # spools a body over 512 KiB to a temporary file; for a 3.6 MB upload that was
+        # 5-20 ms of the request (bench/serve.py). Screenshots up to 16 MiB now stay in
+        # memory (a hundred connections hold at most 1.6 GB); larger ones still spool.
+        "recv_bytes": 256 * 1024,
+        "inbuf_overflow": 16 * 1024 * 1024,
+    }
