@@ -27,7 +27,7 @@ from model.predict import predict_image
 from model.serve import ServeConfig
 from model.serve.encode import coco_rle
 from model.serve.inputs import BadInput, check_url, decode_image
-from model.serve.timing import parse_server_timing
+from model.serve.timing import Spans, parse_server_timing
 from model.store import load_model
 
 from .image_bombs import bomb_jpeg, bomb_png, bomb_webp
@@ -69,6 +69,19 @@ def test_coco_rle_round_trips():
     rle = coco_rle(mask)
     back = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
     assert np.array_equal(back, mask > 0)
+
+
+def test_server_timing_parts_read_back_in_seconds():
+    spans = Spans()
+    spans.add("decode", 0.0614)
+    spans.add("predict", 0.25)
+    spans.add("decode", 0.001)  # a part timed twice adds up
+    assert spans.header() == "decode;dur=62.4, predict;dur=250.0"
+    assert parse_server_timing(spans.header()) == pytest.approx({"decode": 0.0624,
+                                                                 "predict": 0.25})
+    # Other servers' forms: a description, a quoted duration, a part without one.
+    assert parse_server_timing('db;desc="x";dur="12", cache, app;dur=bad') == \
+        pytest.approx({"db": 0.012})
 
 
 def test_urls_that_are_not_http_or_point_inside_are_refused():

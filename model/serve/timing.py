@@ -27,7 +27,9 @@ class Spans:
             self.add(name, time.perf_counter() - t0)
 
     def header(self) -> str:
-        return ", ".join(f"{k};dur={1000 * v:.1f}" for k, v in self.seconds.items())
+        # A snapshot: a worker that outlived the request's timeout may still add a part.
+        parts = list(self.seconds.items())
+        return ", ".join(f"{k};dur={1000 * v:.1f}" for k, v in parts)
 
 
 def parse_server_timing(header: str) -> dict[str, float]:
