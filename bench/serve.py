@@ -9,11 +9,11 @@ Target: at one client the server's p50 is at most 15% over the bare call's p50. 
 clients queue behind the one worker (their latency grows, requests/s should not fall).
 
 Where the time goes is printed part by part, the bare call's next to the server's (from
-its Server-Timing header: read the body and its header, decode, wait for the worker,
-predict, RLE, JSON);
-what is left of a request's latency is the HTTP exchange itself (the client's upload and
-download of the answer, waitress and Flask). The client only sends the bytes and reads the
-answer; it does not parse the JSON, which the bare call does not do either.
+its Server-Timing header: read the body and the image's header, decode, wait for the
+worker, predict, RLE, JSON); what is left of a request's latency (`http`) is the HTTP
+exchange itself: the client's upload and its download of the answer, waitress and Flask.
+The client only sends the bytes and reads the answer; it does not parse the JSON, which
+the bare call does not do either.
 
 Without --model a model of the default architecture with untrained weights is written to a
 temporary folder: the same arithmetic as a trained one, so the same time.

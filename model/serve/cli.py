@@ -57,9 +57,10 @@ def waitress_options(cfg: ServeConfig) -> dict:
         # place is taken; the work itself is bounded by the queue, not by these threads.
         "threads": cfg.workers + cfg.queue + 4,
         # A screenshot is megabytes. Waitress reads 8 KiB per turn of its event loop and
-        # spools a body over 512 KiB to a temporary file; for a 3.6 MB upload that was
-        # 5-20 ms of the request (bench/serve.py). Screenshots up to 16 MiB now stay in
-        # memory (a hundred connections hold at most 1.6 GB); larger ones still spool.
+        # spools a body over 512 KiB to a temporary file: a 3.6 MB upload took 11-60 ms
+        # (p50, loaded 2-core machine) to reach the app, 4-11 ms with these. Screenshots
+        # up to 16 MiB stay in memory (a hundred connections hold at most 1.6 GB); larger
+        # ones still spool.
         "recv_bytes": 256 * 1024,
         "inbuf_overflow": 16 * 1024 * 1024,
     }
