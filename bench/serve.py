@@ -50,6 +50,7 @@ from export.synthetic import draw_page  # noqa: E402
 from model.infer import Windowing  # noqa: E402
 from model.network import NetConfig, Normalise, SegNet  # noqa: E402
 from model.serve.inputs import open_image  # noqa: E402
+from model.serve.memory import keep_freed_memory  # noqa: E402
 from model.serve.segment import answer  # noqa: E402
 from model.serve.timing import Spans, parse_server_timing  # noqa: E402
 from model.store import load_model, publish  # noqa: E402
@@ -154,6 +155,8 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=5, help="requests of the one client")
     p.add_argument("--threads", type=int, default=2, help="torch threads, both sides")
     args = p.parse_args()
+    # The bare call runs with the C allocator set up as `model serve` sets it up.
+    malloc = "one arena that keeps freed memory" if keep_freed_memory() else "as it was"
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     model_dir = args.model or untrained_model(tmp / "models")
     rgb, _, _ = draw_page(1280, 4000, seed=7, textured=True)
@@ -161,7 +164,7 @@ def main() -> int:
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     png = buf.getvalue()
     print(f"page 1280x4000, PNG {len(png) / 1e6:.1f} MB, model {model_dir}, "
-          f"{args.threads} torch threads")
+          f"{args.threads} torch threads, malloc {malloc} (both sides)")
 
     torch.set_num_threads(args.threads)
     model = load_model(model_dir)

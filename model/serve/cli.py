@@ -10,9 +10,11 @@ from catalog.cli import add_common_args, load
 
 from ..store import resolve_model
 from .app import ServeConfig, create_app
+from .memory import keep_freed_memory
 
 
 def cmd_serve(argv: list[str]) -> int:
+    keep_freed_memory()  # before waitress and the workers start their threads
     p = argparse.ArgumentParser(
         prog="python -m model serve",
         description="The preview page, the JSON API and Label Studio's ML backend API.")
