@@ -14,6 +14,7 @@ import requests
 
 from model.release import open_release
 from model.serve import ServeConfig, create_app
+from model.serve.cli import waitress_options
 from model.train import Run, train
 
 from .test_model_train import tiny
@@ -55,9 +56,7 @@ def run_live(config: ServeConfig) -> Iterator[Live]:
 
     app = create_app(config)
     port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port,
-                           threads=config.workers + config.queue + 4,
-                           max_request_body_size=2 * config.max_bytes)
+    server = create_server(app, host="127.0.0.1", port=port, **waitress_options(config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .inputs import MAX_PIXELS, BadInput
@@ -70,6 +70,12 @@ def create_app(config: ServeConfig, served: Served | None = None) -> Flask:
     app.register_blueprint(page)
     app.register_blueprint(api)
     app.register_blueprint(studio)
+
+    @app.after_request
+    def _timing(resp):
+        if "spans" in g:
+            resp.headers["Server-Timing"] = g.spans.header()
+        return resp
 
     @app.errorhandler(BadInput)
     def _bad(exc: BadInput):

@@ -30,10 +30,16 @@ class BadInput(ValueError):
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """RGB pixels of a PNG, JPEG or WebP; the size is read from the header and checked
     before a single pixel is decompressed, so a small file cannot claim gigabytes."""
+    return pixels(open_image(data, max_pixels))
+
+
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The opened image, only its header read: refused here when it is not a PNG, JPEG or
+    WebP or claims more than `max_pixels`, before any pixel is decompressed."""
     if not data:
         raise BadInput("the upload is empty: send a screenshot (PNG, JPEG or WebP)")
     try:
-        im = open_bounded(io.BytesIO(data), max_pixels, sorted(FORMATS))
+        return open_bounded(io.BytesIO(data), max_pixels, sorted(FORMATS))
     except TooManyPixels as big:
         raise BadInput(f"the image claims {big.width}x{big.height} pixels, more than the "
                        f"{max_pixels:,} this server decodes: send a smaller screenshot",
@@ -48,14 +54,17 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except (OSError, SyntaxError, ValueError):
         raise BadInput("the upload is not an image: send a screenshot (PNG, JPEG or "
                        "WebP)") from None
+
+
+def pixels(im: Image.Image) -> np.ndarray:
+    """RGB pixels of an image from `open_image` (which it closes)."""
     with im:
         try:
             im.load()
-            rgb = np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert("RGB"))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise BadInput(f"the image is damaged or truncated ({type(exc).__name__}): "
                            "send the whole file") from None
-    return rgb
 
 
 def _format_of(data: bytes) -> str | None:

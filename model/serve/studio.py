@@ -144,7 +144,7 @@ def _predict_task(model, controls: Controls, task: dict) -> dict:
     data = fetch_task_image(str(ref), cfg, *studio_access(current_app))
     rgb = decode_image(data, cfg.max_pixels)
     record, masks = queued("predict_queue", segment, model, rgb, str(task.get("id", "task")),
-                           timeout=cfg.timeout_s)
+                           timeout=cfg.timeout_s, span="predict")
     scores = [r["score"] for r in record["regions"]]
     return {"result": task_results(record, masks, controls), "model_version": model.version,
             "score": round(float(np.mean(scores)) if scores else 0.0, 4)}
