@@ -39,7 +39,14 @@ from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
 from .png import encode_pixels
 from .preview import contact_sheet, pick
-from .select import PageInput, Selection, count_preannotated, removal_reasons, select_pages
+from .select import (
+    PageInput,
+    Selection,
+    count_preannotated,
+    page_addresses,
+    removal_reasons,
+    select_pages,
+)
 from .split_files import dump_json, export_pages
 from .splitplan import SplitPlan, plan_splits
 from .workers import PageMap, page_map
@@ -166,7 +173,8 @@ def _make_release(
                 log(line)
             recorded = recorded_splits(cat, releases, history)
         plan = plan_splits(sel.links, [p.page_id for p in sel.pages], recorded,
-                           ex.split_salt, ex.val_ratio, ex.test_ratio)
+                           ex.split_salt, ex.val_ratio, ex.test_ratio,
+                           addresses=lambda: page_addresses(ws))
         for pid, split in sorted(plan.unplaced.items()):
             why = (f"was released in {split}, which this config does not write "
                    "(a page never changes split): set [export] test_ratio to write it")
