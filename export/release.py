@@ -8,10 +8,12 @@ version is never written to. Files are read-only once in place. The catalog gets
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -107,7 +109,10 @@ def _freeze(root: Path) -> None:
             p.chmod(ro)
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
+    """The WRITERS' versions (read once a process: package metadata is looked up on
+    every path entry, a few ms each)."""
     out = {}
     for name in WRITERS:
         try:
@@ -132,6 +137,8 @@ def make_release(
     each page, log(line) for each page left out. jobs: processes that check and write
     pages; the release is the same for any number.
     """
+    # Looked up while the pages are checked and written, not after the last one.
+    threading.Thread(target=_library_versions, daemon=True).start()
     with page_map(jobs) as pmap:
         return _make_release(ws, config, progress, log, start, pmap)
 
@@ -289,7 +296,7 @@ def _write(
         config={"export": asdict(ex), "labels": asdict(config.labels)}, changes=changes,
         problems=problems, duplicates=sel.duplicates, split_plan=plan,
         regions_dropped=sum(o.regions_dropped for o in outs.values()),
-        versions=_library_versions(),
+        versions=dict(_library_versions()),
     )
     (root / "README.md").write_text(render_card(card), encoding="utf-8")
     write_sums(root, {k: v for o in outs.values() for k, v in o.digests.items()})

@@ -192,6 +192,16 @@ def _checked(ws: Workspace, classes: ClassSet, item: tuple[str, Path, tuple[int,
         return str(exc)
 
 
+def _checked_all(ws: Workspace, classes: ClassSet,
+                 items: list[tuple[str, Path, tuple[int, int]]]) -> list:
+    return [_checked(ws, classes, item) for item in items]
+
+
+# Pages checked per task: a check takes a millisecond or so, about what handing a task to
+# a worker process and its result back costs.
+CHECKS_PER_TASK = 8
+
+
 def select_pages(
     ws: Workspace, cat: Catalog, classes: ClassSet, include_preannotations: bool,
     pmap: Callable[[Callable, Iterable], Iterator] = map,
@@ -215,7 +225,9 @@ def select_pages(
     info = _page_info(cat, (c[0] for c in candidates))
     todo = [(pid, path, info[pid]["recorded"]) for pid, _, _, path in candidates
             if pid in info and pid not in dropped]
-    checks = iter(pmap(partial(_checked, ws, classes), todo))
+    batches = [todo[i:i + CHECKS_PER_TASK] for i in range(0, len(todo), CHECKS_PER_TASK)]
+    checks = (found for batch in pmap(partial(_checked_all, ws, classes), batches)
+              for found in batch)
     for pid, source, reviewed, path in candidates:
         if pid not in info:
             sel.problems.append((pid, "has an annotation but no row in the catalog's pages"))
