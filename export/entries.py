@@ -2,10 +2,11 @@
 writer that joins them in the main process.
 
 Everything about a page that does not depend on the pages before it is built where the
-page was exported: its COCO image and annotations as JSON text with their ids left open,
-its lines of metadata.jsonl and tiles/metadata.jsonl, its manifest row and its counts. The
-main process only numbers the COCO entries (ids run on from page to page in page order)
-and writes the texts out as the pages come in, hashing as it writes. The bytes are those
+page was exported: its COCO image and annotations as JSON text with their ids left open
+(the annotations as UTF-8 with a `%d` where each id goes), its lines of metadata.jsonl and
+tiles/metadata.jsonl, its manifest row and its counts. The main process only numbers the
+COCO entries (ids run on from page to page in page order; one `%` formatting a page) and
+writes the texts out as the pages come in, hashing as it writes. The bytes are those
 of `json.dumps(..., sort_keys=True)` over the whole split, whatever the number of jobs.
 """
 
@@ -15,7 +16,6 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,14 +48,22 @@ def _cut(text: str, mark: str, pieces: int) -> list[str]:
     return parts
 
 
+def _ids_open(text: str, n: int) -> bytes:
+    """The annotations' text with a `%d` for each id and image id (checked: n of each)."""
+    _cut(text, _ANN_IDS, n + 1)
+    return text.replace("%", "%%").replace(_ANN_IDS, '"id":%d,"image_id":%d').encode("utf-8")
+
+
 @dataclass
 class PageEntry:
     """One exported page as its split's files and the release's counts take it."""
 
     page_id: str
     image: list[str]  # its COCO image's text before and after the image id
-    # Its COCO annotations' text, cut where each one's "id" and "image_id" go.
-    annotations: list[str]
+    # Its COCO annotations' text in UTF-8, a `%d` where each one's "id" and "image_id"
+    # go (any other "%" doubled), and how many there are.
+    annotations: bytes
+    n_annotations: int
     meta: str  # its line of metadata.jsonl
     tile_lines: str  # its lines of tiles/metadata.jsonl
     manifest: dict  # its row of manifest.parquet
@@ -65,10 +73,6 @@ class PageEntry:
     tiles: int
     digests: dict[str, str]  # release-relative path -> sha256 of the page's files
     thumbnail: Image.Image | None = None
-
-    @property
-    def n_annotations(self) -> int:
-        return len(self.annotations) - 1
 
 
 def page_entry(split: str, page: PageInput, group: str, res: PageResult,
@@ -96,7 +100,8 @@ def page_entry(split: str, page: PageInput, group: str, res: PageResult,
     return PageEntry(
         page_id=page.page_id,
         image=_cut(_COMPACT.encode(image), _IMAGE_ID, 2),
-        annotations=_cut(ann_text, _ANN_IDS, len(anns) + 1),
+        annotations=_ids_open(ann_text, len(anns)),
+        n_annotations=len(anns),
         meta=jsonl_line(meta),
         tile_lines="".join(jsonl_line(r) for r in res.tiles),
         manifest=manifest,
@@ -116,8 +121,8 @@ class _HashedFile:
         self.fh: BinaryIO = open(path, "wb")  # noqa: SIM115 (closed by SplitWriter.close)
         self.sha = hashlib.sha256()
 
-    def write(self, text: str) -> None:
-        data = text.encode("utf-8")
+    def write(self, text: str | bytes) -> None:
+        data = text.encode("utf-8") if isinstance(text, str) else text
         self.fh.write(data)
         self.sha.update(data)
 
@@ -146,10 +151,12 @@ class SplitWriter:
         image_id = len(self.images) + 1
         self.images.append(f"{e.image[0]}\"id\":{image_id}{e.image[1]}")
         if e.n_annotations:
-            ids = count(self.next_ann)
-            text = "".join(f'{piece}"id":{next(ids)},"image_id":{image_id}'
-                           for piece in e.annotations[:-1]) + e.annotations[-1]
-            self.files["annotations.json"].write(("," if self.next_ann > 1 else "") + text)
+            ids = [image_id] * (2 * e.n_annotations)  # id, image id, id, image id...
+            ids[0::2] = range(self.next_ann, self.next_ann + e.n_annotations)
+            out = self.files["annotations.json"]
+            if self.next_ann > 1:
+                out.write(b",")
+            out.write(e.annotations % tuple(ids))
             self.next_ann += e.n_annotations
         self.files["metadata.jsonl"].write(e.meta)
         if "tiles/metadata.jsonl" in self.files:

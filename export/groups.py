@@ -17,7 +17,7 @@ grouping (`LEVELS`) keep near-copies together, and templates where they can.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -42,7 +42,11 @@ class PageLinks(NamedTuple):
     site: str  # registered domain; empty: the page is a group of its own
     dup_group: str = ""
     template: str = ""
-    url: str = ""  # for the section level
+    url: str = ""  # address, for the section level (or given to it apart: `addresses`)
+
+
+# PageLinks' fields in a plain tuple: how the selection reads a million of them.
+LinkRow = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,9 @@ def split_of_key(key: str, salt: str, val_ratio: float, test_ratio: float = 0.0)
     return "train"
 
 
-def _site(page: PageLinks) -> str:
+def _site(page_id: str, site: str) -> str:
     # A page with no site must not join every other site-less page.
-    return page.site or f"page:{page.page_id}"
+    return site or f"page:{page_id}"
 
 
 def section_of(url: str) -> str:
@@ -93,17 +97,23 @@ def section_of(url: str) -> str:
     return f"{parts.netloc.lower()}/{parts.path.lstrip('/').split('/', 1)[0]}"
 
 
-def _base(page: PageLinks, level: str) -> str:
+def _base(page_id: str, site: str, url: str, level: str,
+          addresses: Mapping[str, str] | None) -> str:
     if level == "site":
-        return _site(page)
+        return _site(page_id, site)
     if level == "section":
-        return section_of(page.url) or f"page:{page.page_id}"
-    return f"page:{page.page_id}"
+        if addresses is not None:
+            url = addresses.get(page_id, url)
+        return section_of(url) or f"page:{page_id}"
+    return f"page:{page_id}"
 
 
-def group_keys(pages: Iterable[PageLinks], level: str = "site") -> dict[str, str]:
+def group_keys(pages: Iterable[PageLinks | LinkRow], level: str = "site",
+               addresses: Mapping[str, str] | None = None) -> dict[str, str]:
     """page_id -> group key: the smallest base key (site, section or page) of the page's
-    connected group at that level (see LEVELS)."""
+    connected group at that level (see LEVELS). addresses: page_id -> address, for the
+    section level where the links carry none. Pages may be plain tuples in PageLinks'
+    order (the selection's rows of a million pages are)."""
     if level not in LEVELS:
         raise ValueError(f"unknown grouping level {level!r} (known: {', '.join(LEVELS)})")
     parent: dict[str, str] = {}
@@ -127,26 +137,27 @@ def group_keys(pages: Iterable[PageLinks], level: str = "site") -> dict[str, str
     pages = list(pages)
     first_site: dict[str, str] = {}
     templates = JOINS_TEMPLATES[level]
-    for page in pages:
-        site = _base(page, level)
-        find(site)
-        for link in (f"dup:{page.dup_group}" if page.dup_group else "",
-                     f"tpl:{page.template}" if page.template and templates else ""):
+    for page_id, site, dup_group, template, url in pages:
+        base = _base(page_id, site, url, level, addresses)
+        find(base)
+        for link in (f"dup:{dup_group}" if dup_group else "",
+                     f"tpl:{template}" if template and templates else ""):
             if link:
                 if link in first_site:
-                    union(first_site[link], site)
+                    union(first_site[link], base)
                 else:
-                    first_site[link] = site
-    return {page.page_id: find(_base(page, level)) for page in pages}
+                    first_site[link] = base
+    return {page_id: find(_base(page_id, site, url, level, addresses))
+            for page_id, site, _, _, url in pages}
 
 
 def assign_splits(
-    pages: Iterable[PageLinks], salt: str, val_ratio: float, test_ratio: float = 0.0,
-    level: str = "site",
+    pages: Iterable[PageLinks | LinkRow], salt: str, val_ratio: float, test_ratio: float = 0.0,
+    level: str = "site", addresses: Mapping[str, str] | None = None,
 ) -> dict[str, Assignment]:
     """page_id -> (split, group key) for every page given, by the hash of its group alone
     (`splitplan` keeps the splits of pages released before)."""
     check_ratios(val_ratio, test_ratio)
-    keys = group_keys(pages, level)
+    keys = group_keys(pages, level, addresses)
     splits = {key: split_of_key(key, salt, val_ratio, test_ratio) for key in set(keys.values())}
     return {pid: Assignment(splits[key], key) for pid, key in keys.items()}

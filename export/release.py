@@ -8,10 +8,12 @@ version is never written to. Files are read-only once in place. The catalog gets
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,7 +41,14 @@ from .manifest import Changes, diff_manifests, read_manifest, write_manifest
 from .masks import ClassSet
 from .png import encode_pixels
 from .preview import contact_sheet, pick
-from .select import PageInput, Selection, count_preannotated, removal_reasons, select_pages
+from .select import (
+    PageInput,
+    Selection,
+    count_preannotated,
+    page_addresses,
+    removal_reasons,
+    select_pages,
+)
 from .split_files import dump_json, export_pages
 from .splitplan import SplitPlan, plan_splits
 from .workers import PageMap, page_map
@@ -100,7 +109,10 @@ def _freeze(root: Path) -> None:
             p.chmod(ro)
 
 
+@functools.cache
 def _library_versions() -> dict[str, str]:
+    """The WRITERS' versions (read once a process: package metadata is looked up on
+    every path entry, a few ms each)."""
     out = {}
     for name in WRITERS:
         try:
@@ -125,6 +137,8 @@ def make_release(
     each page, log(line) for each page left out. jobs: processes that check and write
     pages; the release is the same for any number.
     """
+    # Looked up while the pages are checked and written, not after the last one.
+    threading.Thread(target=_library_versions, daemon=True).start()
     with page_map(jobs) as pmap:
         return _make_release(ws, config, progress, log, start, pmap)
 
@@ -166,7 +180,8 @@ def _make_release(
                 log(line)
             recorded = recorded_splits(cat, releases, history)
         plan = plan_splits(sel.links, [p.page_id for p in sel.pages], recorded,
-                           ex.split_salt, ex.val_ratio, ex.test_ratio)
+                           ex.split_salt, ex.val_ratio, ex.test_ratio,
+                           addresses=lambda: page_addresses(ws))
         for pid, split in sorted(plan.unplaced.items()):
             why = (f"was released in {split}, which this config does not write "
                    "(a page never changes split): set [export] test_ratio to write it")
@@ -281,7 +296,7 @@ def _write(
         config={"export": asdict(ex), "labels": asdict(config.labels)}, changes=changes,
         problems=problems, duplicates=sel.duplicates, split_plan=plan,
         regions_dropped=sum(o.regions_dropped for o in outs.values()),
-        versions=_library_versions(),
+        versions=dict(_library_versions()),
     )
     (root / "README.md").write_text(render_card(card), encoding="utf-8")
     write_sums(root, {k: v for o in outs.values() for k, v in o.digests.items()})

@@ -22,7 +22,7 @@ from catalog.images import check_screenshot
 from catalog.sites import site_of
 from catalog.workspace import remedy
 
-from .groups import PageLinks
+from .groups import LinkRow
 from .masks import ClassSet
 from .png import SIGNATURE, png_size_checked
 
@@ -46,21 +46,25 @@ class PageInput:
 @dataclass
 class Selection:
     pages: list[PageInput] = field(default_factory=list)
-    links: list[PageLinks] = field(default_factory=list)  # every page the catalog knows
+    # Every page the catalog knows, as plain tuples in PageLinks' order.
+    links: list[LinkRow] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (page_id, why left out)
     duplicates: int = 0  # annotated pages left out as dropped duplicates
     dropped: set[str] = field(default_factory=set)  # every page dedupe dropped as a duplicate
     human: set[str] = field(default_factory=set)  # pages with a human annotation
 
 
-def _links(cat: Catalog) -> tuple[list[PageLinks], set[str]]:
-    """Every page the catalog knows, as the split needs it, and the pages dedupe dropped;
-    read row by row, so a million pages cost their links and nothing more."""
+def _links(cat: Catalog) -> tuple[list[LinkRow], set[str]]:
+    """Every page the catalog knows, as the split needs it (PageLinks' fields, in plain
+    tuples: a million named ones cost a sixth more), and the pages dedupe dropped. A page's
+    address is read only where it has no site (its site is then taken from it): the
+    section level, which needs every address, reads them itself (`page_addresses`) when
+    a plan gets that far."""
     rows = cat.conn.cursor()
-    rows.row_factory = None  # plain tuples, made into links without a Python loop
+    rows.row_factory = None
     rows.execute(
         "SELECT p.page_id, p.site, COALESCE(d.group_id, ''), COALESCE(t.template_id, ''),"
-        " CASE WHEN p.final_url != '' THEN p.final_url ELSE p.url END"
+        f" CASE WHEN p.site = '' THEN {_ADDRESS} ELSE '' END"
         " FROM pages p LEFT JOIN dup_groups d ON d.page_id = p.page_id"
         " LEFT JOIN template_groups t ON t.page_id = p.page_id ORDER BY p.page_id")
     # A million new tuples would have the cycle collector walk them again and again, a
@@ -68,16 +72,25 @@ def _links(cat: Catalog) -> tuple[list[PageLinks], set[str]]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        links = list(map(PageLinks._make, rows))
-        links = [link if link.site else link._replace(site=site_of(link.url))
-                 for link in links]
+        links = [row if row[1] else (row[0], site_of(row[4]), *row[2:]) for row in rows]
     finally:
         if collecting:
             gc.enable()
-    dropped = {r[0] for r in cat.execute(
-        "SELECT d.page_id FROM dup_groups d JOIN pages p ON p.page_id = d.page_id"
-        " WHERE d.canonical = 0")}
+    # Every use of the set asks about pages of the catalog: no join with pages needed.
+    dropped = {r[0] for r in cat.execute("SELECT page_id FROM dup_groups WHERE canonical = 0")}
     return links, dropped
+
+
+# A page's address as the split takes it: where it ended up, else what was asked for.
+_ADDRESS = "CASE WHEN p.final_url != '' THEN p.final_url ELSE p.url END"
+
+
+def page_addresses(ws: Workspace) -> dict[str, str]:
+    """page_id -> address of every page of the catalog (for the section level)."""
+    with Catalog(ws.catalog_path) as cat:
+        rows = cat.conn.cursor()
+        rows.row_factory = None
+        return dict(rows.execute(f"SELECT p.page_id, {_ADDRESS} FROM pages p"))
 
 
 def _page_info(cat: Catalog, page_ids: Iterable[str], chunk: int = 500) -> dict[str, dict]:
@@ -179,6 +192,16 @@ def _checked(ws: Workspace, classes: ClassSet, item: tuple[str, Path, tuple[int,
         return str(exc)
 
 
+def _checked_all(ws: Workspace, classes: ClassSet,
+                 items: list[tuple[str, Path, tuple[int, int]]]) -> list:
+    return [_checked(ws, classes, item) for item in items]
+
+
+# Pages checked per task: a check takes a millisecond or so, about what handing a task to
+# a worker process and its result back costs.
+CHECKS_PER_TASK = 8
+
+
 def select_pages(
     ws: Workspace, cat: Catalog, classes: ClassSet, include_preannotations: bool,
     pmap: Callable[[Callable, Iterable], Iterator] = map,
@@ -195,15 +218,16 @@ def select_pages(
     for pid, reviewed in human.items():
         candidates.append((pid, "human", reviewed, ws.annotation_json(pid)))
     if include_preannotations:
-        for link in links:
-            pid = link.page_id
+        for pid, *_ in links:
             if pid not in human and ws.preannotation_json(pid).is_file():
                 candidates.append((pid, "preannotation", False, ws.preannotation_json(pid)))
     candidates.sort()
     info = _page_info(cat, (c[0] for c in candidates))
     todo = [(pid, path, info[pid]["recorded"]) for pid, _, _, path in candidates
             if pid in info and pid not in dropped]
-    checks = iter(pmap(partial(_checked, ws, classes), todo))
+    batches = [todo[i:i + CHECKS_PER_TASK] for i in range(0, len(todo), CHECKS_PER_TASK)]
+    checks = (found for batch in pmap(partial(_checked_all, ws, classes), batches)
+              for found in batch)
     for pid, source, reviewed, path in candidates:
         if pid not in info:
             sel.problems.append((pid, "has an annotation but no row in the catalog's pages"))
@@ -247,7 +271,7 @@ def removal_reasons(
     bad: pages left out for bad input in this export; unplaced: pages whose recorded
     split this export does not write."""
     source = {r["page_id"]: r["source"] for r in old_rows}
-    known = {link.page_id for link in sel.links}
+    known = {link[0] for link in sel.links}
     out: dict[str, list[str]] = {}
     for pid in removed:
         if pid not in known:
@@ -268,6 +292,5 @@ def removal_reasons(
 
 def count_preannotated(ws: Workspace, sel: Selection) -> int:
     """Pages of the catalog with a pre-annotation, dropped duplicates aside."""
-    return sum(1 for link in sel.links
-               if link.page_id not in sel.dropped
-               and ws.preannotation_json(link.page_id).is_file())
+    return sum(1 for pid, *_ in sel.links
+               if pid not in sel.dropped and ws.preannotation_json(pid).is_file())

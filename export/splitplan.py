@@ -20,13 +20,14 @@ a val split.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .groups import (
     JOINS_TEMPLATES,
     LEVELS,
     Assignment,
+    LinkRow,
     PageLinks,
     assign_splits,
     unit_hash,
@@ -66,7 +67,9 @@ class LevelResult:
 @dataclass
 class SplitPlan:
     chosen: LevelResult
-    tried: list[LevelResult]  # every level, coarsest first
+    # The levels tried, coarsest first: up to the chosen one, every level when none
+    # reaches the window.
+    tried: list[LevelResult]
     asked: dict[str, float]  # val (and test) -> asked share
 
     @property
@@ -114,26 +117,33 @@ WINDOW = 2.0  # each asked split between 1/WINDOW and WINDOW times its asked sha
 
 
 def plan_splits(
-    links: Sequence[PageLinks],
+    links: Sequence[PageLinks | LinkRow],
     released: Iterable[str],
     recorded: dict[str, str],
     salt: str,
     val_ratio: float,
     test_ratio: float = 0.0,
+    addresses: Callable[[], Mapping[str, str]] | None = None,
 ) -> SplitPlan:
     """Splits for the pages `released` (ids among `links`, the pages the catalog knows).
 
     recorded: page id -> split of every page released before (kept as it is).
+    addresses: gives page_id -> address of every page, for the section level where the
+    links carry none; called only when the plan tries that level.
     """
     splits = ["train", "val"] + (["test"] if test_ratio > 0 else [])
     asked = {s: r for s, r in (("val", val_ratio), ("test", test_ratio)) if r > 0}
     released = sorted(set(released))
-    tried = [
-        _at_level(level, assign_splits(links, salt, val_ratio, test_ratio, level), released,
-                  recorded, splits, salt, val_ratio, test_ratio)
-        for level in LEVELS
-    ]
-    chosen = next((r for r in tried if r.deviation(asked) <= WINDOW), None)
+    tried: list[LevelResult] = []
+    chosen = None
+    for level in LEVELS:  # a finer level only where the coarser ones miss the window
+        urls = addresses() if addresses is not None and level == "section" else None
+        tried.append(_at_level(
+            level, assign_splits(links, salt, val_ratio, test_ratio, level, urls), released,
+            recorded, splits, salt, val_ratio, test_ratio))
+        if tried[-1].deviation(asked) <= WINDOW:
+            chosen = tried[-1]
+            break
     if chosen is None:
         best = min(r.deviation(asked) for r in tried)
         chosen = next(r for r in tried if r.deviation(asked) == best)

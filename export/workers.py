@@ -11,12 +11,15 @@ directory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import multiprocessing
 import multiprocessing.pool
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ from .memory import keep_freed_memory
 
 PageMap = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 _PR_SET_PDEATHSIG = 1
+_F_SETPIPE_SZ = 1031  # Linux
+# A page's results (its COCO text, a few hundred kB) fit in the pipe at once: see _Pool.
+_PIPE_BYTES = 1 << 20
 
 
 def default_jobs() -> int:
@@ -70,6 +76,17 @@ class _Pool(multiprocessing.pool.Pool):
     def _get_sentinels(self) -> list:
         return [self._change_notifier._reader]
 
+    def _setup_queues(self) -> None:
+        """Pipes of 1 MiB, not 64 kiB: a worker hands over a page's results (or takes a
+        verify task) in one write and goes on, instead of waiting, holding the queue's
+        lock and so stopping the other workers too, while this process reads it 64 kiB
+        at a time."""
+        super()._setup_queues()
+        for queue in (self._inqueue, self._outqueue):
+            # Not Linux, or a lower limit (fs.pipe-max-size): 64 kiB it is.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(queue._writer.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
+
 
 @contextmanager
 def page_map(jobs: int) -> Iterator[PageMap]:
@@ -83,10 +100,18 @@ def page_map(jobs: int) -> Iterator[PageMap]:
     # What the workers run, imported once by the fork server (`python -m export` has
     # its workers import export.__main__ again: its imports are then at hand too).
     ctx.set_forkserver_preload(["export.__main__"])
-    # The fork server is the workers' parent: it exits when this process does.
-    with _Pool(jobs, initializer=_start_worker, initargs=(os.getpid(),), context=ctx) as pool:
-        yield lambda fn, items: pool.imap(fn, items, chunksize=1)
-        _spent[0] += sum(_cpu_seconds(p.pid) for p in pool._pool)
+    # The fork server is the workers' parent: it exits when this process does. Its start
+    # (a fresh interpreter importing the export, about a second) runs in the background
+    # while the caller reads the catalog; the first map waits for it.
+    starter = ThreadPoolExecutor(1)
+    started = starter.submit(_Pool, jobs, initializer=_start_worker, initargs=(os.getpid(),),
+                             context=ctx)
+    starter.shutdown(wait=False)  # its one task still runs
+    try:
+        yield lambda fn, items: started.result().imap(fn, items, chunksize=1)
+        _spent[0] += sum(_cpu_seconds(p.pid) for p in started.result()._pool)
+    finally:
+        started.result().terminate()
 
 
 _spent = [0.0]

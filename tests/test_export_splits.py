@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from catalog.sites import site_of
 from export.groups import PageLinks, assign_splits, group_keys, split_of_key
 
 SALT = "webseg-v1"
@@ -137,3 +138,83 @@ def test_the_salt_reshuffles():
 def test_impossible_ratios_are_refused(val, test):
     with pytest.raises(ValueError, match="ratio"):
         assign_splits([PageLinks("1", "a.com")], SALT, val, test)
+
+
+def _catalog_of(path, pages: list[tuple[str, str, str, str, str, str]]) -> None:
+    """Catalog rows only: (page_id, url, final_url, site, duplicate group, template)."""
+    from catalog import Catalog, PageRecord
+
+    with Catalog(path) as cat, cat.transaction() as conn:
+        for pid, url, final, site, dup, tpl in pages:
+            cat.record_page(PageRecord(pid, url, final, "ok", [1280, 800], 1.0, 320, 480),
+                            site=site, conn=conn)
+            if dup:
+                conn.execute("INSERT INTO dup_groups VALUES(?,?,?,?)",
+                             (pid, dup, int(not pid.endswith("x")), ""))
+            if tpl:
+                conn.execute("INSERT INTO template_groups VALUES(?,?)", (pid, tpl))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["c3ref", "lang", "releaselog", "", "a/b"]),
+                          st.sampled_from(["docs.x.org", "Docs.X.org", "y.net"]),
+                          st.booleans(), st.sampled_from(["", "d1", "d2"]),
+                          st.sampled_from(["", "t1", "t2"]), st.booleans(), st.booleans()),
+                min_size=2, max_size=40),
+       st.floats(0.1, 0.4))
+@settings(deadline=None, max_examples=40)
+def test_the_selection_gives_the_same_splits_as_links_that_carry_every_address(
+        tmp_path_factory, rows, val):
+    """The selection reads addresses only for the section level; every page lands in the
+    split (and group) it had when each link carried its address."""
+    from catalog import Catalog, Workspace
+    from export.select import _links, page_addresses
+    from export.splitplan import plan_splits
+
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    ws.ensure()
+    pages = []
+    for i, (section, host, redirected, dup, tpl, has_site, dropped) in enumerate(rows):
+        url = f"https://{host}/{section}/p{i}.html"
+        final = f"https://{host}/{section}/moved{i}.html" if redirected else ""
+        pid = f"p{i:03d}" + ("x" if dropped and dup else "")
+        pages.append((pid, url, final, host.lower() if has_site else "", dup, tpl))
+    _catalog_of(ws.catalog_path, pages)
+    with_addresses = [
+        PageLinks(pid, site or site_of(final or url), dup, tpl, final or url)
+        for pid, url, final, site, dup, tpl in sorted(pages)]
+    with Catalog(ws.catalog_path) as cat:
+        links, dropped_ids = _links(cat)
+    assert [link[:4] for link in links] == [link[:4] for link in with_addresses]
+    assert dropped_ids == {p[0] for p in pages if p[0].endswith("x")}
+    released = [p[0] for p in pages][::2]
+    before = plan_splits(with_addresses, released, {}, SALT, val)
+    after = plan_splits(links, released, {}, SALT, val, addresses=lambda: page_addresses(ws))
+    assert after.level == before.level
+    assert after.assignment == before.assignment
+    assert after.why() == before.why()
+
+
+def test_a_one_site_catalog_of_sections_is_split_by_section_with_addresses_read_apart(tmp_path):
+    from catalog import Catalog, Workspace
+    from export.select import _links, page_addresses
+    from export.splitplan import plan_splits
+
+    ws = Workspace(tmp_path)
+    ws.ensure()
+    sections = ["c3ref", "lang", "releaselog", "howto", "cli", "json1", "fts5", "vtab"]
+    pages = [(f"p{i:03d}", f"https://docs.x.org/{sections[i % 8]}/p{i}.html", "", "x.org",
+              "", "t1") for i in range(80)]
+    _catalog_of(ws.catalog_path, pages)
+    with Catalog(ws.catalog_path) as cat:
+        links, _ = _links(cat)
+    assert not any(link[4] for link in links)  # every page has a site: no address read
+    asked = []
+
+    def addresses() -> dict[str, str]:
+        asked.append(1)
+        return page_addresses(ws)
+
+    plan = plan_splits(links, [p[0] for p in pages], {}, SALT, 0.25, addresses=addresses)
+    assert plan.level == "section" and asked == [1]
+    assert {a.group for a in plan.assignment.values()} == {f"docs.x.org/{s}" for s in sections}
+    assert set(Counter(a.split for a in plan.assignment.values())) == {"train", "val"}
