@@ -28,6 +28,7 @@ from .cdp import cdp
 from .devtools import COMMAND_TIMEOUT
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
+OWNER_ENV = "WEBSEG_BROWSER_OWNER"
 CHROMIUM = "/usr/bin/chromium"
 
 BASE_FLAGS = (
@@ -76,6 +77,9 @@ class BrowserOptions:
     user_agent: str = ""
     offline: bool = False
     extra_args: list[str] = field(default_factory=list)
+    # Put in a local chromedriver's environment (and so its Chromium's) as OWNER_ENV: a
+    # crawl killed while a browser starts, before it could note the browser, still finds it.
+    owner: str = ""
 
 
 def chrome_options(opts: BrowserOptions, user_data_dir: str | None = None) -> webdriver.ChromeOptions:
@@ -121,7 +125,8 @@ def start_browser(opts: BrowserOptions | None = None) -> webdriver.Remote:
         try:
             # A session of its own: Ctrl-C in a terminal signals the foreground process
             # group, and the browser must live on to finish the pages in flight.
-            service = Service(CHROMEDRIVER, popen_kw={"start_new_session": True})
+            env = {**os.environ, OWNER_ENV: opts.owner} if opts.owner else None
+            service = Service(CHROMEDRIVER, env=env, popen_kw={"start_new_session": True})
             driver = webdriver.Chrome(service=service, options=chrome_options(opts, profile))
         except Exception:
             shutil.rmtree(profile, ignore_errors=True)

@@ -26,7 +26,7 @@ from catalog.urls import BadURL, normalise_url
 from .browser import BrowserOptions
 from .causes import cause_of
 from .frontier import Entry, Frontier
-from .orphans import WorkspaceLock, reap
+from .orphans import WorkspaceLock, owner_token, reap
 from .politeness import Politeness
 from .pool import Job, Outcome, Pool
 from .retry import RetryPolicy, is_retryable, retry_delay
@@ -178,7 +178,8 @@ class Engine:
         self.pool = Pool(
             self._browsers(), ws=self.ws, capture_cfg=self.config.capture,
             browser_opts=BrowserOptions(grid=self.crawl.grid, user_agent=self.crawl.user_agent,
-                                        offline=self.crawl.offline),
+                                        offline=self.crawl.offline,
+                                        owner=owner_token(self.ws)),
             robots=robots, politeness=self.politeness, recycle_after=self.crawl.recycle_after,
             crawl_id=self.crawl_id,
         )

@@ -2,13 +2,16 @@
 
 A SIGKILL gives the crawl no chance to quit its browsers: each local chromedriver (the
 leader of a process group holding its Chromium) is noted in the workspace when started,
-and the next crawl of that workspace kills whatever a dead crawl left running.
+and the next crawl of that workspace kills whatever a dead crawl left running. A browser
+is noted only once its session exists, a second or so after its chromedriver starts; one
+killed in that window is found by the workspace's token in its environment instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -17,6 +20,7 @@ from typing import Any
 
 from catalog.workspace import Workspace
 
+from .browser import OWNER_ENV
 from .browser_state import state_of
 
 LOCK_FILE = ".crawl.lock"
@@ -67,6 +71,28 @@ def note_browser(ws: Workspace, driver: Any) -> None:
         os.close(fd)
 
 
+def owner_token(ws: Workspace) -> str:
+    """The token a workspace's local browsers carry in their environment (OWNER_ENV)."""
+    return hashlib.sha256(str(ws.root.resolve()).encode()).hexdigest()[:24]
+
+
+def _owned_groups(token: str) -> set[int]:
+    """Process groups of the running processes whose environment carries `token`."""
+    mark = f"{OWNER_ENV}={token}".encode()
+    mine = os.getpgid(0)
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue
+    groups.discard(mine)  # never our own group, whatever its environment says
+    return groups
+
+
 def _is_our_driver(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -78,9 +104,15 @@ def _is_our_driver(pid: int) -> bool:
 def reap(ws: Workspace) -> int:
     """Kill the browsers a killed crawl left (call holding the workspace lock)."""
     path = ws.root / BROWSERS_FILE
-    if not path.exists():
-        return 0
     killed = 0
+    # Browsers that were starting when the crawl died were never noted: their chromedriver
+    # leads a process group (a session of its own) that their Chromium shares.
+    for group in _owned_groups(owner_token(ws)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+            killed += 1
+    if not path.exists():
+        return killed
     for line in path.read_text(errors="replace").splitlines():
         pid_text, _, profile = line.partition(" ")
         if not pid_text.isdigit():

@@ -223,3 +223,32 @@ def test_a_grid_that_is_not_there_is_one_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot start a browser")
     assert "Grid" in proc.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_crawl_killed_while_its_browser_starts_leaves_no_browser(chromium: str,
+                                                                   tmp_path: Path) -> None:
+    """A browser is noted in the workspace once its session exists; killed before that, in
+    the second its chromedriver and Chromium take to start, the next crawl still stops it."""
+    site, ws = tmp_path / "site", tmp_path / "ws"
+    expected = make_site(site, 4)
+    proc = subprocess.Popen(crawl_cmd(ws, site), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    drivers: list[int] = []
+    deadline = time.monotonic() + 120
+    while not drivers and time.monotonic() < deadline and proc.poll() is None:
+        drivers = [p for p in _children(proc.pid) if _comm(p) == "chromedriver"]
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert drivers, "no chromedriver was seen starting under the crawl"
+    noted = (ws / BROWSERS_FILE).read_text() if (ws / BROWSERS_FILE).exists() else ""
+    unnoted = [d for d in drivers if str(d) not in noted.split()]
+    assert unnoted and all(alive(d) for d in unnoted)  # the window this test is about
+
+    done = subprocess.run(crawl_cmd(ws, site), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert_exactly_once(ws, expected)
+    assert not any(alive(d) for d in drivers)

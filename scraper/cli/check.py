@@ -23,7 +23,7 @@ from catalog.workspace import Workspace
 from ..browser import BrowserOptions, start_browser, stop_browser
 from ..capture import BrowserDied, PageHung, capture_page
 from ..check import Broken, check_pages, page_problem
-from ..orphans import WorkspaceLock, note_browser
+from ..orphans import WorkspaceLock, note_browser, owner_token
 from ..politeness import Politeness
 from ..serve import StaticServer
 from .crawl import SERVE_PORT_KEY
@@ -136,7 +136,8 @@ def recapture(config: Config, ws: Workspace, broken: list[Broken],
     and is no worse, so a site that is down now loses nothing."""
     servers, failed = _serve(ws, broken)
     crawl = config.crawl
-    opts = BrowserOptions(grid=crawl.grid, user_agent=crawl.user_agent, offline=crawl.offline)
+    opts = BrowserOptions(grid=crawl.grid, user_agent=crawl.user_agent, offline=crawl.offline,
+                          owner=owner_token(ws))
     aside = Workspace(ws.root / SCRATCH)
     driver = None
     left = []
