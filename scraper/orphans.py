@@ -76,7 +76,7 @@ def owner_token(ws: Workspace) -> str:
     return hashlib.sha256(str(ws.root.resolve()).encode()).hexdigest()[:24]
 
 
-def _owned_groups(token: str) -> set[int]:
+def owned_groups(token: str) -> set[int]:
     """Process groups of the running processes whose environment carries `token`."""
     mark = f"{OWNER_ENV}={token}".encode()
     mine = os.getpgid(0)
@@ -107,7 +107,7 @@ def reap(ws: Workspace) -> int:
     killed = 0
     # Browsers that were starting when the crawl died were never noted: their chromedriver
     # leads a process group (a session of its own) that their Chromium shares.
-    for group in _owned_groups(owner_token(ws)):
+    for group in owned_groups(owner_token(ws)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
             killed += 1

@@ -32,10 +32,14 @@ What the comparison leaves out, and why (everything else must be equal byte for 
   checked there: one model version only, and no checkpoint or half-written version left;
   the page cache (`models/.cache`) is not a version: derived from the release, keyed by
   its checksums and safe to delete, a killed run may leave fewer entries in it.
+
+Besides the end state, every trial checks that nothing of its killed runs lives on: a
+process carrying the workspace's token (a crawl's browsers) still running is a difference.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,6 +59,7 @@ from pathlib import Path
 
 from catalog import Catalog, Workspace
 from export.synthetic import add_page
+from scraper.orphans import owned_groups, owner_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -256,6 +261,14 @@ def campaign(stage: Stage, base: Path, trials: int, kills_per_trial: int, seed: 
             if stage.state and stage.state(ws) != outside:
                 trial.differences.append(f"{stage.name}: the state outside the workspace "
                                          "differs")
+        # Nothing of a killed run may live on: the browsers of a crawl carry the
+        # workspace's token, and the rerun stops them; any still running is a leak.
+        left = owned_groups(owner_token(Workspace(ws)))
+        if left:
+            trial.differences.append(f"{len(left)} browser process group(s) left running")
+            for group in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, signal.SIGKILL)
         trial.survived = not trial.differences
         say(f"{stage.name} trial {n}: {trial.kills} kill(s), "
             f"{'same end state' if trial.survived else trial.differences[:3]}")
