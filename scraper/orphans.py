@@ -79,9 +79,12 @@ def owner_token(ws: Workspace) -> str:
 def owned_groups(token: str) -> set[int]:
     """Process groups of the running processes whose environment carries `token`."""
     mark = f"{OWNER_ENV}={token}".encode()
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs (not Linux): only the noted browsers are found
+        return set()
     mine = os.getpgid(0)
     groups = set()
-    for entry in Path("/proc").iterdir():
+    for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
