@@ -20,7 +20,7 @@ if importlib.util.find_spec("torch") is None:  # the whole stage needs it: say o
 
 from .release import latest_release, open_release  # noqa: E402
 from .store import load_model, resolve_model, to_device  # noqa: E402
-from .train import Run, TrainConfig, train  # noqa: E402
+from .train import PRECISIONS, Run, TrainConfig, train  # noqa: E402
 
 
 def _models_dir(ws_root: Path) -> Path:
@@ -54,6 +54,9 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--working-width", type=int, default=d.working_width)
     p.add_argument("--crop", type=int, default=d.crop, help="rows of a training crop")
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="bf16: the forward pass in bfloat16, about 1.5x faster on CPUs "
+                   "with bf16 instructions (auto: where the device has them)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes decoding pages (default: the machine's cores)")
     p.add_argument("--no-cache", action="store_true",
@@ -65,7 +68,8 @@ def cmd_train(argv: list[str]) -> int:
     _, ws = load(args)
     release = open_release(_release_of(args.release, ws.releases_dir))
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
-                      epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads)
+                      epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
+                      precision=args.precision)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:

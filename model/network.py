@@ -58,13 +58,19 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
         self.body = nn.Sequential(_conv_bn(cin, cout, stride), _conv_bn(cout, cout, relu=False))
+        # The shortcut's 1x1 convolution runs at stride 1 on every other pixel, which is the
+        # same sum with the same weights: oneDNN's channels-last backward of a strided 1x1
+        # convolution corrupts the heap under 16 channels (torch 2.13, "free(): invalid
+        # next size"; tests/test_model_network.py).
+        self.stride = stride
         self.short = (
             nn.Identity() if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.body(x) + self.short(x), inplace=True)
+        skip = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        return F.relu(self.body(x) + self.short(skip), inplace=True)
 
 
 class Encoder(nn.Module):
@@ -128,8 +134,13 @@ class SegNet(nn.Module):
             width = self.cfg.full_res
         self.element_head = nn.Conv2d(width, self.cfg.elements, 1)
         self.region_head = nn.Conv2d(width, self.cfg.regions, 1)
+        # Channels-last: oneDNN's convolutions run on it about 1.7x faster here (a training
+        # step of 8 crops 1.22 -> 0.70 s, a 1024-row window 0.13 -> 0.07 s, 2 threads).
+        # Copying a state dict in keeps this layout; store.publish saves contiguous copies.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.contiguous(memory_format=torch.channels_last)
         y = self.decoder(self.encoder(x))
         up = dict(size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.refine is not None:

@@ -54,6 +54,10 @@ class TrainConfig:
     # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
     threads: int = 2
+    # "bf16": the forward pass under bfloat16 autocast (weights, optimiser and loss stay
+    # float32). A training step of 8 crops took 0.70 s in float32 and 0.48 s in bf16 here
+    # (2 threads, channels-last). "auto" picks bf16 where the device has it.
+    precision: str = "auto"
     network: NetConfig = field(default_factory=NetConfig)
     windowing: Windowing = field(default_factory=Windowing)
 
@@ -103,6 +107,28 @@ def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
             if q and len(out) < n:
                 out.append(q.pop(0))
     return sorted(out)
+
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(asked: str, device: torch.device) -> str:
+    """"auto" becomes "bf16" or "fp32" for this device; an explicit "bf16" that the device
+    lacks is an error rather than a silently slow emulation."""
+    if asked not in PRECISIONS:
+        raise ValueError(f"unknown precision {asked!r}: use one of {', '.join(PRECISIONS)}")
+    if asked == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if asked == "bf16" and not bf16_supported(device):
+        raise ValueError(f"this {device.type} has no bfloat16 support: train with "
+                         "--precision fp32")
+    return asked
 
 
 def set_determinism(threads: int) -> None:
@@ -164,6 +190,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     net_cfg = replace(cfg.network, elements=len(names.elements) + 1,
                       regions=len(names.regions) + 1)
     cfg.network = net_cfg
+    cfg.precision = resolve_precision(cfg.precision, run.device)
     digest = rel.sums_digest()
     run_dir = run.models_dir / f".run-{cfg.key(digest)}"
     ckpt_path = run_dir / CHECKPOINT
@@ -263,7 +290,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             el_t, rg_t = el_t.long().to(run.device), rg_t.long().to(run.device)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * sched.lr_factor()
-            el, rg = net(x)
+            with torch.autocast(run.device.type, dtype=torch.bfloat16,
+                                enabled=cfg.precision == "bf16"):
+                el, rg = net(x)
+            el, rg = el.float(), rg.float()
             loss = _loss(el, el_t, weight_el) + cfg.region_weight * _loss(rg, rg_t, weight_rg)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.numpy import load_file
 
@@ -24,7 +25,7 @@ from model.evaluate import evaluate
 from model.network import NetConfig
 from model.release import ReleaseError, open_release
 from model.store import load_model
-from model.train import Run, TrainConfig, train
+from model.train import Run, TrainConfig, bf16_supported, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = NetConfig(stem=8, widths=(8, 16, 24, 32), decoder=(24, 16, 16, 8), full_res=8)
@@ -92,10 +93,15 @@ def small_release(tmp_path_factory) -> Path:
     return release_of(tmp_path_factory.mktemp("ws"), button_pages, 8)
 
 
+BF16 = pytest.mark.skipif(not bf16_supported(torch.device("cpu")),
+                          reason="this CPU has no bfloat16 support in oneDNN")
+
+
 def tiny(**kw) -> TrainConfig:
-    # One thread: on a shared machine two spinning threads run slower than one.
+    # One thread: on a shared machine two spinning threads run slower than one. float32
+    # unless a test asks: "auto" would depend on the machine's CPU.
     base = dict(working_width=256, crop=128, batch=2, epochs=4, lr=0.01, network=TINY,
-                threads=1)
+                threads=1, precision="fp32")
     return TrainConfig(**{**base, **kw})
 
 
@@ -111,20 +117,56 @@ def test_a_tiny_network_overfits_a_few_pages(big_button_release, tmp_path):
     assert min(iou.values()) >= 0.9, iou
 
 
+@pytest.mark.slow
+@BF16
+def test_a_tiny_network_overfits_a_few_pages_in_bf16(big_button_release, tmp_path):
+    release = open_release(big_button_release)
+    out = train(tiny(epochs=50, precision="bf16"),
+                Run(release, tmp_path / "models", log=lambda _: None))
+    model = load_model(out)
+    assert model.card["config"]["precision"] == "bf16"
+    losses = [e["loss"] for e in model.card["epochs"]]
+    # Its loss falls less than float32's (0.69 against 0.44 from 2.35, measured) while its
+    # IoU is as high: the losses of the two runs part ways after a few epochs.
+    assert losses[-1] < losses[0] / 3, losses
+    iou = evaluate(model, release, "train").elements["model"]["iou"]
+    assert min(iou.values()) >= 0.9, iou
+
+
+def test_auto_precision_resolves_for_the_device_and_bf16_is_refused_where_missing(
+        monkeypatch):
+    import model.train as mt
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("auto", cpu) == ("bf16" if bf16_supported(cpu) else "fp32")
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp16", cpu)
+    monkeypatch.setattr(mt, "bf16_supported", lambda device: False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(ValueError, match="--precision fp32"):
+        resolve_precision("bf16", cpu)
+
+
 def _weights(model_dir: Path) -> dict[str, np.ndarray]:
     return load_file(str(model_dir / "model.safetensors"))
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_release, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=BF16)])
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_release, tmp_path,
+                                                                      precision):
     release = open_release(small_release)
-    whole = train(tiny(), Run(release, tmp_path / "a", log=lambda _: None))
+    cfg = tiny(precision=precision)
+    whole = train(cfg, Run(release, tmp_path / "a", log=lambda _: None))
     # The same run stopped after its second epoch's checkpoint, as a kill would leave it.
-    assert train(tiny(), Run(release, tmp_path / "b", log=lambda _: None, stop_after=2)) is None
+    assert train(tiny(precision=precision),
+                 Run(release, tmp_path / "b", log=lambda _: None, stop_after=2)) is None
     assert len(list((tmp_path / "b").glob(".run-*/checkpoint.pt"))) == 1
     with pytest.raises(ValueError, match="--resume"):
-        train(tiny(), Run(release, tmp_path / "b", log=lambda _: None))
-    resumed = train(tiny(), Run(release, tmp_path / "b", resume=True, log=lambda _: None))
+        train(tiny(precision=precision), Run(release, tmp_path / "b", log=lambda _: None))
+    resumed = train(tiny(precision=precision),
+                    Run(release, tmp_path / "b", resume=True, log=lambda _: None))
     a, b = _weights(whole), _weights(resumed)
     assert a.keys() == b.keys()
     for k in a:
