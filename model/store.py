@@ -47,13 +47,36 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_tmp(models_dir: Path) -> list[Path]:
+    """Remove the folders that publishes killed mid-write left (`.tmp-<pid>-*`, their
+    process gone); a folder of a publish still running stays. The removed ones."""
+    removed = []
+    for p in models_dir.glob(".tmp-*-*"):
+        pid = p.name.split("-")[1]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def publish(models_dir: Path, net: SegNet, card: dict, extra: dict[str, bytes],
             before_rename: Callable[[str, str], None] | None = None) -> Path:
     """Write the next version: weights, card (with the weights' digest) and extra files.
     `before_rename` is told (version, weights' sha256) before each rename that may publish
     it, so a caller can record what a kill right after the rename would leave published."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=models_dir))
+    remove_stale_tmp(models_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=models_dir))
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))

@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from .augment import recolour_panels
 from .budget import Pacer
 from .curves import draw_curves
 from .data import (
@@ -50,6 +52,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: float = 0.05  # share of steps with a rising learning rate
     region_weight: float = 0.5  # the region loss's weight next to the element loss
+    panels: float = 0.5  # the chance that a crop gets a recoloured panel (model/augment.py)
     val_pages: int = 120  # pages validated after each epoch, taken from every val site in
     # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
@@ -245,6 +248,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     if run.init_weights and not run.resume:
         net.load_state_dict(load_file(str(run.init_weights)))
     norm = Normalise()
+    image_id = names.elements.index("image") + 1 if "image" in names.elements else None
     px_el = pixel_counts([p.elements for p in train_pages], net_cfg.elements)
     px_rg = pixel_counts([p.regions for p in train_pages], net_cfg.regions)
     w_el, w_rg = class_weights(px_el), class_weights(px_rg)
@@ -284,8 +288,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                 break
             t_step = time.perf_counter()
             items = plan[b:b + cfg.batch]
-            rgb, el_t, rg_t = (torch.from_numpy(a) for a in
-                               make_batch(train_pages, items, cfg.crop))
+            rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
+            recolour_panels(rgb, el_t, np.random.default_rng([cfg.seed, epoch + 1, b]),
+                            cfg.panels, image_id)
+            rgb, el_t, rg_t = torch.from_numpy(rgb), torch.from_numpy(el_t), torch.from_numpy(rg_t)
             x = norm(rgb).to(run.device)
             el_t, rg_t = el_t.long().to(run.device), rg_t.long().to(run.device)
             for group in opt.param_groups:

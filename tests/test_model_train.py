@@ -208,6 +208,25 @@ def test_a_run_killed_after_publishing_does_not_publish_again_when_rerun(
     assert sorted(p.name for p in models.iterdir() if p.name != ".cache") == ["m0001"]
 
 
+def test_a_publish_removes_what_a_killed_publish_left_and_keeps_a_running_one_s(tmp_path):
+    from model.network import SegNet
+    from model.store import publish
+
+    models = tmp_path / "models"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = models / f".tmp-{dead.pid}-abc"
+    running = models / f".tmp-{os.getpid()}-def"
+    for d in (left, running):
+        d.mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(b"half")
+    out = publish(models, SegNet(TINY), {"note": "x"}, {})
+    assert out == models / "m0001"
+    assert not left.exists()
+    assert running.is_dir()
+    assert not [p for p in models.glob(".tmp-*") if p != running]
+
+
 def test_a_run_s_note_names_its_version_only_when_that_version_holds_its_weights(tmp_path):
     from model.rundir import PUBLISHED, note_published, published_by
 

@@ -1,0 +1,67 @@
+"""Recoloured panels: paper repainted, text kept legible, labels and images untouched, and
+the same generator state gives the same panels."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.augment import PAPER, recolour_panels
+
+IMAGE = 2
+
+
+def batch(n: int = 4, h: int = 64, w: int = 96):
+    """White paper, a black text band, a red-and-green image block."""
+    rgb = np.full((n, h, w, 3), 255, np.uint8)
+    el = np.zeros((n, h, w), np.uint8)
+    rgb[:, 10:14, 5:80] = 0
+    el[:, 10:14, 5:80] = 1
+    # Narrower than the smallest panel (w // 4), so every panel reaches some paper.
+    rgb[:, 30:40, 40:60] = (200, 30, 30)
+    rgb[:, 30:40, 40:50, 1] = 220
+    el[:, 30:40, 40:60] = IMAGE
+    return rgb, el
+
+
+def test_no_chance_changes_nothing():
+    rgb, el = batch()
+    before = rgb.copy()
+    recolour_panels(rgb, el, np.random.default_rng(0), 0.0, IMAGE)
+    np.testing.assert_array_equal(rgb, before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_panels_repaint_paper_keep_images_and_labels(seed):
+    rgb, el = batch()
+    before, labels = rgb.copy(), el.copy()
+    recolour_panels(rgb, el, np.random.default_rng(seed), 1.0, IMAGE)
+    np.testing.assert_array_equal(el, labels)
+    image = el == IMAGE
+    np.testing.assert_array_equal(rgb[image], before[image])
+    changed = (rgb != before).any(axis=-1)
+    # Every crop got a panel, and a panel repaints paper: each crop has changed paper pixels.
+    paper = before.min(axis=-1) >= PAPER
+    assert (changed & paper).reshape(len(rgb), -1).any(axis=1).all()
+    # Text stays legible: on a dark panel the ink turns light, on a light one it stays dark,
+    # and either way it differs from the paper around it.
+    for k in range(len(rgb)):
+        text = (el[k] == 1) & changed[k]
+        around = paper[k] & changed[k]
+        if text.any() and around.any():
+            ink = rgb[k][text].astype(int).mean()
+            ground = rgb[k][around].astype(int).mean()
+            assert abs(ink - ground) > 60, (ink, ground)
+
+
+def test_the_same_generator_state_gives_the_same_panels():
+    a, el = batch()
+    b = a.copy()
+    recolour_panels(a, el, np.random.default_rng([0, 3, 16]), 0.5, IMAGE)
+    recolour_panels(b, el, np.random.default_rng([0, 3, 16]), 0.5, IMAGE)
+    np.testing.assert_array_equal(a, b)
+    c = batch()[0]
+    recolour_panels(c, el, np.random.default_rng([0, 3, 17]), 0.5, IMAGE)
+    assert (a != c).any()
