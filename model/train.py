@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from .augment import recolour_panels
@@ -32,10 +31,11 @@ from .data import (
     scaled_size,
 )
 from .infer import Windowing, argmax_labels, scaled_logits
+from .losses import soft_jaccard, weighted_ce
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
 from .pagecache import CachedPages, PageCache, read_pages
-from .release import IGNORE, Release, ReleaseError
+from .release import Release, ReleaseError
 from .rundir import note_published, published_by, remove_run_dir
 from .store import publish
 
@@ -52,6 +52,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: float = 0.05  # share of steps with a rising learning rate
     region_weight: float = 0.5  # the region loss's weight next to the element loss
+    jaccard: float = 0.0  # the weight of a soft Jaccard loss on the element head (losses.py)
     panels: float = 0.5  # the chance that a crop gets a recoloured panel (model/augment.py)
     val_pages: int = 120  # pages validated after each epoch, taken from every val site in
     # turn (0: all); `python -m model evaluate` measures the whole split
@@ -137,12 +138,6 @@ def resolve_precision(asked: str, device: torch.device) -> str:
 def set_determinism(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    if not (target != IGNORE).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
 
 
 def validate(net: SegNet, norm: Normalise, pages: Sequence[ScaledPage], win: Windowing
@@ -300,7 +295,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                                 enabled=cfg.precision == "bf16"):
                 el, rg = net(x)
             el, rg = el.float(), rg.float()
-            loss = _loss(el, el_t, weight_el) + cfg.region_weight * _loss(rg, rg_t, weight_rg)
+            loss = (weighted_ce(el, el_t, weight_el)
+                    + cfg.region_weight * weighted_ce(rg, rg_t, weight_rg))
+            if cfg.jaccard:
+                loss = loss + cfg.jaccard * soft_jaccard(el, el_t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
