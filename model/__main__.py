@@ -57,6 +57,12 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: the forward pass in bfloat16, about 1.5x faster on CPUs "
                    "with bf16 instructions (auto: where the device has them)")
+    p.add_argument("--panels", type=float, default=d.panels, metavar="CHANCE",
+                   help="the chance that a training crop gets a recoloured panel "
+                   f"(default {d.panels}; 0: none)")
+    p.add_argument("--jaccard", type=float, default=d.jaccard, metavar="WEIGHT",
+                   help="the weight of a soft Jaccard loss on the element head next to "
+                   f"the cross-entropy (default {d.jaccard})")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes decoding pages (default: the machine's cores)")
     p.add_argument("--no-cache", action="store_true",
@@ -65,11 +71,15 @@ def cmd_train(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be 1 or more")
+    if not 0.0 <= args.panels <= 1.0:
+        p.error("--panels is a chance: give a number from 0 to 1")
+    if args.jaccard < 0:
+        p.error("--jaccard must be 0 or more")
     _, ws = load(args)
     release = open_release(_release_of(args.release, ws.releases_dir))
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
-                      precision=args.precision)
+                      precision=args.precision, panels=args.panels, jaccard=args.jaccard)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
