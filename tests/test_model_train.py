@@ -153,19 +153,23 @@ def _weights(model_dir: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=BF16)])
+@pytest.mark.parametrize("variant", [
+    {"precision": "fp32"},
+    {"precision": "fp32", "jaccard": 0.5},
+    pytest.param({"precision": "bf16"}, marks=BF16)], ids=["fp32", "jaccard", "bf16"])
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_release, tmp_path,
-                                                                      precision):
+                                                                      variant):
     release = open_release(small_release)
-    cfg = tiny(precision=precision)
-    whole = train(cfg, Run(release, tmp_path / "a", log=lambda _: None))
+    whole = train(tiny(**variant), Run(release, tmp_path / "a", log=lambda _: None))
+    assert json.loads((whole / "model.json").read_text())["config"].items() >= {
+        "panels": 0.5, "jaccard": 0.0, **variant}.items()
     # The same run stopped after its second epoch's checkpoint, as a kill would leave it.
-    assert train(tiny(precision=precision),
+    assert train(tiny(**variant),
                  Run(release, tmp_path / "b", log=lambda _: None, stop_after=2)) is None
     assert len(list((tmp_path / "b").glob(".run-*/checkpoint.pt"))) == 1
     with pytest.raises(ValueError, match="--resume"):
-        train(tiny(precision=precision), Run(release, tmp_path / "b", log=lambda _: None))
-    resumed = train(tiny(precision=precision),
+        train(tiny(**variant), Run(release, tmp_path / "b", log=lambda _: None))
+    resumed = train(tiny(**variant),
                     Run(release, tmp_path / "b", resume=True, log=lambda _: None))
     a, b = _weights(whole), _weights(resumed)
     assert a.keys() == b.keys()
@@ -176,6 +180,27 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_relea
     assert [e["loss"] for e in card_a["epochs"]] == pytest.approx(
         [e["loss"] for e in card_b["epochs"]], rel=1e-5)
     assert not list((tmp_path / "b").glob(".run-*")), "the finished run left its checkpoint"
+
+
+@pytest.mark.slow
+def test_training_crops_get_recoloured_panels_at_the_configured_chance(
+        small_release, tmp_path, monkeypatch):
+    import model.train as loop
+
+    seen = []
+    real = loop.recolour_panels
+
+    def watch(rgb, elements, rng, chance, image):
+        before = rgb.copy()
+        real(rgb, elements, rng, chance, image)
+        seen.append((chance, image, int((rgb != before).any(axis=(1, 2, 3)).sum()), len(rgb)))
+
+    monkeypatch.setattr(loop, "recolour_panels", watch)
+    release = open_release(small_release)
+    train(tiny(epochs=1, panels=0.5), Run(release, tmp_path / "m", log=lambda _: None))
+    assert seen and {(c, i) for c, i, _, _ in seen} == {(0.5, 2)}  # image is class 2
+    changed, crops = sum(s[2] for s in seen), sum(s[3] for s in seen)
+    assert 0.2 * crops < changed < 0.8 * crops, (changed, crops)
 
 
 class _Killed(BaseException):
