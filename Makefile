@@ -170,6 +170,7 @@ bench: setup labelstudio-install grid-install
 	$(PY) bench/export.py
 	$(PY) bench/grid.py
 	$(PY) bench/faults.py
+	$(PY) bench/train_step.py
 
 # Trains a model for up to 30 minutes: run on its own, not with `make bench`.
 bench-serve: setup

@@ -122,7 +122,8 @@ class SegNet(nn.Module):
 
     STRIDE = 32
 
-    def __init__(self, cfg: NetConfig | None = None):
+    def __init__(self, cfg: NetConfig | None = None,
+                 memory_format: torch.memory_format = torch.channels_last):
         super().__init__()
         self.cfg = cfg or NetConfig()
         self.encoder = Encoder(self.cfg)
@@ -135,12 +136,14 @@ class SegNet(nn.Module):
         self.element_head = nn.Conv2d(width, self.cfg.elements, 1)
         self.region_head = nn.Conv2d(width, self.cfg.regions, 1)
         # Channels-last: oneDNN's convolutions run on it about 1.7x faster here (a training
-        # step of 8 crops 1.22 -> 0.70 s, a 1024-row window 0.13 -> 0.07 s, 2 threads).
-        # Copying a state dict in keeps this layout; store.publish saves contiguous copies.
-        self.to(memory_format=torch.channels_last)
+        # step of 8 crops 1.22 -> 0.70 s, a 1024-row window 0.13 -> 0.07 s, 2 threads;
+        # bench/train_step.py). Copying a state dict in keeps this layout; store.publish
+        # saves contiguous copies.
+        self.memory_format = memory_format
+        self.to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         y = self.decoder(self.encoder(x))
         up = dict(size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.refine is not None:
