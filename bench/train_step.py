@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
+from model.losses import weighted_ce  # noqa: E402
 from model.network import SegNet  # noqa: E402
 from model.train import TrainConfig, bf16_supported  # noqa: E402
 
@@ -36,12 +36,14 @@ def step_seconds(fmt: torch.memory_format, bf16: bool, batch: int, crop: int, wi
     x = torch.randn(batch, 3, crop, width)
     el = torch.randint(0, cfg.network.elements, (batch, crop, width))
     rg = torch.randint(0, cfg.network.regions, (batch, crop, width))
+    w_el, w_rg = torch.ones(cfg.network.elements), torch.ones(cfg.network.regions)
     times = []
     for _ in range(steps + 2):  # the first two warm oneDNN's kernel caches
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             e, r = net(x)
-        loss = F.cross_entropy(e.float(), el) + 0.5 * F.cross_entropy(r.float(), rg)
+        loss = (weighted_ce(e.float(), el, w_el)
+                + cfg.region_weight * weighted_ce(r.float(), rg, w_rg))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

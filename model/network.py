@@ -135,8 +135,8 @@ class SegNet(nn.Module):
             width = self.cfg.full_res
         self.element_head = nn.Conv2d(width, self.cfg.elements, 1)
         self.region_head = nn.Conv2d(width, self.cfg.regions, 1)
-        # Channels-last: oneDNN's convolutions run on it about 1.7x faster here (a training
-        # step of 8 crops 1.22 -> 0.70 s, a 1024-row window 0.13 -> 0.07 s, 2 threads;
+        # Channels-last: oneDNN's convolutions run on it about 1.6x faster here (a training
+        # step of 8 crops 1.166 -> 0.722 s, a 1024-row window 0.090 -> 0.058 s, 2 threads;
         # bench/train_step.py). Copying a state dict in keeps this layout; store.publish
         # saves contiguous copies.
         self.memory_format = memory_format
