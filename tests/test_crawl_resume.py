@@ -78,8 +78,13 @@ def assert_exactly_once(ws: Path, expected: set[str]) -> None:
         rows = catalog.pages()
         Frontier(catalog)
         states = dict(catalog.execute("SELECT state, COUNT(*) FROM frontier GROUP BY state").fetchall())
+        # Where a page went wrong, the failure says how: its frontier row.
+        unfinished = [tuple(r) for r in catalog.execute(
+            "SELECT url, state, depth, attempts, error, cause FROM frontier WHERE state != 'done'")]
+        last = json.loads(catalog.meta("last_crawl") or "{}")
     paths = ["/" + r["final_url"].split("/", 3)[3] for r in rows]
-    assert sorted(paths) == sorted(expected)  # none lost, none twice
+    why = {"not done": unfinished, "events": last.get("events"), "errors": last.get("last_errors")}
+    assert sorted(paths) == sorted(expected), why  # none lost, none twice
     assert all(r["status"] == "ok" for r in rows)
     workspace = Workspace(ws)
     assert sorted(workspace.page_ids()) == sorted(r["page_id"] for r in rows)
