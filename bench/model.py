@@ -42,7 +42,6 @@ import torch  # noqa: E402
 from catalog import Catalog, Config, Workspace  # noqa: E402
 from model.data import scale_rgb  # noqa: E402
 from model.evaluate import evaluate, format_report, pixel_baseline  # noqa: E402
-from model.infer import predict_page  # noqa: E402
 from model.release import open_release  # noqa: E402
 from model.store import load_model  # noqa: E402
 
@@ -150,9 +149,7 @@ def main() -> int:
         from export.synthetic import draw_page
 
         page = draw_page(1280, 4000, seed=7, textured=True)[0]
-        t_model = best_of(lambda: predict_page(model.net, model.norm, page,
-                                               model.working_width, model.windowing),
-                          args.repeat)
+        t_model = best_of(lambda: model.predict(page), args.repeat)
         t_pixels = best_of(lambda: pixel_baseline(page), args.repeat)
         t_resize = best_of(lambda: scale_rgb(page, model.working_width), args.repeat)
         t_gray = best_of(lambda: cv2.cvtColor(page, cv2.COLOR_RGB2GRAY), args.repeat)

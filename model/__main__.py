@@ -1,4 +1,4 @@
-"""python -m model train|predict|evaluate|serve: the pixel-only segmentation network."""
+"""python -m model train|predict|evaluate|calibrate|serve: the pixel-only segmentation network."""
 
 from __future__ import annotations
 
@@ -179,6 +179,37 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_calibrate(argv: list[str]) -> int:
+    from .calibrate import calibrated_version
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m model calibrate",
+        description="Publish the next model version: the same weights, with the element "
+        "head's decision offsets fitted on its training pages (`make train` fits them "
+        "itself; this is for a model trained without them).")
+    p.add_argument("model", nargs="?", help="models/mNNNN or mNNNN (default: the latest)")
+    p.add_argument("release", nargs="?", help="the release it was trained on (default: the "
+                   "one its model.json names)")
+    add_common_args(p)
+    p.add_argument("--pages", type=int, default=d.calibrate_pages,
+                   help=f"training pages to fit on (default {d.calibrate_pages})")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.pages < 1:
+        p.error("--pages must be 1 or more")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _, ws = load(args)
+    model = load_model(resolve_model(args.model, _models_dir(ws.root)))
+    release = open_release(Path(args.release) if args.release
+                           else Path(model.card["release"]["path"]))
+    out = calibrated_version(model, release, args.pages, model.path.parent)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_serve(argv: list[str]) -> int:
     from .serve.cli import cmd_serve as serve
 
@@ -186,13 +217,13 @@ def cmd_serve(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
-            "serve": cmd_serve}
+            "calibrate": cmd_calibrate, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m model {train,predict,evaluate,serve} ...", file=sys.stderr)
+        print("usage: python -m model {train,predict,evaluate,calibrate,serve} ...", file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -35,8 +35,10 @@ class Pacer:
     """Plans (epochs, total steps) for a budget ending at `deadline` (perf_counter time)."""
 
     def __init__(self, deadline: float, steps_per_epoch: int, max_epochs: int, val_s: float,
-                 every: int, window: int = 40, skip: int = 2):
+                 every: int, window: int = 40, skip: int = 2, reserve_steps: float = 0.0):
+        """`reserve_steps`: work after the last epoch, in training steps' worth of time."""
         self.deadline, self.spe, self.max_epochs = deadline, steps_per_epoch, max_epochs
+        self.reserve_steps = reserve_steps
         self.val_s = val_s  # an estimate until the first validation is timed
         self.every, self.skip = max(1, every), skip
         self.recent: deque[float] = deque(maxlen=window)
@@ -56,7 +58,8 @@ class Pacer:
     def plan(self, now: float, epoch: int, step_in_epoch: int, step: int) -> tuple[int, int]:
         """(planned epochs in all, total steps in all) from epoch index `epoch`, after
         `step_in_epoch` of its steps and `step` steps in all."""
-        n, steps = budget_plan(self.deadline - now, self.step_s(), self.val_s,
+        available = self.deadline - now - self.reserve_steps * self.step_s()
+        n, steps = budget_plan(available, self.step_s(), self.val_s,
                                self.spe - step_in_epoch, self.spe,
                                self.max_epochs - epoch)
         return epoch + n, step + steps

@@ -17,7 +17,6 @@ import numpy as np
 from catalog.workspace import write_json_atomic
 from segmentation.pixels import unexplained_regions
 
-from .infer import predict_page
 from .metrics import Confusion, report
 from .release import Release, ReleaseError, page_targets
 from .store import LoadedModel, ModelError
@@ -92,7 +91,7 @@ def evaluate(model: LoadedModel, release: Release, split: str = "val",
     truths: list[tuple[np.ndarray, np.ndarray]] = []
     for page in pages:
         rgb, el_true, rg_true = page_targets(page, release.classes)
-        pred = predict_page(model.net, model.norm, rgb, model.working_width, model.windowing)
+        pred = model.predict(rgb)
         regions = cv2.resize(pred.region_probs.argmax(0).astype(np.uint8),
                              (page.width, page.height), interpolation=cv2.INTER_NEAREST)
         conf["model"][0].add(el_true, pred.elements)

@@ -8,6 +8,7 @@ shows where the receptive field fits inside the margin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -120,10 +121,13 @@ class PagePrediction:
 
 
 def predict_page(net: SegNet, norm: Normalise, rgb: np.ndarray, working: int,
-                 win: Windowing) -> PagePrediction:
+                 win: Windowing, offsets: Sequence[float] | None = None) -> PagePrediction:
+    """`offsets`: added to the element logits before the argmax (model/calibrate.py)."""
     height, width = rgb.shape[:2]
     small = scale_rgb(rgb, working)
     el, rg = scaled_logits(net, norm, small, win)
+    if offsets is not None and any(offsets):
+        el += np.asarray(offsets, np.float32)[:, None, None]
     elements = upscaled_argmax(el, width, height)
     return PagePrediction(width, height, elements, softmax(rg), width / small.shape[1])
 

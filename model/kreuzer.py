@@ -16,7 +16,7 @@ from catalog.workspace import Workspace, read_json
 from segmentation.kreuzer_truth import truth_segments
 from segmentation.metrics import Segment, bcubed, match_segments
 
-from .infer import predict_page, region_boxes
+from .infer import region_boxes
 from .predict import read_image
 from .store import LoadedModel
 
@@ -55,8 +55,7 @@ def evaluate_kreuzer(model: LoadedModel, out: Path, split: str = "heldout") -> K
         rgb = read_image(shot)
         h, w = rgb.shape[:2]
         true = truth_segments(truths[row["name"]], w, h)
-        pred_page = predict_page(model.net, model.norm, rgb, model.working_width,
-                                 model.windowing)
+        pred_page = model.predict(rgb)
         pred = [Segment(r["label"], tuple(r["bbox"]))
                 for r in region_boxes(pred_page, model.region_names)]
         m = match_segments(pred, true)

@@ -15,7 +15,7 @@ from catalog.images import MAX_PIXELS, TooManyPixels, open_bounded
 from catalog.records import Annotation, Region
 from catalog.workspace import write_bytes_atomic
 
-from .infer import predict_page, region_boxes
+from .infer import region_boxes
 from .store import LoadedModel
 
 
@@ -70,7 +70,7 @@ def predict_image(model: LoadedModel, rgb: np.ndarray, page_id: str
                   ) -> tuple[dict, dict[str, np.ndarray]]:
     """Pure: the preannotation record and the element masks (0/255) of one screenshot.
     The record holds no timing: the same image and model give the same bytes."""
-    pred = predict_page(model.net, model.norm, rgb, model.working_width, model.windowing)
+    pred = model.predict(rgb)
     masks = {name: np.where(pred.elements == k, 255, 0).astype(np.uint8)
              for k, name in enumerate(model.element_names) if k}
     record = Annotation(

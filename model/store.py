@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .infer import Windowing
+from .infer import PagePrediction, Windowing, predict_page
 from .network import NetConfig, Normalise, SegNet
 
 MODEL_SCHEMA = 1
@@ -122,6 +123,17 @@ class LoadedModel:
     def windowing(self) -> Windowing:
         w = self.card["input"].get("windowing", {})
         return Windowing(**w)
+
+    @property
+    def element_offsets(self) -> list[float] | None:
+        """Added to the element logits before the argmax; None for a model without them."""
+        found = self.card.get("decision", {}).get("element_offsets")
+        return None if found is None else [float(v) for v in found]
+
+    def predict(self, rgb: np.ndarray) -> PagePrediction:
+        """One page at its own size, as every consumer of the model sees it."""
+        return predict_page(self.net, self.norm, rgb, self.working_width, self.windowing,
+                            self.element_offsets)
 
     @property
     def element_names(self) -> list[str]:

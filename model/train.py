@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from .augment import recolour_panels
 from .budget import Pacer
+from .calibrate import calibrate, calibration_pages
 from .curves import draw_curves
 from .data import (
     ScaledPage,
@@ -29,6 +30,7 @@ from .data import (
     make_batch,
     pixel_counts,
     scaled_size,
+    spread_pages,
 )
 from .infer import Windowing, argmax_labels, scaled_logits
 from .losses import soft_jaccard, weighted_ce
@@ -54,6 +56,9 @@ class TrainConfig:
     region_weight: float = 0.5  # the region loss's weight next to the element loss
     jaccard: float = 0.0  # the weight of a soft Jaccard loss on the element head (losses.py)
     panels: float = 0.5  # the chance that a crop gets a recoloured panel (model/augment.py)
+    # Training pages on which the element head's decision offsets are fitted once
+    # training ends (model/calibrate.py); 0: none
+    calibrate_pages: int = 100
     val_pages: int = 120  # pages validated after each epoch, taken from every val site in
     # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
@@ -94,23 +99,6 @@ class Schedule:
 
     def load_state_dict(self, s: dict) -> None:
         self.total, self.warmup, self.step = s["total"], s["warmup"], s["step"]
-
-
-def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
-    """Indices of the val pages validated each epoch: the sites' pages in turn (each site
-    in page-id order), so that a large site does not crowd out the others."""
-    if not n or n >= len(refs):
-        return list(range(len(refs)))
-    by_site: dict[str, list[int]] = {}
-    for i in sorted(range(len(refs)), key=lambda i: refs[i].page_id):
-        by_site.setdefault(refs[i].site, []).append(i)
-    queues = [by_site[k] for k in sorted(by_site)]
-    out: list[int] = []
-    while len(out) < n:
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return sorted(out)
 
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -226,7 +214,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     # With a cache the val pages are read from it at each validation, not held in memory.
     val_all = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
                          in_memory=False, progress=read_one)
-    subset = epoch_val_subset(val_refs, cfg.val_pages)
+    subset = spread_pages(val_refs, cfg.val_pages)
     if isinstance(val_all, CachedPages):
         val_px_el, val_px_rg = val_all.pixel_counts(net_cfg.elements, net_cfg.regions)
         val_pages: Sequence[ScaledPage] = val_all.take(subset)
@@ -236,6 +224,10 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         val_pages = [val_all[i] for i in subset]
     val_rows = sum(scaled_size(val_refs[i].width, val_refs[i].height, cfg.working_width)[1]
                    for i in subset)
+    calib = (calibration_pages(len(train_refs), cfg.calibrate_pages, cfg.seed)
+             if cfg.calibrate_pages else [])
+    calib_rows = sum(scaled_size(train_refs[i].width, train_refs[i].height,
+                                 cfg.working_width)[1] for i in calib)
     read_s = time.perf_counter() - began
     run.log(f"read {total} pages in {read_s:.0f} s ({read_s / max(1, total):.3f} s a page)")
     torch.manual_seed(cfg.seed)
@@ -271,7 +263,8 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         step_val_s = val_rows / (cfg.batch * cfg.crop) / 3  # in training steps: a forward
         # pass is a third of a step's work per pixel
         pacer = Pacer(began + 0.95 * run.time_budget_s, steps_per_epoch, cfg.epochs,
-                      val_s=0.0, every=max(10, steps_per_epoch // 50))
+                      val_s=0.0, every=max(10, steps_per_epoch // 50),
+                      reserve_steps=calib_rows / (cfg.batch * cfg.crop) / 3)  # calibration
     epoch = start_epoch
     while epoch < planned:
         t0 = time.perf_counter()
@@ -354,6 +347,18 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         if last:
             break
 
+    decision = None
+    if calib:
+        t_fit = time.perf_counter()
+        fit = calibrate(net, norm, [train_pages[i] for i in calib], cfg.windowing, cfg.seed)
+        decision = fit.to_json()
+        spent += time.perf_counter() - t_fit
+        run.log(f"decision offsets fitted on {fit.pages} training pages ({fit.pixels} pixels) "
+                f"in {time.perf_counter() - t_fit:.0f} s: "
+                + ", ".join(f"{n} {v:+.2f}" for n, v in zip(names.elements, fit.offsets[1:],
+                                                              strict=True))
+                + f"; mean element IoU there {fit.mean_iou_before:.3f} -> "
+                f"{fit.mean_iou_after:.3f}")
     card = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": names.to_json(),
@@ -378,6 +383,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
                      "machine": platform.machine(), "threads": cfg.threads,
                      "read_seconds": round(read_s, 1), "read_jobs": run.jobs},
         "epochs": history,
+        **({"decision": decision} if decision else {}),
         "val": history[-1]["val"],
         "val_measured": "at the working width against scaled masks; `python -m model "
                         "evaluate` measures at the pages' own size",
