@@ -63,6 +63,9 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--jaccard", type=float, default=d.jaccard, metavar="WEIGHT",
                    help="the weight of a soft Jaccard loss on the element head next to "
                    f"the cross-entropy (default {d.jaccard})")
+    p.add_argument("--calibrate-pages", type=int, default=d.calibrate_pages, metavar="N",
+                   help="training pages on which the decision offsets are fitted once "
+                   f"training ends (default {d.calibrate_pages}; 0: none)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes decoding pages (default: the machine's cores)")
     p.add_argument("--no-cache", action="store_true",
@@ -75,11 +78,14 @@ def cmd_train(argv: list[str]) -> int:
         p.error("--panels is a chance: give a number from 0 to 1")
     if args.jaccard < 0:
         p.error("--jaccard must be 0 or more")
+    if args.calibrate_pages < 0:
+        p.error("--calibrate-pages must be 0 or more")
     _, ws = load(args)
     release = open_release(_release_of(args.release, ws.releases_dir))
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
-                      precision=args.precision, panels=args.panels, jaccard=args.jaccard)
+                      precision=args.precision, panels=args.panels, jaccard=args.jaccard,
+                      calibrate_pages=args.calibrate_pages)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:

@@ -165,3 +165,16 @@ def test_a_model_without_offsets_predicts_its_plain_argmax(small_release, tmp_pa
     model.card["decision"] = {"element_offsets": [0.0, 0.0, 0.0, 0.0]}
     assert np.array_equal(model.predict(rgb).elements, plain)
     assert Path(out / "model.json").is_file()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["train", "--calibrate-pages", "-1"], "--calibrate-pages must be 0 or more"),
+    (["train", "--panels", "1.5"], "--panels is a chance: give a number from 0 to 1"),
+    (["train", "--jaccard", "-0.5"], "--jaccard must be 0 or more"),
+    (["calibrate", "--pages", "0"], "--pages must be 1 or more"),
+])
+def test_option_values_out_of_range_are_refused_before_any_work(args, says, tmp_path):
+    proc = model_cli(*args, "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(says), proc.stderr
+    assert not (tmp_path / "ws").exists()
