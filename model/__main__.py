@@ -60,6 +60,9 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--panels", type=float, default=d.panels, metavar="CHANCE",
                    help="the chance that a training crop gets a recoloured panel "
                    f"(default {d.panels}; 0: none)")
+    p.add_argument("--frames", type=float, default=d.frames, metavar="CHANCE",
+                   help="the chance that a training crop gets a drawn frame "
+                   f"(default {d.frames}; 0: none)")
     p.add_argument("--jaccard", type=float, default=d.jaccard, metavar="WEIGHT",
                    help="the weight of a soft Jaccard loss on the element head next to "
                    f"the cross-entropy (default {d.jaccard})")
@@ -76,6 +79,8 @@ def cmd_train(argv: list[str]) -> int:
         p.error("--jobs must be 1 or more")
     if not 0.0 <= args.panels <= 1.0:
         p.error("--panels is a chance: give a number from 0 to 1")
+    if not 0.0 <= args.frames <= 1.0:
+        p.error("--frames is a chance: give a number from 0 to 1")
     if args.jaccard < 0:
         p.error("--jaccard must be 0 or more")
     if args.calibrate_pages < 0:
@@ -85,7 +90,7 @@ def cmd_train(argv: list[str]) -> int:
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
                       precision=args.precision, panels=args.panels, jaccard=args.jaccard,
-                      calibrate_pages=args.calibrate_pages)
+                      frames=args.frames, calibrate_pages=args.calibrate_pages)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:

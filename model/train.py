@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from .augment import recolour_panels
+from .augment import draw_frames, recolour_panels
 from .budget import Pacer
 from .calibrate import calibrate, calibration_pages
 from .curves import draw_curves
@@ -56,6 +56,7 @@ class TrainConfig:
     region_weight: float = 0.5  # the region loss's weight next to the element loss
     jaccard: float = 0.0  # the weight of a soft Jaccard loss on the element head (losses.py)
     panels: float = 0.5  # the chance that a crop gets a recoloured panel (model/augment.py)
+    frames: float = 0.0  # the chance that a crop gets a drawn frame (model/augment.py)
     # Training pages on which the element head's decision offsets are fitted once
     # training ends (model/calibrate.py); 0: none
     calibrate_pages: int = 100
@@ -279,6 +280,9 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
             rgb, el_t, rg_t = make_batch(train_pages, items, cfg.crop)
             recolour_panels(rgb, el_t, np.random.default_rng([cfg.seed, epoch + 1, b]),
                             cfg.panels, image_id)
+            if cfg.frames:
+                draw_frames(rgb, el_t, np.random.default_rng([cfg.seed, epoch + 1, b, 1]),
+                            cfg.frames, image_id)
             rgb, el_t, rg_t = torch.from_numpy(rgb), torch.from_numpy(el_t), torch.from_numpy(rg_t)
             x = norm(rgb).to(run.device)
             el_t, rg_t = el_t.long().to(run.device), rg_t.long().to(run.device)

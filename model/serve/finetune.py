@@ -196,7 +196,7 @@ def finetune(app, project: int) -> dict:
 
     old_cfg = old.card["config"]
     tc = TrainConfig(**{**{k: old_cfg[k] for k in ("working_width", "crop", "batch", "lr",
-                                                 "seed", "threads", "panels", "jaccard",
+                                                 "seed", "threads", "panels", "frames", "jaccard",
                                                  "calibrate_pages")
                            if k in old_cfg},
                         "epochs": 3, "lr": old_cfg.get("lr", 2e-3) / 4, **cfg.finetune})
