@@ -1,5 +1,5 @@
-"""Recoloured panels: paper repainted, text kept legible, labels and images untouched, and
-the same generator state gives the same panels."""
+"""Recoloured panels and drawn frames: paper repainted or outlined, text kept legible,
+labels and images untouched, and the same generator state gives the same result."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.augment import PAPER, recolour_panels
+from model.augment import PAPER, draw_frames, recolour_panels
 
 IMAGE = 2
 
@@ -65,3 +65,38 @@ def test_the_same_generator_state_gives_the_same_panels():
     c = batch()[0]
     recolour_panels(c, el, np.random.default_rng([0, 3, 17]), 0.5, IMAGE)
     assert (a != c).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_frames_outline_a_box_and_keep_images_and_labels(seed):
+    rgb, el = batch()
+    before, labels = rgb.copy(), el.copy()
+    draw_frames(rgb, el, np.random.default_rng(seed), 1.0, IMAGE)
+    np.testing.assert_array_equal(el, labels)
+    image = el == IMAGE
+    np.testing.assert_array_equal(rgb[image], before[image])
+    for k in range(len(rgb)):
+        changed = (rgb[k] != before[k]).any(axis=-1)
+        assert changed.any()
+        # An outline, not a filled box: one colour, on the edge of the changed pixels'
+        # bounding box, its inside left as it was.
+        assert len(np.unique(rgb[k][changed], axis=0)) == 1
+        ys, xs = np.nonzero(changed)
+        y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+        if y1 - y0 > 8 and x1 - x0 > 8:
+            np.testing.assert_array_equal(rgb[k, y0 + 4:y1 - 3, x0 + 4:x1 - 3],
+                                          before[k, y0 + 4:y1 - 3, x0 + 4:x1 - 3])
+
+
+def test_frames_follow_their_chance_and_generator_state():
+    a, el = batch(n=64)
+    b = a.copy()
+    draw_frames(a, el, np.random.default_rng([0, 1, 8, 1]), 0.5, IMAGE)
+    draw_frames(b, el, np.random.default_rng([0, 1, 8, 1]), 0.5, IMAGE)
+    np.testing.assert_array_equal(a, b)
+    framed = (a != batch(n=64)[0]).reshape(64, -1).any(axis=1).sum()
+    assert 16 <= framed <= 48, framed
+    c = batch(n=64)[0]
+    draw_frames(c, el, np.random.default_rng(0), 0.0, IMAGE)
+    np.testing.assert_array_equal(c, batch(n=64)[0])

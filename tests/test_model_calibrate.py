@@ -171,6 +171,7 @@ def test_a_model_without_offsets_predicts_its_plain_argmax(small_release, tmp_pa
     (["train", "--calibrate-pages", "-1"], "--calibrate-pages must be 0 or more"),
     (["train", "--panels", "1.5"], "--panels is a chance: give a number from 0 to 1"),
     (["train", "--jaccard", "-0.5"], "--jaccard must be 0 or more"),
+    (["train", "--frames", "2"], "--frames is a chance: give a number from 0 to 1"),
     (["calibrate", "--pages", "0"], "--pages must be 1 or more"),
 ])
 def test_option_values_out_of_range_are_refused_before_any_work(args, says, tmp_path):

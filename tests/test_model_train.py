@@ -185,21 +185,25 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(small_relea
 
 
 @pytest.mark.slow
-def test_training_crops_get_recoloured_panels_at_the_configured_chance(
-        small_release, tmp_path, monkeypatch):
+@pytest.mark.parametrize("augment, option", [("recolour_panels", "panels"),
+                                             ("draw_frames", "frames")])
+def test_training_crops_get_each_augmentation_at_the_configured_chance(
+        small_release, tmp_path, monkeypatch, augment, option):
     import model.train as loop
 
     seen = []
-    real = loop.recolour_panels
+    real = getattr(loop, augment)
 
     def watch(rgb, elements, rng, chance, image):
         before = rgb.copy()
         real(rgb, elements, rng, chance, image)
         seen.append((chance, image, int((rgb != before).any(axis=(1, 2, 3)).sum()), len(rgb)))
 
-    monkeypatch.setattr(loop, "recolour_panels", watch)
+    monkeypatch.setattr(loop, augment, watch)
     release = open_release(small_release)
-    train(tiny(epochs=1, panels=0.5), Run(release, tmp_path / "m", log=lambda _: None))
+    other = {"panels": 0.0, "frames": 0.0}
+    train(tiny(epochs=1, **{**other, option: 0.5}),
+          Run(release, tmp_path / "m", log=lambda _: None))
     assert seen and {(c, i) for c, i, _, _ in seen} == {(0.5, 2)}  # image is class 2
     changed, crops = sum(s[2] for s in seen), sum(s[3] for s in seen)
     assert 0.2 * crops < changed < 0.8 * crops, (changed, crops)
