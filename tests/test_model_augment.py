@@ -32,15 +32,22 @@ def test_no_chance_changes_nothing():
     np.testing.assert_array_equal(rgb, before)
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_panels_repaint_paper_keep_images_and_labels(seed):
+def augmented(augment, seed: int):
+    """A batch through `augment` at chance 1, checked to keep its labels and image pixels:
+    (rgb after, rgb before, labels)."""
     rgb, el = batch()
     before, labels = rgb.copy(), el.copy()
-    recolour_panels(rgb, el, np.random.default_rng(seed), 1.0, IMAGE)
+    augment(rgb, el, np.random.default_rng(seed), 1.0, IMAGE)
     np.testing.assert_array_equal(el, labels)
     image = el == IMAGE
     np.testing.assert_array_equal(rgb[image], before[image])
+    return rgb, before, el
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_panels_repaint_paper_keep_images_and_labels(seed):
+    rgb, before, el = augmented(recolour_panels, seed)
     changed = (rgb != before).any(axis=-1)
     # Every crop got a panel, and a panel repaints paper: each crop has changed paper pixels.
     paper = before.min(axis=-1) >= PAPER
@@ -70,12 +77,7 @@ def test_the_same_generator_state_gives_the_same_panels():
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_frames_outline_a_box_and_keep_images_and_labels(seed):
-    rgb, el = batch()
-    before, labels = rgb.copy(), el.copy()
-    draw_frames(rgb, el, np.random.default_rng(seed), 1.0, IMAGE)
-    np.testing.assert_array_equal(el, labels)
-    image = el == IMAGE
-    np.testing.assert_array_equal(rgb[image], before[image])
+    rgb, before, _ = augmented(draw_frames, seed)
     for k in range(len(rgb)):
         changed = (rgb[k] != before[k]).any(axis=-1)
         assert changed.any()
