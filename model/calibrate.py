@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .infer import Windowing, scaled_logits
+from .metrics import Confusion
+from .metrics import mean_iou as metrics_mean_iou
 from .network import Normalise, SegNet
-from .pagecache import PageCache, read_pages
+from .pagecache import PageCache, cache_dir, read_pages
 from .release import IGNORE, Release, ReleaseError
 from .store import LoadedModel, ModelError, publish
 
@@ -38,6 +40,14 @@ class Fit:
     pages: int
     pixels: int
 
+    def describe(self, classes: Sequence[str], seconds: float) -> str:
+        """One line for the log; `classes` without background."""
+        shifts = ", ".join(f"{name} {v:+.2f}"
+                           for name, v in zip(classes, self.offsets[1:], strict=True))
+        return (f"decision offsets fitted on {self.pages} training pages ({self.pixels} "
+                f"pixels) in {seconds:.0f} s: {shifts}; mean element IoU there "
+                f"{self.mean_iou_before:.3f} -> {self.mean_iou_after:.3f}")
+
     def to_json(self) -> dict:
         return {"element_offsets": list(self.offsets), "fitted_on": "train",
                 "pages": self.pages, "pixels": self.pixels,
@@ -46,11 +56,11 @@ class Fit:
 
 
 def _mean_iou(truth_x_n: np.ndarray, pred: np.ndarray, n: int) -> float:
-    m = np.bincount(truth_x_n + pred, minlength=n * n).reshape(n, n)
-    tp = np.diag(m).astype(np.float64)
-    union = m.sum(0) + m.sum(1) - tp
-    ious = [tp[k] / union[k] for k in range(1, n) if union[k]]
-    return float(np.mean(ious)) if ious else 0.0
+    # The confusion counted directly: Confusion.add would mask and cast the 4 M sampled
+    # pixels again for each of the search's hundreds of tries.
+    conf = Confusion(n)
+    conf.m = np.bincount(truth_x_n + pred, minlength=n * n).reshape(n, n)
+    return metrics_mean_iou(conf.iou())
 
 
 def mean_iou(logits: np.ndarray, truth: np.ndarray, offsets: np.ndarray) -> float:
@@ -145,14 +155,10 @@ def calibrated_version(model: LoadedModel, release: Release, pages: int, models_
     picked = [refs[i] for i in calibration_pages(len(refs), pages, seed)]
     working = model.working_width
     scaled = read_pages(picked, release.classes, working,
-                        cache=PageCache.of(models_dir / ".cache", release, working))
+                        cache=PageCache.of(cache_dir(models_dir), release, working))
     t0 = time.perf_counter()
     fit = calibrate(model.net, model.norm, scaled, model.windowing, seed)
-    log(f"decision offsets fitted on {fit.pages} training pages ({fit.pixels} pixels) in "
-        f"{time.perf_counter() - t0:.0f} s: "
-        + ", ".join(f"{n} {v:+.2f}" for n, v in zip(model.element_names[1:], fit.offsets[1:],
-                                                      strict=True))
-        + f"; mean element IoU there {fit.mean_iou_before:.3f} -> {fit.mean_iou_after:.3f}")
+    log(fit.describe(model.element_names[1:], time.perf_counter() - t0))
     card = {k: v for k, v in model.card.items() if k not in ("schema", "version",
                                                              "weights_sha256", "created")}
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -134,21 +134,3 @@ def make_batch(pages: Sequence[ScaledPage], items: Sequence[tuple], crop: int
         el[k, :h] = p.elements[part]
         rg[k, :h] = p.regions[part]
     return rgb, el, rg
-
-
-def spread_pages(refs: Sequence, n: int) -> list[int]:
-    """Indices of `n` pages taken from the sites in turn (each site in page-id order), so
-    that a large site does not crowd out the others: the val pages validated each epoch,
-    the training pages the decision offsets are fitted on."""
-    if not n or n >= len(refs):
-        return list(range(len(refs)))
-    by_site: dict[str, list[int]] = {}
-    for i in sorted(range(len(refs)), key=lambda i: refs[i].page_id):
-        by_site.setdefault(refs[i].site, []).append(i)
-    queues = [by_site[k] for k in sorted(by_site)]
-    out: list[int] = []
-    while len(out) < n:
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return sorted(out)

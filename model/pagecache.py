@@ -30,6 +30,11 @@ from .release import Classes, PageRef, Release
 FORMAT = 1
 
 
+def cache_dir(models_dir: Path) -> Path:
+    """Where the scaled pages of a workspace's models are kept."""
+    return models_dir / ".cache"
+
+
 @dataclass(frozen=True)
 class PageCache:
     """Where one release's pages at one working width are cached."""

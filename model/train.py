@@ -30,13 +30,12 @@ from .data import (
     make_batch,
     pixel_counts,
     scaled_size,
-    spread_pages,
 )
 from .infer import Windowing, argmax_labels, scaled_logits
 from .losses import soft_jaccard, weighted_ce
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
-from .pagecache import CachedPages, PageCache, read_pages
+from .pagecache import CachedPages, PageCache, cache_dir, read_pages
 from .release import Release, ReleaseError
 from .rundir import note_published, published_by, remove_run_dir
 from .store import publish
@@ -102,6 +101,23 @@ class Schedule:
         self.total, self.warmup, self.step = s["total"], s["warmup"], s["step"]
 
 
+def epoch_val_subset(refs: Sequence, n: int) -> list[int]:
+    """Indices of the val pages validated each epoch: the sites' pages in turn (each site
+    in page-id order), so that a large site does not crowd out the others."""
+    if not n or n >= len(refs):
+        return list(range(len(refs)))
+    by_site: dict[str, list[int]] = {}
+    for i in sorted(range(len(refs)), key=lambda i: refs[i].page_id):
+        by_site.setdefault(refs[i].site, []).append(i)
+    queues = [by_site[k] for k in sorted(by_site)]
+    out: list[int] = []
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out)
+
+
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -159,10 +175,6 @@ class Run:
     cache: bool = True  # keep scaled pages in models/.cache (reruns skip decoding)
 
 
-def cache_dir(models_dir: Path) -> Path:
-    return models_dir / ".cache"
-
-
 def train(cfg: TrainConfig, run: Run) -> Path | None:
     """Train and publish the next model version; None when `stop_after` ended it early."""
     rel = run.release
@@ -215,7 +227,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
     # With a cache the val pages are read from it at each validation, not held in memory.
     val_all = read_pages(val_refs, names, cfg.working_width, cache=cache, jobs=run.jobs,
                          in_memory=False, progress=read_one)
-    subset = spread_pages(val_refs, cfg.val_pages)
+    subset = epoch_val_subset(val_refs, cfg.val_pages)
     if isinstance(val_all, CachedPages):
         val_px_el, val_px_rg = val_all.pixel_counts(net_cfg.elements, net_cfg.regions)
         val_pages: Sequence[ScaledPage] = val_all.take(subset)
@@ -261,11 +273,15 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
 
     pacer = None
     if run.time_budget_s and not run.resume:
-        step_val_s = val_rows / (cfg.batch * cfg.crop) / 3  # in training steps: a forward
-        # pass is a third of a step's work per pixel
+        def forward_steps(rows: int) -> float:
+            """A forward pass over `rows` scaled rows, in training steps: a third of a
+            step's work per pixel."""
+            return rows / (cfg.batch * cfg.crop) / 3
+
+        step_val_s = forward_steps(val_rows)
         pacer = Pacer(began + 0.95 * run.time_budget_s, steps_per_epoch, cfg.epochs,
                       val_s=0.0, every=max(10, steps_per_epoch // 50),
-                      reserve_steps=calib_rows / (cfg.batch * cfg.crop) / 3)  # calibration
+                      reserve_steps=forward_steps(calib_rows))  # the offsets' fit
     epoch = start_epoch
     while epoch < planned:
         t0 = time.perf_counter()
@@ -357,12 +373,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         fit = calibrate(net, norm, [train_pages[i] for i in calib], cfg.windowing, cfg.seed)
         decision = fit.to_json()
         spent += time.perf_counter() - t_fit
-        run.log(f"decision offsets fitted on {fit.pages} training pages ({fit.pixels} pixels) "
-                f"in {time.perf_counter() - t_fit:.0f} s: "
-                + ", ".join(f"{n} {v:+.2f}" for n, v in zip(names.elements, fit.offsets[1:],
-                                                              strict=True))
-                + f"; mean element IoU there {fit.mean_iou_before:.3f} -> "
-                f"{fit.mean_iou_after:.3f}")
+        run.log(fit.describe(names.elements, time.perf_counter() - t_fit))
     card = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": names.to_json(),

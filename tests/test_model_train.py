@@ -396,12 +396,12 @@ def test_a_budget_is_planned_again_as_steps_speed_up():
 def test_each_epoch_validates_pages_of_every_val_site():
     from types import SimpleNamespace
 
-    from model.data import spread_pages
+    from model.train import epoch_val_subset
 
     refs = [SimpleNamespace(page_id=f"{s}{i:03d}", site=s) for s in "abc"
             for i in range({"a": 50, "b": 3, "c": 20}[s])]
-    picked = spread_pages(refs, 12)
+    picked = epoch_val_subset(refs, 12)
     assert len(picked) == 12
     sites = [refs[i].site for i in picked]
     assert (sites.count("a"), sites.count("b"), sites.count("c")) == (5, 3, 4)
-    assert spread_pages(refs, 0) == list(range(len(refs)))
+    assert epoch_val_subset(refs, 0) == list(range(len(refs)))
