@@ -44,12 +44,15 @@ crawl: setup
 # A multi-site training set (corpus.toml): Debian's doc sites, the Kreuzer dev pages with
 # their truth, pre-annotated and released: `make train WORKSPACE=datasets/web-corpus` next.
 CORPUS_PACKAGES := python3.11-doc postgresql-doc-15 apache2-doc debian-handbook git-doc \
-                   python-django-doc gimp-help-en python-skimage-doc python-sklearn-doc
+                   python-django-doc gimp-help-en python-skimage-doc python-sklearn-doc \
+                   wireshark-doc libgtk-3-doc grass-doc imagemagick-6-doc
 KREUZER ?= ../shared/corpus/kreuzer-popular
 crawl-corpus: setup
 	@if [ ! -d /usr/share/doc/python-django-doc/html ] || [ ! -d /usr/share/doc/git-doc ] \
 	    || [ ! -d /usr/share/gimp/2.0/help/en ] || [ ! -d /usr/share/doc/python-sklearn-doc/html ] \
-	    || [ ! -d /usr/share/doc/python-skimage-doc/html ]; then \
+	    || [ ! -d /usr/share/doc/python-skimage-doc/html ] \
+	    || [ ! -d /usr/share/doc/wireshark/wsug_html_chunked ] || [ ! -d /usr/share/gtk-doc/html/gtk3 ] \
+	    || [ ! -d /usr/share/doc/grass-doc/html ] || [ ! -d /usr/share/doc/imagemagick-6-common/html ]; then \
 	  echo "installing $(CORPUS_PACKAGES) from apt"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CORPUS_PACKAGES); \

@@ -165,6 +165,9 @@ class LabelStudioConfig:
 class ExportConfig:
     val_ratio: float = 0.2
     test_ratio: float = 0.0  # >0 adds a test split
+    # Sites whose new pages go to val (a site, or the NAME of `[crawl] sites`), every other
+    # new page to train; val_ratio is then not used (export/splitplan.py)
+    val_sites: list[str] = field(default_factory=list)
     tile: int = 0  # >0: also list square tiles of this many pixels (windows over the pages)
     tile_files: bool = False  # with tile: also write each tile's image and mask files
     resize_width: int = 0  # >0: resize pages to this width

@@ -181,7 +181,7 @@ def _make_release(
             recorded = recorded_splits(cat, releases, history)
         plan = plan_splits(sel.links, [p.page_id for p in sel.pages], recorded,
                            ex.split_salt, ex.val_ratio, ex.test_ratio,
-                           addresses=lambda: page_addresses(ws))
+                           addresses=lambda: page_addresses(ws), val_sites=ex.val_sites)
         for pid, split in sorted(plan.unplaced.items()):
             why = (f"was released in {split}, which this config does not write "
                    "(a page never changes split): set [export] test_ratio to write it")

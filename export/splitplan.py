@@ -11,7 +11,11 @@ single site group, and the default one (the sqlite documentation, where 143 of 1
 share one template) is one template group too; its 39 release-log pages, one section,
 can put 41% of the pages in a 20% val. A coarser key that misses the window gives way to
 a finer one, which still keeps near-copies together. When none reaches it, the one
-nearest to the ratios is used. When the hash leaves a split empty, the new group whose
+nearest to the ratios is used.
+
+Named val sites (`[export] val_sites`) replace the hash: a new site group holding one of
+them goes to val, every other new group to train, so that a dataset rebuilt from scratch
+puts the same sites in val as the one it reproduces, whatever order its releases came in. When the hash leaves a split empty, the new group whose
 hash lies nearest to that split's range moves there from a split that keeps another group
 (never a page released before), so a first release of two groups or more has a train and
 a val split.
@@ -30,6 +34,7 @@ from .groups import (
     LinkRow,
     PageLinks,
     assign_splits,
+    group_keys,
     unit_hash,
 )
 
@@ -71,6 +76,7 @@ class SplitPlan:
     # reaches the window.
     tried: list[LevelResult]
     asked: dict[str, float]  # val (and test) -> asked share
+    val_sites: tuple[str, ...] = ()  # named val sites, which decided the new pages instead
 
     @property
     def level(self) -> str:
@@ -92,6 +98,11 @@ class SplitPlan:
         c = self.chosen
         if not c.new:
             return "No page is new to this release: every page kept its recorded split."
+        if self.val_sites:
+            return (f"Group key: site ({LEVEL_WORDS['site']}). The {_n(c.new, 'page')} new "
+                    f"to this release went to val where their group holds one of the named "
+                    f"val sites ([export] val_sites: {', '.join(self.val_sites)}), to train "
+                    f"otherwise: {self._shares(c)} of them.")
         asked = ", ".join(f"{s} {100 * w:.0f}%" for s, w in self.asked.items())
         out = (f"Group key: {c.level} ({LEVEL_WORDS[c.level]}): {_n(c.groups, 'group')} "
                f"among the {_n(c.new, 'page')} new to this release, giving "
@@ -124,16 +135,28 @@ def plan_splits(
     val_ratio: float,
     test_ratio: float = 0.0,
     addresses: Callable[[], Mapping[str, str]] | None = None,
+    val_sites: Sequence[str] = (),
 ) -> SplitPlan:
     """Splits for the pages `released` (ids among `links`, the pages the catalog knows).
 
     recorded: page id -> split of every page released before (kept as it is).
     addresses: gives page_id -> address of every page, for the section level where the
     links carry none; called only when the plan tries that level.
+    val_sites: sites (see `names_site`) whose new groups go to val, all others to train;
+    val_ratio and test_ratio are then not used.
     """
+    released = sorted(set(released))
+    if val_sites:
+        if test_ratio > 0:
+            raise ValueError("[export] val_sites names the val sites and sends every other "
+                             "new page to train: set test_ratio to 0 with it")
+        named = _named_val(links, val_sites)
+        chosen = _at_level("site", named, released, recorded, ["train", "val"], salt,
+                           val_ratio, 0.0, force=False)
+        return SplitPlan(chosen=chosen, tried=[chosen], asked={"val": val_ratio},
+                         val_sites=tuple(val_sites))
     splits = ["train", "val"] + (["test"] if test_ratio > 0 else [])
     asked = {s: r for s, r in (("val", val_ratio), ("test", test_ratio)) if r > 0}
-    released = sorted(set(released))
     tried: list[LevelResult] = []
     chosen = None
     for level in LEVELS:  # a finer level only where the coarser ones miss the window
@@ -150,11 +173,28 @@ def plan_splits(
     return SplitPlan(chosen=chosen, tried=tried, asked=asked)
 
 
+def names_site(name: str, site: str) -> bool:
+    """Whether a `val_sites` entry names a page's site: the site itself, or its first label
+    ('python' names python.localhost, the site `[crawl] sites = ["python=..."]` serves)."""
+    return bool(site) and (name == site or site.split(".", 1)[0] == name)
+
+
+def _named_val(links: Sequence[PageLinks | LinkRow], val_sites: Sequence[str]
+               ) -> dict[str, Assignment]:
+    """Every page's site group, in val where a page of the group is on a named site."""
+    keys = group_keys(links, "site")
+    val_groups = {keys[link[0]] for link in links
+                  if any(names_site(name, link[1]) for name in val_sites)}
+    return {pid: Assignment("val" if key in val_groups else "train", key)
+            for pid, key in keys.items()}
+
+
 def _at_level(
     level: str, hashed: dict[str, Assignment], released: list[str], recorded: dict[str, str],
-    splits: list[str], salt: str, val_ratio: float, test_ratio: float,
+    splits: list[str], salt: str, val_ratio: float, test_ratio: float, force: bool = True,
 ) -> LevelResult:
-    """hashed: every page's group at this level and the split its hash gives."""
+    """hashed: every page's group at this level and the split its hash gives (or the named
+    sites; then `force` is off: no group moves to fill an empty split)."""
     members: dict[str, list[str]] = defaultdict(list)
     for pid in released:
         members[hashed[pid].group].append(pid)
@@ -186,7 +226,7 @@ def _at_level(
         u = unit_hash(key, salt)
         return lo - u if u < lo else max(0.0, u - hi)
 
-    for split in splits:
+    for split in splits if force else []:
         if groups_in(split) or ranges[split][0] == ranges[split][1]:
             continue
         donors = [k for k in new_groups if len(groups_in(split_of_group[k])) > 1]

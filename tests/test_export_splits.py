@@ -218,3 +218,55 @@ def test_a_one_site_catalog_of_sections_is_split_by_section_with_addresses_read_
     assert plan.level == "section" and asked == [1]
     assert {a.group for a in plan.assignment.values()} == {f"docs.x.org/{s}" for s in sections}
     assert set(Counter(a.split for a in plan.assignment.values())) == {"train", "val"}
+
+
+def test_named_val_sites_take_their_groups_to_val_and_every_other_new_page_to_train():
+    from export.splitplan import plan_splits
+
+    links = [
+        PageLinks("a1", "python.localhost"),
+        PageLinks("a2", "python.localhost", "", "tpl-docs"),
+        PageLinks("b1", "gtk3.localhost", "", "tpl-docs"),  # joined to python by a template
+        PageLinks("c1", "www-alz-org.kreuzer.localhost"),
+        PageLinks("d1", "grass.localhost"),
+        PageLinks("d2", "grass.localhost"),
+        PageLinks("e1", "sqlite.localhost"),
+        PageLinks("f1", "pythonic.localhost"),  # a name that only begins like a named one
+    ]
+    # sqlite was released in val before: a page never changes split.
+    recorded = {"e1": "val"}
+    for ratio in (0.0, 0.5, 0.9):  # the ratio does not decide anything
+        plan = plan_splits(links, [link.page_id for link in links], recorded, SALT, ratio,
+                           val_sites=["python", "www-alz-org.kreuzer.localhost"])
+        splits = {pid: a.split for pid, a in plan.assignment.items()}
+        assert splits == {"a1": "val", "a2": "val", "b1": "val", "c1": "val", "d1": "train",
+                          "d2": "train", "e1": "val", "f1": "train"}
+        assert plan.level == "site" and not plan.chosen.forced
+        assert "val_sites: python, www-alz-org.kreuzer.localhost" in plan.why()
+
+
+def test_no_named_val_site_among_the_pages_leaves_val_empty_rather_than_moving_a_site():
+    from export.splitplan import plan_splits
+
+    links = [PageLinks("a1", "a.localhost"), PageLinks("b1", "b.localhost")]
+    plan = plan_splits(links, ["a1", "b1"], {}, SALT, 0.5, val_sites=["python"])
+    assert {a.split for a in plan.assignment.values()} == {"train"}
+
+
+def test_named_val_sites_with_a_test_split_are_refused():
+    from export.splitplan import plan_splits
+
+    with pytest.raises(ValueError, match="set test_ratio to 0"):
+        plan_splits([PageLinks("a1", "a.localhost")], ["a1"], {}, SALT, 0.2, 0.1,
+                    val_sites=["a"])
+
+
+def test_the_config_reads_named_val_sites(tmp_path):
+    from catalog.config import ConfigError, load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[export]\nval_sites = ["python", "gimp-help-en"]\n')
+    assert load_config(cfg).export.val_sites == ["python", "gimp-help-en"]
+    cfg.write_text('[export]\nval_sites = "python"\n')
+    with pytest.raises(ConfigError, match="val_sites must be list"):
+        load_config(cfg)
