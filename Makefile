@@ -45,14 +45,14 @@ crawl: setup
 # their truth, pre-annotated and released: `make train WORKSPACE=datasets/web-corpus` next.
 CORPUS_PACKAGES := python3.11-doc postgresql-doc-15 apache2-doc debian-handbook git-doc \
                    python-django-doc gimp-help-en python-skimage-doc python-sklearn-doc \
-                   wireshark-doc libgtk-3-doc grass-doc imagemagick-6-doc
+                   wireshark-doc libgtk-3-doc grass-doc imagemagick-6-doc \
+                   python-statsmodels-doc python-astropy-doc
 KREUZER ?= ../shared/corpus/kreuzer-popular
+# the folders that corpus.toml's [crawl] sites serve
+CORPUS_DIRS = $(shell sed -n 's|^ *"[a-z0-9.-]*=\(/[^"]*\)",.*|\1|p' corpus.toml)
 crawl-corpus: setup
-	@if [ ! -d /usr/share/doc/python-django-doc/html ] || [ ! -d /usr/share/doc/git-doc ] \
-	    || [ ! -d /usr/share/gimp/2.0/help/en ] || [ ! -d /usr/share/doc/python-sklearn-doc/html ] \
-	    || [ ! -d /usr/share/doc/python-skimage-doc/html ] \
-	    || [ ! -d /usr/share/doc/wireshark/wsug_html_chunked ] || [ ! -d /usr/share/gtk-doc/html/gtk3 ] \
-	    || [ ! -d /usr/share/doc/grass-doc/html ] || [ ! -d /usr/share/doc/imagemagick-6-common/html ]; then \
+	@missing=0; for d in $(CORPUS_DIRS); do [ -d "$$d" ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
 	  echo "installing $(CORPUS_PACKAGES) from apt"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(CORPUS_PACKAGES); \

@@ -125,7 +125,8 @@ def render_card(d: CardData) -> str:
             [
                 s, per_split[s], d.tiles.get(s, 0),
                 len({r["group"] for r in rows if r["split"] == s}),
-                _pct(per_split[s], total), f"{100 * want[s]:.1f}%",
+                _pct(per_split[s], total),
+                "named sites" if ex.get("val_sites") else f"{100 * want[s]:.1f}%",
             ]
             for s in d.splits
         ],
@@ -138,8 +139,9 @@ def render_card(d: CardData) -> str:
         "(manifest column `source`).", ""]
     empty = [s for s in d.splits if not per_split[s]]
     if empty:
-        out += [f"**Warning:** split {', '.join(empty)} is empty: the pages come from too few "
-                "groups for the asked ratios.", ""]
+        out += [f"**Warning:** split {', '.join(empty)} is empty: " + (
+            "no page comes from a named val site ([export] val_sites)" if ex.get("val_sites")
+            else "the pages come from too few groups for the asked ratios") + ".", ""]
 
     out += ["## Classes", ""]
     out += _table(

@@ -339,6 +339,20 @@ def test_a_test_split_when_the_config_asks(tmp_path):
     assert verify_release(rel).ok
 
 
+def test_named_val_sites_make_the_val_split_and_the_card_says_so(tmp_path):
+    ws, _ = _workspace(tmp_path / "ws", n=24)
+    rel = make_release(ws, _config(val_sites=["site3.org", "site7"], tile=0),
+                       log=lambda _: None).path
+    by_split: dict[str, set[str]] = {}
+    for row in _manifest(rel):
+        by_split.setdefault(row["split"], set()).add(row["site"])
+    assert by_split == {"val": {"site3.org", "site7.org"},
+                        "train": {f"site{i}.org" for i in range(12)} - {"site3.org", "site7.org"}}
+    card = (rel / "README.md").read_text()
+    assert "[export] val_sites: site3.org, site7" in card and "named sites" in card
+    assert verify_release(rel).ok
+
+
 def test_make_verify_default_is_the_latest_release(tmp_path):
     ws, pids = _workspace(tmp_path / "ws", n=4)
     make_release(ws, _config(tile=0), log=lambda _: None)
