@@ -26,6 +26,10 @@ PAGE_STATUSES = (
     "unreachable",  # DNS, refused connection
     "browser_error",  # the browser died or refused
 )
+# The statuses whose page has a screenshot and boxes: pre-annotated, deduplicated, released.
+CAPTURED = ("ok", "http_error", "timeout")
+# The same, for a query: "status IN CAPTURED_SQL"
+CAPTURED_SQL = "(" + ", ".join(f"'{s}'" for s in CAPTURED) + ")"
 
 
 @dataclass

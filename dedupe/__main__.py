@@ -7,6 +7,7 @@ import json
 import sys
 
 from catalog.cli import add_common_args, load, open_catalog, run_main
+from catalog.records import CAPTURED_SQL
 
 from . import store
 from .run import run
@@ -17,7 +18,7 @@ def _sheet(ws, catalog, templates: bool = False):  # noqa: ANN001, ANN202
     if templates:
         rows = catalog.execute(
             "SELECT t.page_id, t.template_id FROM template_groups t"
-            " JOIN pages p ON p.page_id = t.page_id WHERE p.status='ok'"
+            f" JOIN pages p ON p.page_id = t.page_id WHERE p.status IN {CAPTURED_SQL}"
         ).fetchall()
         by: dict[str, list[str]] = {}
         for pid, tid in rows:

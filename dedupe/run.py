@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog.config import DedupeConfig
 from catalog.db import Catalog
+from catalog.records import CAPTURED_SQL
 from catalog.workspace import CorruptFile, Workspace
 
 from . import store
@@ -111,8 +112,11 @@ def run(ws: Workspace, catalog: Catalog, cfg: DedupeConfig, show_progress: bool 
     store.ensure(catalog)
     run_id, generation = store.start_run(catalog, match_settings(cfg))
     report = RunReport(run_id=run_id)
-    ok_ids = {r[0] for r in catalog.execute("SELECT page_id FROM pages WHERE status='ok'")}
-    report.pages = len(ok_ids)
+    # Error pages are captured as the server rendered them and released like any other,
+    # so their copies (one 404 page per broken link) must be found too.
+    captured_ids = {r[0] for r in catalog.execute(
+        f"SELECT page_id FROM pages WHERE status IN {CAPTURED_SQL}")}
+    report.pages = len(captured_ids)
     settings = hash_settings(cfg)
     todo = store.pages_to_hash(catalog, settings)
     # Hashes are saved batch by batch, so an interrupted run keeps what it did.
@@ -122,7 +126,7 @@ def run(ws: Workspace, catalog: Catalog, cfg: DedupeConfig, show_progress: bool 
         report.hashed.extend(p.page_id for p in done)
     if report.skipped:
         store.log_skipped(catalog, run_id, report.skipped)
-    pages = store.load_hashes(catalog, ok_ids)
+    pages = store.load_hashes(catalog, captured_ids)
     last = store.last_finished(catalog, run_id)
     if last is not None and last[1] == generation:
         # Pages hashed since the last finished run, including by a run that was killed.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalog.db import Catalog
+from catalog.records import CAPTURED_SQL
 
 from .layout import CATEGORIES
 from .match import Edge, PageHashes
@@ -118,10 +119,10 @@ def last_finished(catalog: Catalog, run_id: int) -> tuple[int, int] | None:
 
 
 def hashed_after(catalog: Catalog, run_id: int) -> set[str]:
-    """Captured pages (status ok) hashed by a run after `run_id`."""
+    """Captured pages (records.CAPTURED) hashed by a run after `run_id`."""
     rows = catalog.execute(
         "SELECT h.page_id FROM dedupe_hashes h JOIN pages p ON p.page_id = h.page_id"
-        " WHERE h.run_id > ? AND p.status = 'ok'", (run_id,))
+        f" WHERE h.run_id > ? AND p.status IN {CAPTURED_SQL}", (run_id,))
     return {r[0] for r in rows}
 
 
@@ -130,13 +131,13 @@ HASH_COLUMNS = "page_id, viewport, dpr, width, height, flags, site, captured_at"
 
 
 def pages_to_hash(catalog: Catalog, settings: str) -> list[sqlite3.Row]:
-    """Captured pages (status ok) with no hash yet, or one made with other settings or from
+    """Captured pages (records.CAPTURED) with no hash yet, or one made with other settings or from
     an earlier capture, in page id order; chosen in SQL, so a catalog of a million pages
     hands over only these rows."""
     columns = ", ".join(f"p.{c}" for c in HASH_COLUMNS.split(", "))
     return catalog.execute(
         f"SELECT {columns} FROM pages p LEFT JOIN dedupe_hashes h ON h.page_id = p.page_id"
-        " WHERE p.status = 'ok' AND (h.page_id IS NULL OR h.hash_settings != ?"
+        f" WHERE p.status IN {CAPTURED_SQL} AND (h.page_id IS NULL OR h.hash_settings != ?"
         " OR h.captured_at != COALESCE(p.captured_at, 0.0)) ORDER BY p.page_id",
         (settings,)).fetchall()
 

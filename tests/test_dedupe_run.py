@@ -21,7 +21,7 @@ WORDS = [f"w{i}" for i in range(500)]
 
 def make_page(ws: Workspace, cat: Catalog, pid: str, seed: int, *, words: list[str] | None = None,
               edit: int = 0, banner: bool = False, flags: list[str] | None = None,
-              site: str = "example.org") -> None:
+              site: str = "example.org", status: str = "ok") -> None:
     """A 320-px wide page: header, text lines drawn as bars, and matching text boxes."""
     rng = random.Random(seed)
     words = words or [rng.choice(WORDS) for _ in range(400)]
@@ -51,7 +51,7 @@ def make_page(ws: Workspace, cat: Catalog, pid: str, seed: int, *, words: list[s
     im.save(page_dir / "screenshot.png")
     write_json_atomic(page_dir / "boxes.json", {"schema": 1, "page_id": pid, "boxes": boxes})
     rec = PageRecord(page_id=pid, url=f"http://{site}/{pid}", final_url=f"http://{site}/{pid}",
-                     status="ok", viewport=[320, 400], device_pixel_ratio=1.0, width=320,
+                     status=status, viewport=[320, 400], device_pixel_ratio=1.0, width=320,
                      height=1400, flags=flags or [], captured_at=time.time())
     write_json_atomic(page_dir / "page.json", rec.to_dict())
     with cat.transaction() as conn:
@@ -63,6 +63,24 @@ def dedupe(ws: Workspace, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "dedupe", *args, "--workspace", str(ws.root)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
+
+
+def test_copies_of_a_server_error_page_are_found_as_any_others(tmp_path: Path) -> None:
+    # One 404 page per broken link, captured as the server rendered it and pre-annotated
+    # like any page: without dedupe each copy would be released.
+    ws = Workspace(tmp_path / "ws").ensure()
+    cat = Catalog(ws.catalog_path)
+    words = random.Random(7).choices(WORDS, k=400)
+    for pid in ("e_404a", "e_404b", "e_404c"):
+        make_page(ws, cat, pid, 7, words=words, status="http_error")
+    make_page(ws, cat, "t_slow", 8, status="timeout")
+    make_page(ws, cat, "p_page", 9)
+    out = dedupe(ws, "run")
+    assert out.returncode == 0, out.stderr
+    assert "5 hashed, 0 skipped" in out.stdout
+    rows = {r["page_id"]: r["canonical"] for r in cat.execute("SELECT * FROM dup_groups")}
+    assert sorted(rows[p] for p in ("e_404a", "e_404b", "e_404c")) == [0, 0, 1]  # one kept
+    assert rows["t_slow"] == 1 and rows["p_page"] == 1
 
 
 def test_groups_incremental_runs_and_a_corrupt_screenshot(tmp_path: Path) -> None:

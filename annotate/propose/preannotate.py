@@ -11,7 +11,7 @@ from PIL import Image
 
 from catalog.config import PreannotateConfig
 from catalog.images import check_screenshot
-from catalog.records import Annotation, Convention, PageRecord
+from catalog.records import CAPTURED, Annotation, Convention, PageRecord
 from catalog.workspace import (
     CorruptFile,
     Workspace,
@@ -121,7 +121,7 @@ def preannotate_page(ws: Workspace, page_id: str, labels: LabelSet,
         path = ws.page_json(page_id)
         raise CorruptFile(f"{path} is not a page record ({exc}); {remedy(path)}") from None
     boxes_path = ws.boxes_json(page_id)
-    if meta.status not in ("ok", "http_error", "timeout") or not boxes_path.exists():
+    if meta.status not in CAPTURED or not boxes_path.exists():
         return None
     page = load_boxes(boxes_path)
     params = params or PreannotateConfig()
