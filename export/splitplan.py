@@ -11,14 +11,14 @@ single site group, and the default one (the sqlite documentation, where 143 of 1
 share one template) is one template group too; its 39 release-log pages, one section,
 can put 41% of the pages in a 20% val. A coarser key that misses the window gives way to
 a finer one, which still keeps near-copies together. When none reaches it, the one
-nearest to the ratios is used.
-
-Named val sites (`[export] val_sites`) replace the hash: a new site group holding one of
-them goes to val, every other new group to train, so that a dataset rebuilt from scratch
-puts the same sites in val as the one it reproduces, whatever order its releases came in. When the hash leaves a split empty, the new group whose
+nearest to the ratios is used. When the hash leaves a split empty, the new group whose
 hash lies nearest to that split's range moves there from a split that keeps another group
 (never a page released before), so a first release of two groups or more has a train and
 a val split.
+
+Named val sites (`[export] val_sites`) replace the hash: a new site group holding one of
+them goes to val, every other new group to train, so that a dataset rebuilt from scratch
+puts the same sites in val as the one it reproduces, whatever order its releases came in.
 """
 
 from __future__ import annotations
