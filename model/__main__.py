@@ -69,6 +69,9 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--calibrate-pages", type=int, default=d.calibrate_pages, metavar="N",
                    help="training pages on which the decision offsets are fitted once "
                    f"training ends (default {d.calibrate_pages}; 0: none)")
+    p.add_argument("--no-picture-boxes", action="store_true",
+                   help="predict image areas as the network draws them, not cut back to the "
+                   "boxes of the pictures in them (model/pictures.py)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes decoding pages (default: the machine's cores)")
     p.add_argument("--no-cache", action="store_true",
@@ -90,7 +93,8 @@ def cmd_train(argv: list[str]) -> int:
     cfg = TrainConfig(working_width=args.working_width, crop=args.crop, batch=args.batch,
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
                       precision=args.precision, panels=args.panels, jaccard=args.jaccard,
-                      frames=args.frames, calibrate_pages=args.calibrate_pages)
+                      frames=args.frames, calibrate_pages=args.calibrate_pages,
+                      picture_boxes=not args.no_picture_boxes)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
@@ -197,14 +201,16 @@ def cmd_calibrate(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m model calibrate",
         description="Publish the next model version: the same weights, with the element "
-        "head's decision offsets fitted on its training pages (`make train` fits them "
-        "itself; this is for a model trained without them).")
+        "head's decision offsets fitted on its training pages and picture boxes on (`make "
+        "train` does both itself; this is for a model trained without them).")
     p.add_argument("model", nargs="?", help="models/mNNNN or mNNNN (default: the latest)")
     p.add_argument("release", nargs="?", help="the release it was trained on (default: the "
                    "one its model.json names)")
     add_common_args(p)
     p.add_argument("--pages", type=int, default=d.calibrate_pages,
                    help=f"training pages to fit on (default {d.calibrate_pages})")
+    p.add_argument("--no-picture-boxes", action="store_true",
+                   help="leave the card without picture boxes (model/pictures.py)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.pages < 1:
@@ -216,7 +222,8 @@ def cmd_calibrate(argv: list[str]) -> int:
     model = load_model(resolve_model(args.model, _models_dir(ws.root)))
     release = open_release(Path(args.release) if args.release
                            else Path(model.card["release"]["path"]))
-    out = calibrated_version(model, release, args.pages, model.path.parent)
+    out = calibrated_version(model, release, args.pages, model.path.parent,
+                             pictures=not args.no_picture_boxes)
     print(f"wrote {out}")
     return 0
 

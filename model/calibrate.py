@@ -23,6 +23,7 @@ from .metrics import Confusion
 from .metrics import mean_iou as metrics_mean_iou
 from .network import Normalise, SegNet
 from .pagecache import PageCache, cache_dir, read_pages
+from .pictures import PictureBoxes
 from .release import IGNORE, Release, ReleaseError
 from .store import LoadedModel, ModelError, publish
 
@@ -140,9 +141,10 @@ def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, see
 
 
 def calibrated_version(model: LoadedModel, release: Release, pages: int, models_dir: Path,
-                       log: Callable[[str], None] = print) -> Path:
+                       log: Callable[[str], None] = print, pictures: bool = True) -> Path:
     """Publish the next version: `model`'s weights, with decision offsets fitted on
-    `pages` of the training pages of the release it was trained on."""
+    `pages` of the training pages of the release it was trained on, and (`pictures`) the
+    picture boxes of model/pictures.py."""
     if model.card["release"]["sha256sums_sha256"] != release.sums_digest():
         raise ModelError(
             f"model {model.version} was trained on release {model.card['release']['version']}"
@@ -162,12 +164,16 @@ def calibrated_version(model: LoadedModel, release: Release, pages: int, models_
     card = {k: v for k, v in model.card.items() if k not in ("schema", "version",
                                                              "weights_sha256", "created")}
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    card["config"] = {**card.get("config", {}), "calibrate_pages": pages}
+    card["config"] = {**card.get("config", {}), "calibrate_pages": pages,
+                      "picture_boxes": pictures}
     card["decision"] = fit.to_json()
+    if pictures and "image" in model.element_names:
+        card["decision"]["picture_boxes"] = PictureBoxes().to_json()
     card["derived_from"] = {"model": model.version,
                             "weights_sha256": model.card.get("weights_sha256"),
                             "how": "the same weights; decision offsets fitted by "
-                                   "`python -m model calibrate`"}
+                                   "`python -m model calibrate`"
+                                   + (", picture boxes on" if pictures else "")}
     curves = model.path / "curves.png"
     extra = {"curves.png": curves.read_bytes()} if curves.is_file() else {}
     return publish(models_dir, model.net, card, extra)

@@ -17,6 +17,7 @@ import torch
 
 from .data import scale_rgb
 from .network import Normalise, SegNet
+from .pictures import PictureBoxes, picture_mask
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,30 @@ class PagePrediction:
     scale: float  # page pixels per scaled pixel
 
 
+PINNED = 1e4  # an image logit that decides a pixel whatever the other classes say
+
+
+def pin_pictures(el: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes) -> None:
+    """Set the image logit (in place) so that the argmax is image exactly on the picture
+    boxes (model/pictures.py) and elsewhere the class the network ranked next; resized
+    bilinearly, the boxes' edges fall half-way between two scaled pixels."""
+    boxes = picture_mask(el.argmax(axis=0) == image, rgb, cfg)
+    el[image] = np.where(boxes, PINNED, -PINNED)
+
+
 def predict_page(net: SegNet, norm: Normalise, rgb: np.ndarray, working: int,
-                 win: Windowing, offsets: Sequence[float] | None = None) -> PagePrediction:
-    """`offsets`: added to the element logits before the argmax (model/calibrate.py)."""
+                 win: Windowing, offsets: Sequence[float] | None = None,
+                 pictures: tuple[int, PictureBoxes] | None = None) -> PagePrediction:
+    """`offsets`: added to the element logits before the argmax (model/calibrate.py);
+    `pictures`: the image class and the settings that cut its large areas back to picture
+    boxes (model/pictures.py)."""
     height, width = rgb.shape[:2]
     small = scale_rgb(rgb, working)
     el, rg = scaled_logits(net, norm, small, win)
     if offsets is not None and any(offsets):
         el += np.asarray(offsets, np.float32)[:, None, None]
+    if pictures is not None:
+        pin_pictures(el, small, *pictures)
     elements = upscaled_argmax(el, width, height)
     return PagePrediction(width, height, elements, softmax(rg), width / small.shape[1])
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .infer import PagePrediction, Windowing, predict_page
 from .network import NetConfig, Normalise, SegNet
+from .pictures import PictureBoxes
 
 MODEL_SCHEMA = 1
 VERSION_RE = re.compile(r"^m\d{4,}$")
@@ -130,10 +131,27 @@ class LoadedModel:
         found = self.card.get("decision", {}).get("element_offsets")
         return None if found is None else [float(v) for v in found]
 
+    @property
+    def picture_boxes(self) -> PictureBoxes | None:
+        """The settings that cut large image areas back to picture boxes; None for a model
+        without them."""
+        found = self.card.get("decision", {}).get("picture_boxes")
+        if not found:
+            return None
+        try:
+            return PictureBoxes.from_json(found)
+        except TypeError as e:
+            raise ModelError(f"{self.path / 'model.json'}: decision.picture_boxes {found} is "
+                             f"not a picture-box setting ({e}): remove it, or publish the model "
+                             "again with `python -m model calibrate`") from None
+
     def predict(self, rgb: np.ndarray) -> PagePrediction:
         """One page at its own size, as every consumer of the model sees it."""
+        boxes = self.picture_boxes
+        names = self.element_names
+        pictures = None if boxes is None or "image" not in names else (names.index("image"), boxes)
         return predict_page(self.net, self.norm, rgb, self.working_width, self.windowing,
-                            self.element_offsets)
+                            self.element_offsets, pictures)
 
     @property
     def element_names(self) -> list[str]:
@@ -171,7 +189,7 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         # Read now what predict reads later, so a damaged card fails here, in one line.
         if loaded.working_width <= 0:
             raise ValueError("input.working_width must be positive")
-        loaded.windowing, loaded.element_names, loaded.region_names  # noqa: B018
+        loaded.windowing, loaded.element_names, loaded.region_names, loaded.picture_boxes  # noqa: B018
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError,
             RuntimeError) as exc:
         raise ModelError(f"{card_path} is damaged (missing or wrong field: "

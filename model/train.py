@@ -36,6 +36,7 @@ from .losses import soft_jaccard, weighted_ce
 from .metrics import Confusion, report
 from .network import NetConfig, Normalise, SegNet
 from .pagecache import CachedPages, PageCache, cache_dir, read_pages
+from .pictures import PictureBoxes
 from .release import Release, ReleaseError
 from .rundir import note_published, published_by, remove_run_dir
 from .store import publish
@@ -59,6 +60,9 @@ class TrainConfig:
     # Training pages on which the element head's decision offsets are fitted once
     # training ends (model/calibrate.py); 0: none
     calibrate_pages: int = 100
+    # Large image areas cut back to the boxes of the pictures in them when the model
+    # predicts (model/pictures.py); written to the card's decision, training is unchanged
+    picture_boxes: bool = True
     val_pages: int = 120  # pages validated after each epoch, taken from every val site in
     # turn (0: all); `python -m model evaluate` measures the whole split
     seed: int = 0
@@ -367,13 +371,15 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         if last:
             break
 
-    decision = None
+    decision: dict = {}
     if calib:
         t_fit = time.perf_counter()
         fit = calibrate(net, norm, [train_pages[i] for i in calib], cfg.windowing, cfg.seed)
         decision = fit.to_json()
         spent += time.perf_counter() - t_fit
         run.log(fit.describe(names.elements, time.perf_counter() - t_fit))
+    if cfg.picture_boxes and "image" in names.elements:
+        decision["picture_boxes"] = PictureBoxes().to_json()
     card = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": names.to_json(),

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from model.calibrate import calibration_pages, fit_offsets, mean_iou, sample_pixels
 from model.metrics import Confusion, report
+from model.pictures import PictureBoxes
 from model.release import IGNORE, open_release, read_rgb
 from model.store import load_model
 from model.train import Run, train
@@ -121,7 +122,8 @@ def model_cli(*args: str) -> subprocess.CompletedProcess:
 def test_calibrate_publishes_the_same_weights_with_offsets(small_release, tmp_path):
     release = open_release(small_release)
     models = tmp_path / "models"
-    old = train(tiny(epochs=2, calibrate_pages=0), Run(release, models, log=lambda _: None))
+    old = train(tiny(epochs=2, calibrate_pages=0, picture_boxes=False),
+                Run(release, models, log=lambda _: None))
     assert "decision" not in load_model(old).card
     proc = model_cli("calibrate", str(old), "--pages", "4")
     assert proc.returncode == 0, proc.stderr
@@ -132,6 +134,7 @@ def test_calibrate_publishes_the_same_weights_with_offsets(small_release, tmp_pa
     assert (new / "model.safetensors").read_bytes() == (old / "model.safetensors").read_bytes()
     assert card["derived_from"]["model"] == "m0001" and card["version"] == "m0002"
     assert len(card["decision"]["element_offsets"]) == 4
+    assert card["decision"]["picture_boxes"] == PictureBoxes().to_json()
     assert card["release"] == was["release"] and card["epochs"] == was["epochs"]
     assert (new / "curves.png").is_file()
 
@@ -156,8 +159,8 @@ def test_calibrate_refuses_a_release_the_model_was_not_trained_on(small_release,
 
 def test_a_model_without_offsets_predicts_its_plain_argmax(small_release, tmp_path):
     release = open_release(small_release)
-    out = train(tiny(epochs=1, calibrate_pages=0), Run(release, tmp_path / "models",
-                                                       log=lambda _: None))
+    out = train(tiny(epochs=1, calibrate_pages=0, picture_boxes=False),
+                Run(release, tmp_path / "models", log=lambda _: None))
     model = load_model(out)
     assert model.element_offsets is None and "decision" not in model.card
     rgb = read_rgb(release.pages("val")[0].image)
