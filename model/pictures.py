@@ -55,63 +55,56 @@ def paper_colour(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 
 def _sums(mask: np.ndarray) -> np.ndarray:
-    return np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    """The summed-area table of a mask, one row and column of zeros first."""
+    return cv2.integral(mask.astype(np.uint8), sdepth=cv2.CV_32S)
 
 
-def _in(table: np.ndarray, b: tuple[int, int, int, int]) -> int:
-    """Pixels set in the (x0, y0, x1, y1) box, from a table of `_sums`."""
-    x0, y0, x1, y1 = b
-    if x0 >= x1 or y0 >= y1:
-        return 0
-    return int(table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0])
+def _in(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Pixels set in each (x0, y0, x1, y1) row of `boxes`, from a table of `_sums`; 0 for
+    an empty box."""
+    x0, y0, x1, y1 = boxes.T
+    found = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+    return np.where((x0 < x1) & (y0 < y1), found, 0)
 
 
-def _between(a: tuple[int, int, int, int], b: tuple[int, int, int, int]
-             ) -> tuple[int, int, int, int] | None:
-    """The strip between two boxes that overlap in columns (or in rows): the rows (or
-    columns) that part them, over the columns (rows) they share; None for boxes that
-    share neither or overlap."""
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a, b
-    cols = max(ax0, bx0), min(ax1, bx1)
-    rows = max(ay0, by0), min(ay1, by1)
-    if cols[0] < cols[1] and rows[0] >= rows[1]:
-        return cols[0], min(ay1, by1), cols[1], max(ay0, by0)
-    if rows[0] < rows[1] and cols[0] >= cols[1]:
-        return min(ax1, bx1), rows[0], max(ax0, bx0), rows[1]
-    return None
+def _gaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs of (x0, y0, x1, y1) boxes: the box around each pair, and the space
+    between them: where two boxes share columns and one lies above the other, the rows
+    that part them over the shared columns (likewise side by side); else the box around
+    both."""
+    outer = np.stack([np.minimum(a[:, 0], b[:, 0]), np.minimum(a[:, 1], b[:, 1]),
+                      np.maximum(a[:, 2], b[:, 2]), np.maximum(a[:, 3], b[:, 3])], axis=1)
+    c0, c1 = np.maximum(a[:, 0], b[:, 0]), np.minimum(a[:, 2], b[:, 2])
+    r0, r1 = np.maximum(a[:, 1], b[:, 1]), np.minimum(a[:, 3], b[:, 3])
+    gap = outer.copy()
+    above = (c0 < c1) & (r0 >= r1)
+    beside = (r0 < r1) & (c0 >= c1)
+    gap[above] = np.stack([c0, r1, c1, r0], axis=1)[above]
+    gap[beside] = np.stack([c1, r0, c0, r1], axis=1)[beside]
+    return outer, gap
 
 
 def _merge(boxes: list[tuple[int, int, int, int]], other: np.ndarray, share: float
            ) -> list[tuple[int, int, int, int]]:
-    """Join (x0, y0, x1, y1) boxes pairwise while the space between a pair holds at most
-    `share` of its area in `other` ink: the strip between them where they lie side by side
-    or one above the other, else the box around both; either less every box (a third
-    picture inside it is no gap)."""
-    boxes = list(boxes)
-    while len(boxes) > 1:
+    """Join (x0, y0, x1, y1) boxes pairwise, the first pair first, while the space
+    between a pair (`_gaps`, less every box: a third picture in it is no gap) holds at
+    most `share` of its area in `other` ink."""
+    found_boxes = np.array(boxes, np.int64).reshape(-1, 4)
+    while len(found_boxes) > 1:
         covered = np.zeros(other.shape, bool)
-        for x0, y0, x1, y1 in boxes:
+        for x0, y0, x1, y1 in found_boxes:
             covered[y0:y1, x0:x1] = True
         cover, ink_free = _sums(covered), _sums(other & ~covered)
-        pair = None
-        for a in range(len(boxes)):
-            for b in range(a + 1, len(boxes)):
-                (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes[a], boxes[b]
-                outer = (min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1))
-                gap = _between(boxes[a], boxes[b]) or outer
-                found = _in(ink_free, gap)
-                space = (gap[2] - gap[0]) * (gap[3] - gap[1]) - _in(cover, gap)
-                if found <= share * max(space, 1):
-                    pair = a, b, outer
-                    break
-            if pair:
-                break
-        if pair is None:
+        a, b = np.triu_indices(len(found_boxes), 1)
+        outer, gap = _gaps(found_boxes[a], found_boxes[b])
+        space = (gap[:, 2] - gap[:, 0]) * (gap[:, 3] - gap[:, 1]) - _in(cover, gap)
+        join = _in(ink_free, gap) <= share * np.maximum(space, 1)
+        if not join.any():
             break
-        a, b, outer = pair
-        boxes[a] = outer
-        del boxes[b]
-    return boxes
+        k = int(np.argmax(join))
+        found_boxes[a[k]] = outer[k]
+        found_boxes = np.delete(found_boxes, b[k], axis=0)
+    return [tuple(int(v) for v in row) for row in found_boxes]
 
 
 def picture_blocks(rgb: np.ndarray, area: np.ndarray, cfg: PictureBoxes
