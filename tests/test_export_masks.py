@@ -243,3 +243,23 @@ def test_elements_repaint_as_pycocotools_decodes_them_even_where_one_class_overl
                 seg = {"size": [h, w], "counts": a["segmentation"]["counts"].encode()}
                 expected[mask_utils.decode(seg).astype(bool)] = cls
     assert np.array_equal(semantic_from_coco(anns, w, h, CLASSES), expected)
+
+
+def test_the_corpus_labels_a_linked_picture_as_image_and_the_default_as_interactive():
+    """corpus.toml paints image last: a picture inside a link is image there, the link's
+    text and padding stay interactive; the default label set keeps the link on top."""
+    from pathlib import Path
+
+    from catalog.config import load_config
+
+    link = np.zeros((10, 10), bool)
+    link[2:8, 1:9] = True
+    picture = np.zeros((10, 10), bool)
+    picture[3:7, 2:6] = True
+    corpus = ClassSet.from_labels(
+        load_config(Path(__file__).resolve().parents[1] / "corpus.toml").labels)
+    for classes, inside in ((corpus, "image"), (CLASSES, "interactive")):
+        img, inter = classes.index("image"), classes.index("interactive")
+        sem = paint_semantic(10, 10, [], [(inter, link), (img, picture)])
+        assert sem[4, 3] == classes.index(inside)
+        assert sem[4, 7] == inter and sem[0, 0] == 0
