@@ -286,6 +286,15 @@ class Engine:
         for e in self.frontier.ready(now, list(self.seeds), list(self.viewports), blocked, full):
             if free <= 0 or budget <= 0:
                 break
+            if e.depth > 0 and not self._in_scope(e.seed, e.url):
+                # Queued by an earlier run whose scope took it; an --exclude added since
+                # (a folder of images, say) must not cost a browser fetch per queued link.
+                self.snapshot.events["out_of_scope"] += 1
+                self.frontier.set_state(e, "skipped", error="out_of_scope",
+                                        cause="queued before the crawl's scope (--exclude, "
+                                        "--include or the seed's scope) was changed to leave "
+                                        "it out")
+                continue
             if e.site in full or not self.politeness.acquire(e.host, now):
                 continue
             self.frontier.set_state(e, "in_flight")

@@ -146,6 +146,36 @@ def test_interrupt_and_sigkill_then_resume_capture_every_page_once(chromium: str
     assert_exactly_once(ws, expected)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+def test_an_exclude_added_on_resume_skips_the_links_already_queued(chromium: str,
+                                                                   tmp_path: Path) -> None:
+    site, ws = tmp_path / "site", tmp_path / "ws"
+    expected = make_site(site)
+    first = subprocess.run(crawl_cmd(ws, site, "--max-pages", "1"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    with Catalog(ws / "catalog.sqlite") as catalog:
+        queued = {r[0].rsplit("/", 1)[1] for r in catalog.execute(
+            "SELECT url FROM frontier WHERE state='queued'")}
+    assert {"p01.html", "p02.html"} <= queued  # the index links them
+
+    # p01 and p02 are linked from the index only among the pages crawled so far; every
+    # other page is reached through p00 and the pages it links.
+    again = subprocess.run(crawl_cmd(ws, site, "--exclude", r"/p0[12]\.html$"), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    with Catalog(ws / "catalog.sqlite") as catalog:
+        paths = sorted("/" + r["final_url"].split("/", 3)[3] for r in catalog.pages())
+        skipped = {r[0].rsplit("/", 1)[1]: (r[1], r[2]) for r in catalog.execute(
+            "SELECT url, state, error FROM frontier WHERE state != 'done'")}
+        last = json.loads(catalog.meta("last_crawl") or "{}")
+    assert paths == sorted(expected - {"/p01.html", "/p02.html"})  # none fetched, none lost
+    assert skipped == {"p01.html": ("skipped", "out_of_scope"),
+                       "p02.html": ("skipped", "out_of_scope")}
+    assert last["events"]["out_of_scope"] == 2
+
+
 def _children(pid: int) -> list[int]:
     """Child processes, whichever thread started them."""
     found = []
