@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
 
-from catalog.config import LabelsConfig
+from catalog.config import LabelsConfig, load_config
 from export.coco import page_annotations, semantic_from_coco
 from export.masks import (
     ClassSet,
@@ -248,10 +250,6 @@ def test_elements_repaint_as_pycocotools_decodes_them_even_where_one_class_overl
 def test_the_corpus_labels_a_linked_picture_as_image_and_the_default_as_interactive():
     """corpus.toml paints image last: a picture inside a link is image there, the link's
     text and padding stay interactive; the default label set keeps the link on top."""
-    from pathlib import Path
-
-    from catalog.config import load_config
-
     link = np.zeros((10, 10), bool)
     link[2:8, 1:9] = True
     picture = np.zeros((10, 10), bool)
