@@ -18,6 +18,7 @@ if importlib.util.find_spec("torch") is None:  # the whole stage needs it: say o
     sys.exit("error: the model stage needs PyTorch: `make setup`, or "
              "`pip install -e '.[model]'` (torch 2.13.0, the CPU wheel)")
 
+from .pictures import PictureBoxes  # noqa: E402
 from .release import latest_release, open_release  # noqa: E402
 from .store import load_model, resolve_model, to_device  # noqa: E402
 from .train import PRECISIONS, Run, TrainConfig, train  # noqa: E402
@@ -211,10 +212,16 @@ def cmd_calibrate(argv: list[str]) -> int:
                    help=f"training pages to fit on (default {d.calibrate_pages})")
     p.add_argument("--no-picture-boxes", action="store_true",
                    help="leave the card without picture boxes (model/pictures.py)")
+    p.add_argument("--picture-gap", type=int, metavar="PX",
+                   help="join picture blocks only when at most PX pixels (at the working "
+                   "width) apart: side-by-side pictures and gallery thumbnails stay apart, "
+                   "and so do the panels of one plot (default: any distance)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.pages < 1:
         p.error("--pages must be 1 or more")
+    if args.picture_gap is not None and args.picture_gap < 0:
+        p.error("--picture-gap must be 0 or more")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -223,7 +230,8 @@ def cmd_calibrate(argv: list[str]) -> int:
     release = open_release(Path(args.release) if args.release
                            else Path(model.card["release"]["path"]))
     out = calibrated_version(model, release, args.pages, model.path.parent,
-                             pictures=not args.no_picture_boxes)
+                             pictures=not args.no_picture_boxes,
+                             boxes=PictureBoxes(gap=args.picture_gap))
     print(f"wrote {out}")
     return 0
 

@@ -141,10 +141,11 @@ def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, see
 
 
 def calibrated_version(model: LoadedModel, release: Release, pages: int, models_dir: Path,
-                       log: Callable[[str], None] = print, pictures: bool = True) -> Path:
+                       log: Callable[[str], None] = print, pictures: bool = True,
+                       boxes: PictureBoxes | None = None) -> Path:
     """Publish the next version: `model`'s weights, with decision offsets fitted on
     `pages` of the training pages of the release it was trained on, and (`pictures`) the
-    picture boxes of model/pictures.py."""
+    picture boxes of model/pictures.py, with `boxes`' settings (default: the defaults)."""
     if model.card["release"]["sha256sums_sha256"] != release.sums_digest():
         raise ModelError(
             f"model {model.version} was trained on release {model.card['release']['version']}"
@@ -168,7 +169,7 @@ def calibrated_version(model: LoadedModel, release: Release, pages: int, models_
                       "picture_boxes": pictures}
     card["decision"] = fit.to_json()
     if pictures and "image" in model.element_names:
-        card["decision"]["picture_boxes"] = PictureBoxes().to_json()
+        card["decision"]["picture_boxes"] = (boxes or PictureBoxes()).to_json()
     card["derived_from"] = {"model": model.version,
                             "weights_sha256": model.card.get("weights_sha256"),
                             "how": "the same weights; decision offsets fitted by "

@@ -15,7 +15,14 @@ The settings were chosen on sites that neither trained the network nor are val s
 m0011 (trained on web-corpus v0003) on statsmodels' and astropy's pages (230) and with m0009
 (v0002) on 200 pages of Wireshark, GTK 3 and GRASS, image IoU at the working width rose
 from 0.430 to 0.520 and from 0.429 to 0.549, text and interactive unchanged; on 150 of
-m0011's training pages, 0.712 to 0.715. See README "The model".
+m0011's training pages, 0.712 to 0.715. Later, with m0001 (web-corpus v0002, image last)
+on KiCad's, pandas' and xarray's docs (158 pages, never trained on nor val), areas from 12
+rows and at most 5% of other ink between joined blocks gave 0.542 against 0.539 with 24
+rows and 10% (val: 0.550 against 0.520): a caption line in a wide space between two figures
+is less than a tenth of that space. `gap` (blocks at most that many pixels apart) keeps
+side-by-side pictures and gallery thumbnails apart (val 0.62 at 4 pixels) but cuts the
+panels of one plot apart too (those three sites 0.51), so it is off by default. See README
+"The model".
 """
 
 from __future__ import annotations
@@ -28,19 +35,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class PictureBoxes:
-    min_height: int = 24  # areas fewer rows tall than this are left as the network drew them
+    min_height: int = 12  # areas fewer rows tall than this are left as the network drew them
     ink: int = 8  # a pixel is ink where a channel differs from the paper's by more than this
     close: int = 5  # ink this close together (pixels) forms one block
     least: int = 12  # a block narrower or lower than this is not a picture (a text line)
-    inkshare: float = 0.10  # two blocks are one picture when the space between them holds
+    inkshare: float = 0.05  # two blocks are one picture when the space between them holds
     # at most this share of other ink
+    gap: int | None = None  # and is at most this many pixels wide (None: any width)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict) -> PictureBoxes:
-        return cls(**d)
+        # A card written before `gap` existed joined blocks however far apart.
+        return cls(**{"gap": None, **d})
 
 
 def paper_colour(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -84,11 +93,20 @@ def _gaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return outer, gap
 
 
-def _merge(boxes: list[tuple[int, int, int, int]], other: np.ndarray, share: float
-           ) -> list[tuple[int, int, int, int]]:
+def _separation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For pairs of (x0, y0, x1, y1) boxes: the larger of the columns and the rows of
+    paper between them (0 where they overlap)."""
+    dx = np.maximum(0, np.maximum(a[:, 0], b[:, 0]) - np.minimum(a[:, 2], b[:, 2]))
+    dy = np.maximum(0, np.maximum(a[:, 1], b[:, 1]) - np.minimum(a[:, 3], b[:, 3]))
+    return np.maximum(dx, dy)
+
+
+def _merge(boxes: list[tuple[int, int, int, int]], other: np.ndarray, share: float,
+           gap: int | None = None) -> list[tuple[int, int, int, int]]:
     """Join (x0, y0, x1, y1) boxes pairwise, the first pair first, while the space
     between a pair (`_gaps`, less every box: a third picture in it is no gap) holds at
-    most `share` of its area in `other` ink."""
+    most `share` of its area in `other` ink and (`gap`) the pair lies at most `gap`
+    pixels apart."""
     found_boxes = np.array(boxes, np.int64).reshape(-1, 4)
     while len(found_boxes) > 1:
         covered = np.zeros(other.shape, bool)
@@ -96,9 +114,12 @@ def _merge(boxes: list[tuple[int, int, int, int]], other: np.ndarray, share: flo
             covered[y0:y1, x0:x1] = True
         cover, ink_free = _sums(covered), _sums(other & ~covered)
         a, b = np.triu_indices(len(found_boxes), 1)
-        outer, gap = _gaps(found_boxes[a], found_boxes[b])
-        space = (gap[:, 2] - gap[:, 0]) * (gap[:, 3] - gap[:, 1]) - _in(cover, gap)
-        join = _in(ink_free, gap) <= share * np.maximum(space, 1)
+        outer, between = _gaps(found_boxes[a], found_boxes[b])
+        area = (between[:, 2] - between[:, 0]) * (between[:, 3] - between[:, 1])
+        space = area - _in(cover, between)
+        join = _in(ink_free, between) <= share * np.maximum(space, 1)
+        if gap is not None:
+            join &= _separation(found_boxes[a], found_boxes[b]) <= gap
         if not join.any():
             break
         k = int(np.argmax(join))
@@ -127,7 +148,7 @@ def picture_blocks(rgb: np.ndarray, area: np.ndarray, cfg: PictureBoxes
         if w >= cfg.least and h >= cfg.least and thick[k]:
             blocks.append((x, y, x + w, y + h))
             other[comp == k] = False
-    return _merge(blocks, other, cfg.inkshare)
+    return _merge(blocks, other, cfg.inkshare, cfg.gap)
 
 
 def picture_mask(image: np.ndarray, rgb: np.ndarray, cfg: PictureBoxes) -> np.ndarray:

@@ -137,6 +137,13 @@ def test_calibrate_publishes_the_same_weights_with_offsets(small_release, tmp_pa
     assert card["decision"]["picture_boxes"] == PictureBoxes().to_json()
     assert card["release"] == was["release"] and card["epochs"] == was["epochs"]
     assert (new / "curves.png").is_file()
+    # Picture blocks joined only when near: the setting is the card's, the weights the same.
+    proc = model_cli("calibrate", str(old), "--pages", "4", "--picture-gap", "6")
+    assert proc.returncode == 0, proc.stderr
+    gapped = json.loads((models / "m0003" / "model.json").read_text())
+    assert gapped["decision"]["picture_boxes"] == PictureBoxes(gap=6).to_json()
+    assert load_model(models / "m0003").picture_boxes == PictureBoxes(gap=6)
+    assert gapped["weights_sha256"] == was["weights_sha256"]
 
 
 def test_calibrate_refuses_a_release_the_model_was_not_trained_on(small_release, tmp_path):
@@ -176,6 +183,7 @@ def test_a_model_without_offsets_predicts_its_plain_argmax(small_release, tmp_pa
     (["train", "--jaccard", "-0.5"], "--jaccard must be 0 or more"),
     (["train", "--frames", "2"], "--frames is a chance: give a number from 0 to 1"),
     (["calibrate", "--pages", "0"], "--pages must be 1 or more"),
+    (["calibrate", "--picture-gap", "-1"], "--picture-gap must be 0 or more"),
 ])
 def test_option_values_out_of_range_are_refused_before_any_work(args, says, tmp_path):
     proc = model_cli(*args, "--workspace", str(tmp_path / "ws"))

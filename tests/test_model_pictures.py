@@ -5,6 +5,10 @@ named in the model card."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +84,38 @@ def test_panels_with_only_paper_between_are_one_picture():
     assert np.array_equal(picture_mask(predicted, rgb, CFG), box(rgb.shape[:2], 40, 20, 120, 180))
 
 
+def test_a_caption_line_in_a_wide_space_keeps_two_figures_apart():
+    # 60 rows between the pictures, and one line of caption in them: about a twentieth of
+    # the space is ink, which the space between the panels of one plot never holds.
+    rgb = page(h=260)
+    picture(rgb, 20, 40, 80, 160, seed=6)
+    text_line(rgb, 108, 50, 150)
+    picture(rgb, 140, 40, 200, 160, seed=7)
+    predicted = box(rgb.shape[:2], 10, 20, 210, 180)
+    want = box(rgb.shape[:2], 20, 40, 80, 160) | box(rgb.shape[:2], 140, 40, 200, 160)
+    assert np.array_equal(picture_mask(predicted, rgb, CFG), want)
+    # With a tenth of the space allowed (the setting of models published before), one box.
+    joined = picture_mask(predicted, rgb, replace(CFG, inkshare=0.10))
+    assert np.array_equal(joined, box(rgb.shape[:2], 20, 40, 200, 160))
+
+
+def test_a_gap_keeps_side_by_side_pictures_apart_and_joins_near_panels():
+    rgb = page()
+    picture(rgb, 40, 20, 120, 80, seed=8)
+    picture(rgb, 40, 100, 120, 180, seed=9)  # 20 columns of white away
+    predicted = box(rgb.shape[:2], 30, 10, 130, 190)
+    both = box(rgb.shape[:2], 40, 20, 120, 80) | box(rgb.shape[:2], 40, 100, 120, 180)
+    assert np.array_equal(picture_mask(predicted, rgb, replace(CFG, gap=8)), both)
+    assert np.array_equal(picture_mask(predicted, rgb, replace(CFG, gap=20)),
+                          box(rgb.shape[:2], 40, 20, 120, 180))
+
+
+def test_a_card_without_a_gap_joins_blocks_at_any_distance():
+    old = {"min_height": 24, "ink": 8, "close": 5, "least": 12, "inkshare": 0.1}
+    assert PictureBoxes.from_json(old) == PictureBoxes(24, 8, 5, 12, 0.1, None)
+    assert PictureBoxes.from_json(replace(CFG, gap=4).to_json()) == replace(CFG, gap=4)
+
+
 def test_small_areas_and_pages_without_image_are_left_as_they_are():
     rgb = page()
     text_line(rgb, 50, 20, 180)
@@ -153,3 +189,22 @@ def test_a_trained_model_names_its_picture_boxes_and_applies_them(small_release,
     (out / "model.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="decision.picture_boxes .* is not a picture-box setting"):
         load_model(out).predict(rgb)
+
+
+@pytest.mark.slow
+def test_the_settings_bench_scores_every_setting_next_to_no_boxes(small_release, tmp_path):  # noqa: F811
+    from model.release import open_release
+
+    root = Path(__file__).resolve().parent.parent
+    out = train(tiny(epochs=1, calibrate_pages=0), Run(open_release(small_release),
+                                                       tmp_path / "models", log=lambda _: None))
+    cmd = [sys.executable, "bench/picture_boxes.py", str(out), str(small_release),
+           "--cache", str(tmp_path / "cache")]
+    runs = [subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    rows = {line.split("  ")[0].strip(): line for line in runs[0].stdout.splitlines()}
+    assert {"no boxes", "defaults", "gap 4", "inkshare 0.10"} <= set(rows)
+    assert runs[1].stdout == runs[0].stdout  # the second run reads the cached logits
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(open_release(small_release).pages("val"))

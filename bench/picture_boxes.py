@@ -1,0 +1,123 @@
+"""Picture-box settings (model/pictures.py) compared on one model's element logits: image,
+text and interactive IoU at the working width on a release split, for the model's own
+setting, the defaults and variations of each, next to no boxes at all, in one run.
+
+    .venv/bin/python bench/picture_boxes.py MODEL RELEASE [--split val] [--cache DIR]
+
+The network runs once per page; its logits are kept in --cache (one .npz a page, reused by
+the next run with the same model and release), so that each setting costs only the boxes.
+Choose settings on sites that are neither the model's training nor its val sites
+(bench/picture-sites.toml builds such a set) and then read them on val, not the other way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.progress import track  # noqa: E402
+
+from model.data import read_scaled  # noqa: E402
+from model.infer import scaled_logits  # noqa: E402
+from model.pictures import PictureBoxes, picture_mask  # noqa: E402
+from model.release import open_release  # noqa: E402
+from model.store import load_model  # noqa: E402
+
+
+def settings(own: PictureBoxes | None) -> dict[str, PictureBoxes | None]:
+    base = PictureBoxes()
+    found: dict[str, PictureBoxes | None] = {"no boxes": None}
+    if own is not None and own != base:
+        found["the model's"] = own
+    found["defaults"] = base
+    for name, changed in (("min_height 24", {"min_height": 24}), ("inkshare 0.10", {"inkshare": 0.10}),
+                          ("inkshare 0", {"inkshare": 0.0}), ("gap 4", {"gap": 4}),
+                          ("gap 8", {"gap": 8}), ("gap 16", {"gap": 16})):
+        found[name] = replace(base, **changed)
+    return found
+
+
+def cached_logits(model, release, split: str, cache: Path) -> list[Path]:
+    """One .npz a page: its element logits (float16, offsets added), pixels and labels at
+    the working width."""
+    offsets = np.asarray(model.element_offsets or [0.0] * len(model.element_names),
+                         np.float32)[:, None, None]
+    key = hashlib.sha256(f"{model.card.get('weights_sha256')} {release.sums_digest()} "
+                         f"{offsets.ravel().tolist()} {split}".encode()).hexdigest()[:16]
+    folder = cache / key
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = release.pages(split)
+    files = []
+    for i, page in enumerate(track(pages, description="logits", transient=True)):
+        path = folder / f"{i:05d}.npz"
+        if not path.is_file():
+            sp = read_scaled(page, release.classes, model.working_width)
+            el, _ = scaled_logits(model.net, model.norm, sp.rgb, model.windowing)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, el=(el + offsets).astype(np.float16), rgb=sp.rgb, lab=sp.elements,
+                     site=page.site)
+            tmp.replace(path)
+        files.append(path)
+    return files
+
+
+def iou(conf: np.ndarray, k: int) -> float:
+    return float(conf[k, k] / max(1, conf[k].sum() + conf[:, k].sum() - conf[k, k]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path)
+    ap.add_argument("release", type=Path)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "picture-boxes")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, release = load_model(args.model), open_release(args.release)
+    names = model.element_names
+    img, n = names.index("image"), len(names)
+    files = cached_logits(model, release, args.split, args.cache)
+    variants = settings(model.picture_boxes)
+    conf = {k: {} for k in variants}
+    for f in files:
+        d = np.load(f)
+        el, rgb, lab, site = d["el"].astype(np.float32), d["rgb"], d["lab"], str(d["site"])
+        valid = lab != 255
+        raw = el.argmax(axis=0)
+        for k, cfg in variants.items():
+            pred = raw
+            if cfg is not None:
+                e = el.copy()
+                e[img] = np.where(picture_mask(raw == img, rgb, cfg), 1e4, -1e4)
+                pred = e.argmax(axis=0)
+            c = np.bincount(lab[valid].astype(np.int64) * n + pred[valid],
+                            minlength=n * n).reshape(n, n)
+            conf[k][site] = conf[k].get(site, 0) + c
+    sites = sorted({s for v in conf.values() for s in v})
+    print(f"{model.version} on {release.version} {args.split}: {len(files)} pages, "
+          f"{len(sites)} sites; IoU at the working width ({model.working_width} px)")
+    print(f"{'setting':<14}" + "".join(f"{x:>12}" for x in names[1:])
+          + f"{'image px':>11}{'false':>9}{'missed':>9}  image by site")
+    for k in variants:
+        tot = sum(conf[k].values())
+        tp = int(tot[img, img])
+        print(f"{k:<14}" + "".join(f"{iou(tot, j):12.3f}" for j in range(1, n))
+              + f"{tot[img].sum() / 1e6:10.2f}M{(tot[:, img].sum() - tp) / 1e6:8.2f}M"
+              + f"{(tot[img].sum() - tp) / 1e6:8.2f}M  "
+              + " ".join(f"{s.split('.')[0]} {iou(conf[k][s], img):.3f}" for s in sites
+                         if conf[k][s][img].sum()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
