@@ -27,8 +27,9 @@ import torch  # noqa: E402
 from rich.progress import track  # noqa: E402
 
 from model.data import read_scaled  # noqa: E402
-from model.infer import scaled_logits  # noqa: E402
-from model.pictures import PictureBoxes, picture_mask  # noqa: E402
+from model.infer import pin_pictures, scaled_logits  # noqa: E402
+from model.metrics import Confusion  # noqa: E402
+from model.pictures import PictureBoxes  # noqa: E402
 from model.release import open_release  # noqa: E402
 from model.store import load_model  # noqa: E402
 
@@ -70,8 +71,8 @@ def cached_logits(model, release, split: str, cache: Path) -> list[Path]:
     return files
 
 
-def iou(conf: np.ndarray, k: int) -> float:
-    return float(conf[k, k] / max(1, conf[k].sum() + conf[:, k].sum() - conf[k, k]))
+def iou(conf: Confusion, k: int) -> float:
+    return conf.iou()[k] or 0.0
 
 
 def main() -> int:
@@ -92,30 +93,27 @@ def main() -> int:
     for f in files:
         d = np.load(f)
         el, rgb, lab, site = d["el"].astype(np.float32), d["rgb"], d["lab"], str(d["site"])
-        valid = lab != 255
-        raw = el.argmax(axis=0)
         for k, cfg in variants.items():
-            pred = raw
+            e = el
             if cfg is not None:
                 e = el.copy()
-                e[img] = np.where(picture_mask(raw == img, rgb, cfg), 1e4, -1e4)
-                pred = e.argmax(axis=0)
-            c = np.bincount(lab[valid].astype(np.int64) * n + pred[valid],
-                            minlength=n * n).reshape(n, n)
-            conf[k][site] = conf[k].get(site, 0) + c
+                pin_pictures(e, rgb, img, cfg)
+            conf[k].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
     sites = sorted({s for v in conf.values() for s in v})
     print(f"{model.version} on {release.version} {args.split}: {len(files)} pages, "
           f"{len(sites)} sites; IoU at the working width ({model.working_width} px)")
     print(f"{'setting':<14}" + "".join(f"{x:>12}" for x in names[1:])
           + f"{'image px':>11}{'false':>9}{'missed':>9}  image by site")
     for k in variants:
-        tot = sum(conf[k].values())
-        tp = int(tot[img, img])
+        tot = Confusion(n)
+        tot.m = sum(c.m for c in conf[k].values())
+        m = tot.m
+        tp = int(m[img, img])
         print(f"{k:<14}" + "".join(f"{iou(tot, j):12.3f}" for j in range(1, n))
-              + f"{tot[img].sum() / 1e6:10.2f}M{(tot[:, img].sum() - tp) / 1e6:8.2f}M"
-              + f"{(tot[img].sum() - tp) / 1e6:8.2f}M  "
+              + f"{m[img].sum() / 1e6:10.2f}M{(m[:, img].sum() - tp) / 1e6:8.2f}M"
+              + f"{(m[img].sum() - tp) / 1e6:8.2f}M  "
               + " ".join(f"{s.split('.')[0]} {iou(conf[k][s], img):.3f}" for s in sites
-                         if conf[k][s][img].sum()))
+                         if conf[k][s].m[img].sum()))
     return 0
 
 
