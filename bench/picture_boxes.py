@@ -1,6 +1,7 @@
 """Picture-box settings (model/pictures.py) compared on one model's element logits: image,
 text and interactive IoU at the working width on a release split, for the model's own
-setting, the defaults and variations of each, next to no boxes at all, in one run.
+setting (its picture chooser, model/picture_chooser.py, where its card has one), the join
+rule's defaults and variations of each, next to no boxes at all, in one run.
 
     .venv/bin/python bench/picture_boxes.py MODEL RELEASE [--split val] [--cache DIR]
 
@@ -88,6 +89,7 @@ def main() -> int:
     names = model.element_names
     img, n = names.index("image"), len(names)
     files = cached_logits(model, release, args.split, args.cache)
+    offsets = model.element_offsets
     variants = settings(model.picture_boxes)
     conf = {k: {} for k in variants}
     for f in files:
@@ -97,7 +99,7 @@ def main() -> int:
             e = el
             if cfg is not None:
                 e = el.copy()
-                pin_pictures(e, rgb, img, cfg)
+                pin_pictures(e, rgb, img, cfg, offsets)
             conf[k].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
     sites = sorted({s for v in conf.values() for s in v})
     print(f"{model.version} on {release.version} {args.split}: {len(files)} pages, "

@@ -73,6 +73,10 @@ def cmd_train(argv: list[str]) -> int:
     p.add_argument("--no-picture-boxes", action="store_true",
                    help="predict image areas as the network draws them, not cut back to the "
                    "boxes of the pictures in them (model/pictures.py)")
+    p.add_argument("--no-picture-chooser", action="store_true",
+                   help="join the blocks inside the network's image areas by model/pictures.py's "
+                   "rule instead of choosing among all the page's blocks with a classifier "
+                   "fitted on the calibration pages (model/picture_chooser.py)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes decoding pages (default: the machine's cores)")
     p.add_argument("--no-cache", action="store_true",
@@ -95,7 +99,8 @@ def cmd_train(argv: list[str]) -> int:
                       epochs=args.epochs, lr=args.lr, seed=args.seed, threads=args.threads,
                       precision=args.precision, panels=args.panels, jaccard=args.jaccard,
                       frames=args.frames, calibrate_pages=args.calibrate_pages,
-                      picture_boxes=not args.no_picture_boxes)
+                      picture_boxes=not args.no_picture_boxes,
+                      picture_chooser=not args.no_picture_chooser)
     models_dir = _models_dir(release.path.parent.parent)
     with _bar("{task.description}",
               "loss {task.fields[loss]:.4f}, {task.fields[rate]:.1f} img/s") as bar:
@@ -212,16 +217,23 @@ def cmd_calibrate(argv: list[str]) -> int:
                    help=f"training pages to fit on (default {d.calibrate_pages})")
     p.add_argument("--no-picture-boxes", action="store_true",
                    help="leave the card without picture boxes (model/pictures.py)")
+    p.add_argument("--no-picture-chooser", action="store_true",
+                   help="join the blocks inside the network's image areas by model/pictures.py's "
+                   "rule instead of fitting a classifier that chooses among all the page's "
+                   "blocks (model/picture_chooser.py)")
     p.add_argument("--picture-gap", type=int, metavar="PX",
-                   help="join picture blocks only when at most PX pixels (at the working "
-                   "width) apart: side-by-side pictures and gallery thumbnails stay apart, "
-                   "and so do the panels of one plot (default: any distance)")
+                   help="with --no-picture-chooser: join picture blocks only when at most PX "
+                   "pixels (at the working width) apart: side-by-side pictures and gallery "
+                   "thumbnails stay apart, and so do the panels of one plot (default: any "
+                   "distance)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.pages < 1:
         p.error("--pages must be 1 or more")
     if args.picture_gap is not None and args.picture_gap < 0:
         p.error("--picture-gap must be 0 or more")
+    if args.picture_gap is not None and not args.no_picture_chooser:
+        p.error("--picture-gap sets the join rule: give --no-picture-chooser with it")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -231,7 +243,8 @@ def cmd_calibrate(argv: list[str]) -> int:
                            else Path(model.card["release"]["path"]))
     out = calibrated_version(model, release, args.pages, model.path.parent,
                              pictures=not args.no_picture_boxes,
-                             boxes=PictureBoxes(gap=args.picture_gap))
+                             boxes=PictureBoxes(gap=args.picture_gap),
+                             choose=not args.no_picture_chooser)
     print(f"wrote {out}")
     return 0
 

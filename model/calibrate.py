@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,14 @@ from .metrics import Confusion
 from .metrics import mean_iou as metrics_mean_iou
 from .network import Normalise, SegNet
 from .pagecache import PageCache, cache_dir, read_pages
+from .picture_chooser import (
+    PictureChooser,
+    block_features,
+    feature_names,
+    fit_chooser,
+    page_blocks,
+    picture_share,
+)
 from .pictures import PictureBoxes
 from .release import IGNORE, Release, ReleaseError
 from .store import LoadedModel, ModelError, publish
@@ -31,6 +39,7 @@ from .store import LoadedModel, ModelError, publish
 # push above is 1.8) and up to +1.
 GRID = tuple(np.round(np.arange(-3.0, 1.0 + 1e-9, 0.25), 2))
 ROUNDS = 10  # passes over the classes at most; one that changes nothing ends it
+CHOOSER_LEAST = 20  # picture and other blocks each, to fit a picture chooser on
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Fit:
     mean_iou_after: float
     pages: int
     pixels: int
+    chooser: PictureChooser | None = None  # fitted on the same pages' blocks
+    chooser_note: str = ""  # why there is none, or what it was fitted on
 
     def describe(self, classes: Sequence[str], seconds: float) -> str:
         """One line for the log; `classes` without background."""
@@ -47,13 +58,15 @@ class Fit:
                            for name, v in zip(classes, self.offsets[1:], strict=True))
         return (f"decision offsets fitted on {self.pages} training pages ({self.pixels} "
                 f"pixels) in {seconds:.0f} s: {shifts}; mean element IoU there "
-                f"{self.mean_iou_before:.3f} -> {self.mean_iou_after:.3f}")
+                f"{self.mean_iou_before:.3f} -> {self.mean_iou_after:.3f}"
+                + (f"; picture chooser {self.chooser_note}" if self.chooser_note else ""))
 
     def to_json(self) -> dict:
         return {"element_offsets": list(self.offsets), "fitted_on": "train",
                 "pages": self.pages, "pixels": self.pixels,
                 "train_mean_iou": {"before": round(self.mean_iou_before, 4),
-                                   "after": round(self.mean_iou_after, 4)}}
+                                   "after": round(self.mean_iou_after, 4)},
+                **({"picture_chooser": self.chooser_note} if self.chooser_note else {})}
 
 
 def _mean_iou(truth_x_n: np.ndarray, pred: np.ndarray, n: int) -> float:
@@ -123,29 +136,64 @@ def calibration_pages(n_pages: int, n: int, seed: int) -> list[int]:
 
 
 def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, seed: int,
-              pixels: int = 4_000_000) -> Fit:
+              pixels: int = 4_000_000, chooser: tuple[int, PictureBoxes] | None = None,
+              names: Sequence[str] = ()) -> Fit:
     """Fit the offsets on `pages` (ScaledPage: pixels and element targets at the working
-    width), about `pixels` of them in all, drawn evenly from every page."""
+    width), about `pixels` of them in all, drawn evenly from every page; with `chooser`
+    (the image class and the picture-box settings), a picture chooser on the same pages'
+    blocks too (`names`: the element head's classes)."""
     rng = np.random.default_rng([seed, 7])
     per_page = max(1, pixels // max(1, len(pages)))
-    parts_x, parts_y = [], []
+    parts_x, parts_y, blocks_x, blocks_y = [], [], [], []
     for p in pages:
         el, _ = scaled_logits(net, norm, p.rgb, win)
         x, y = sample_pixels(el, p.elements, per_page, rng)
         parts_x.append(x)
         parts_y.append(y)
+        if chooser is not None:
+            image, cfg = chooser
+            found, ink = page_blocks(p.rgb, cfg.ink, cfg.close, cfg.least)
+            if found:
+                blocks_x.append(block_features(el, p.rgb, image, found, ink))
+                blocks_y.append(picture_share(found, p.elements, image, IGNORE))
     logits = np.concatenate(parts_x, axis=1)
     truth = np.concatenate(parts_y)
     offsets, before, after = fit_offsets(logits, truth)
-    return Fit(tuple(float(v) for v in offsets), before, after, len(pages), int(truth.size))
+    fitted, note = None, ""
+    if chooser is not None:
+        fitted, note = _fit_chooser(blocks_x, blocks_y, list(names), len(pages))
+    return Fit(tuple(float(v) for v in offsets), before, after, len(pages), int(truth.size),
+               fitted, note)
+
+
+def _fit_chooser(xs: list[np.ndarray], shares: list[np.ndarray], names: list[str], pages: int
+                 ) -> tuple[PictureChooser | None, str]:
+    """A chooser from the blocks' features and picture shares, or None and why not."""
+    x = np.concatenate(xs) if xs else np.zeros((0, 0))
+    share = np.concatenate(shares) if shares else np.zeros(0)
+    known = share >= 0
+    x, picture = x[known], share[known] >= 0.5
+    if min(picture.sum(), (~picture).sum()) < CHOOSER_LEAST:
+        return None, (f"not fitted: {int(picture.sum())} picture and {int((~picture).sum())} "
+                      f"other blocks on the {pages} pages (at least {CHOOSER_LEAST} each); "
+                      "the join rule stays")
+    fitted = fit_chooser(x, picture, feature_names(names),
+                         {"pages": pages, "blocks": int(len(x)), "pictures": int(picture.sum())})
+    return fitted, (f"fitted on {len(x)} blocks, {int(picture.sum())} of them pictures")
+
+
+def with_chooser(boxes: PictureBoxes, fit: Fit) -> PictureBoxes:
+    """`boxes` with the chooser `fit` holds, if it holds one."""
+    return boxes if fit.chooser is None else replace(boxes, chooser=fit.chooser)
 
 
 def calibrated_version(model: LoadedModel, release: Release, pages: int, models_dir: Path,
                        log: Callable[[str], None] = print, pictures: bool = True,
-                       boxes: PictureBoxes | None = None) -> Path:
+                       boxes: PictureBoxes | None = None, choose: bool = True) -> Path:
     """Publish the next version: `model`'s weights, with decision offsets fitted on
     `pages` of the training pages of the release it was trained on, and (`pictures`) the
-    picture boxes of model/pictures.py, with `boxes`' settings (default: the defaults)."""
+    picture boxes of model/pictures.py, with `boxes`' settings (default: the defaults)
+    and (`choose`) a picture chooser fitted on the same pages."""
     if model.card["release"]["sha256sums_sha256"] != release.sums_digest():
         raise ModelError(
             f"model {model.version} was trained on release {model.card['release']['version']}"
@@ -160,21 +208,27 @@ def calibrated_version(model: LoadedModel, release: Release, pages: int, models_
     scaled = read_pages(picked, release.classes, working,
                         cache=PageCache.of(cache_dir(models_dir), release, working))
     t0 = time.perf_counter()
-    fit = calibrate(model.net, model.norm, scaled, model.windowing, seed)
+    names = model.element_names
+    settings = boxes or PictureBoxes()
+    use_chooser = pictures and settings.chooser is None and choose and "image" in names
+    fit = calibrate(model.net, model.norm, scaled, model.windowing, seed,
+                    chooser=(names.index("image"), settings) if use_chooser else None,
+                    names=names)
     log(fit.describe(model.element_names[1:], time.perf_counter() - t0))
     card = {k: v for k, v in model.card.items() if k not in ("schema", "version",
                                                              "weights_sha256", "created")}
     card["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     card["config"] = {**card.get("config", {}), "calibrate_pages": pages,
-                      "picture_boxes": pictures}
+                      "picture_boxes": pictures, "picture_chooser": use_chooser}
     card["decision"] = fit.to_json()
-    if pictures and "image" in model.element_names:
-        card["decision"]["picture_boxes"] = (boxes or PictureBoxes()).to_json()
+    if pictures and "image" in names:
+        card["decision"]["picture_boxes"] = with_chooser(settings, fit).to_json()
     card["derived_from"] = {"model": model.version,
                             "weights_sha256": model.card.get("weights_sha256"),
                             "how": "the same weights; decision offsets fitted by "
                                    "`python -m model calibrate`"
-                                   + (", picture boxes on" if pictures else "")}
+                                   + (", picture boxes on" if pictures else "")
+                                   + (", a picture chooser fitted" if fit.chooser else "")}
     curves = model.path / "curves.png"
     extra = {"curves.png": curves.read_bytes()} if curves.is_file() else {}
     return publish(models_dir, model.net, card, extra)

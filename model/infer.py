@@ -17,7 +17,7 @@ import torch
 
 from .data import scale_rgb
 from .network import Normalise, SegNet
-from .pictures import PictureBoxes, picture_mask
+from .pictures import PictureBoxes, pinned_mask
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,13 @@ class PagePrediction:
 PINNED = 1e4  # an image logit that decides a pixel whatever the other classes say
 
 
-def pin_pictures(el: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes) -> None:
+def pin_pictures(el: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes,
+                 offsets: Sequence[float] | None = None) -> None:
     """Set the image logit (in place) so that the argmax is image exactly on the picture
     boxes (model/pictures.py) and elsewhere the class the network ranked next; resized
-    bilinearly, the boxes' edges fall half-way between two scaled pixels."""
-    boxes = picture_mask(el.argmax(axis=0) == image, rgb, cfg)
+    bilinearly, the boxes' edges fall half-way between two scaled pixels. `offsets`: the
+    decision offsets already added to `el`."""
+    boxes = pinned_mask(el, rgb, image, cfg, None if offsets is None else np.asarray(offsets))
     el[image] = np.where(boxes, PINNED, -PINNED)
 
 
@@ -144,7 +146,7 @@ def predict_page(net: SegNet, norm: Normalise, rgb: np.ndarray, working: int,
     if offsets is not None and any(offsets):
         el += np.asarray(offsets, np.float32)[:, None, None]
     if pictures is not None:
-        pin_pictures(el, small, *pictures)
+        pin_pictures(el, small, *pictures, offsets=offsets)
     elements = upscaled_argmax(el, width, height)
     return PagePrediction(width, height, elements, softmax(rg), width / small.shape[1])
 

@@ -1,5 +1,7 @@
 """Picture boxes: a large area the network calls image is cut back to the boxes of the
-picture-like ink inside it.
+picture-like ink inside it. This is the join rule; a card whose settings hold a fitted
+chooser (model/picture_chooser.py, the default for models trained or calibrated now)
+chooses among all the page's blocks instead (`pinned_mask`).
 
 The DOM marks a picture as the box of its <img>. The network, seeing a framed figure
 (picture, caption and the white between them inside a thin outline, as gimp-help draws
@@ -32,6 +34,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .inkblocks import common_colour, ink_blocks, ink_mask
+from .picture_chooser import PictureChooser, chosen_mask
+
 
 @dataclass(frozen=True)
 class PictureBoxes:
@@ -42,25 +47,29 @@ class PictureBoxes:
     inkshare: float = 0.05  # two blocks are one picture when the space between them holds
     # at most this share of other ink
     gap: int | None = None  # and is at most this many pixels wide (None: any width)
+    # Fitted on training pages, it chooses among all the page's blocks instead of joining
+    # those inside the network's image areas (model/picture_chooser.py).
+    chooser: PictureChooser | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["chooser"] = None if self.chooser is None else self.chooser.to_json()
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> PictureBoxes:
         # A card written before `gap` existed joined blocks however far apart.
-        return cls(**{"gap": None, **d})
+        d = {"gap": None, **d}
+        if d.get("chooser") is not None:
+            d["chooser"] = PictureChooser.from_json(d["chooser"])
+        return cls(**d)
 
 
 def paper_colour(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """The most common colour (to 1/32 of each channel) on the 2-pixel ring just outside
-    `inside`; the mean of the pixels of that colour."""
+    """The most common colour on the 2-pixel ring just outside `inside`."""
     ring = cv2.dilate(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     ring &= ~inside
-    px = rgb[ring] if ring.any() else rgb[inside]
-    q = px.astype(np.int32) // 8
-    key = (q[:, 0] * 32 + q[:, 1]) * 32 + q[:, 2]
-    return px[key == np.bincount(key).argmax()].mean(axis=0)
+    return common_colour(rgb[ring] if ring.any() else rgb[inside])
 
 
 def _sums(mask: np.ndarray) -> np.ndarray:
@@ -132,22 +141,11 @@ def picture_blocks(rgb: np.ndarray, area: np.ndarray, cfg: PictureBoxes
                    ) -> list[tuple[int, int, int, int]]:
     """The picture boxes (x0, y0, x1, y1) within one area (a bool mask over `rgb`, which
     is cut to the area's box plus a margin for the paper around it)."""
-    paper = paper_colour(rgb, area)
-    ink = (np.abs(rgb.astype(np.int16) - paper.astype(np.int16)).max(axis=-1) > cfg.ink)
-    ink = (ink & area).astype(np.uint8)
-    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((cfg.close, cfg.close), np.uint8))
-    # A block holds ink more than 2 pixels thick somewhere: an outline alone (a figure's
-    # frame, a ruling) is no picture.
-    core = cv2.erode(closed, np.ones((3, 3), np.uint8)).astype(bool)
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    thick = np.zeros(n, bool)
-    thick[np.unique(comp[core])] = True
-    blocks, other = [], closed.astype(bool)
-    for k in range(1, n):
-        x, y, w, h, _ = (int(v) for v in stats[k])
-        if w >= cfg.least and h >= cfg.least and thick[k]:
-            blocks.append((x, y, x + w, y + h))
-            other[comp == k] = False
+    ink = ink_mask(rgb, paper_colour(rgb, area), cfg.ink) & area
+    found, comp, other = ink_blocks(ink, cfg.close, cfg.least)
+    for b in found:
+        other[comp == b.label] = False
+    blocks = [(b.x0, b.y0, b.x1, b.y1) for b in found]
     return _merge(blocks, other, cfg.inkshare, cfg.gap)
 
 
@@ -171,3 +169,16 @@ def picture_mask(image: np.ndarray, rgb: np.ndarray, cfg: PictureBoxes) -> np.nd
         for bx0, by0, bx1, by1 in picture_blocks(rgb[y0:y1, x0:x1], area, cfg):
             view[by0:by1, bx0:bx1] = True
     return out
+
+
+def pinned_mask(logits: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes,
+                offsets: np.ndarray | None = None) -> np.ndarray:
+    """The image mask of a page at the working width from its element `logits` (C, h, w),
+    decision `offsets` added: the chooser's blocks where `cfg` has one, else the joined
+    blocks of picture_mask."""
+    drawn = logits.argmax(axis=0) == image
+    if cfg.chooser is None:
+        return picture_mask(drawn, rgb, cfg)
+    raw = logits if offsets is None else logits - np.asarray(offsets, np.float32)[:, None, None]
+    return chosen_mask(raw, drawn, rgb, image, cfg.chooser, cfg.ink, cfg.close, cfg.least,
+                       cfg.min_height)

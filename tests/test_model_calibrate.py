@@ -134,11 +134,15 @@ def test_calibrate_publishes_the_same_weights_with_offsets(small_release, tmp_pa
     assert (new / "model.safetensors").read_bytes() == (old / "model.safetensors").read_bytes()
     assert card["derived_from"]["model"] == "m0001" and card["version"] == "m0002"
     assert len(card["decision"]["element_offsets"]) == 4
+    # Four pages of made-up buttons hold no pictures to fit a chooser on; the log says so.
     assert card["decision"]["picture_boxes"] == PictureBoxes().to_json()
+    assert "the join rule stays" in card["decision"]["picture_chooser"]
+    assert "picture chooser not fitted" in proc.stdout
     assert card["release"] == was["release"] and card["epochs"] == was["epochs"]
     assert (new / "curves.png").is_file()
     # Picture blocks joined only when near: the setting is the card's, the weights the same.
-    proc = model_cli("calibrate", str(old), "--pages", "4", "--picture-gap", "6")
+    proc = model_cli("calibrate", str(old), "--pages", "4", "--no-picture-chooser",
+                     "--picture-gap", "6")
     assert proc.returncode == 0, proc.stderr
     gapped = json.loads((models / "m0003" / "model.json").read_text())
     assert gapped["decision"]["picture_boxes"] == PictureBoxes(gap=6).to_json()
@@ -184,6 +188,8 @@ def test_a_model_without_offsets_predicts_its_plain_argmax(small_release, tmp_pa
     (["train", "--frames", "2"], "--frames is a chance: give a number from 0 to 1"),
     (["calibrate", "--pages", "0"], "--pages must be 1 or more"),
     (["calibrate", "--picture-gap", "-1"], "--picture-gap must be 0 or more"),
+    (["calibrate", "--picture-gap", "4"],
+     "--picture-gap sets the join rule: give --no-picture-chooser with it"),
 ])
 def test_option_values_out_of_range_are_refused_before_any_work(args, says, tmp_path):
     proc = model_cli(*args, "--workspace", str(tmp_path / "ws"))
