@@ -290,7 +290,7 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         step_val_s = forward_steps(val_rows)
         pacer = Pacer(began + 0.95 * run.time_budget_s, steps_per_epoch, cfg.epochs,
                       val_s=0.0, every=max(10, steps_per_epoch // 50),
-                      reserve_steps=forward_steps(calib_rows))  # the offsets' fit
+                      reserve_steps=forward_steps(calib_rows))  # the offsets and chooser fit
     epoch = start_epoch
     while epoch < planned:
         t0 = time.perf_counter()
