@@ -26,8 +26,7 @@ from .pagecache import PageCache, cache_dir, read_pages
 from .picture_chooser import (
     PictureChooser,
     block_features,
-    feature_names,
-    fit_chooser,
+    fit_on_blocks,
     page_blocks,
     picture_share,
 )
@@ -39,7 +38,6 @@ from .store import LoadedModel, ModelError, publish
 # push above is 1.8) and up to +1.
 GRID = tuple(np.round(np.arange(-3.0, 1.0 + 1e-9, 0.25), 2))
 ROUNDS = 10  # passes over the classes at most; one that changes nothing ends it
-CHOOSER_LEAST = 20  # picture and other blocks each, to fit a picture chooser on
 
 
 @dataclass(frozen=True)
@@ -161,30 +159,14 @@ def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, see
     offsets, before, after = fit_offsets(logits, truth)
     fitted, note = None, ""
     if chooser is not None:
-        fitted, note = _fit_chooser(blocks_x, blocks_y, list(names), len(pages))
+        fitted, note = fit_on_blocks(blocks_x, blocks_y, list(names), len(pages))
     return Fit(tuple(float(v) for v in offsets), before, after, len(pages), int(truth.size),
                fitted, note)
 
 
-def _fit_chooser(xs: list[np.ndarray], shares: list[np.ndarray], names: list[str], pages: int
-                 ) -> tuple[PictureChooser | None, str]:
-    """A chooser from the blocks' features and picture shares, or None and why not."""
-    x = np.concatenate(xs) if xs else np.zeros((0, 0))
-    share = np.concatenate(shares) if shares else np.zeros(0)
-    known = share >= 0
-    x, picture = x[known], share[known] >= 0.5
-    if min(picture.sum(), (~picture).sum()) < CHOOSER_LEAST:
-        return None, (f"not fitted: {int(picture.sum())} picture and {int((~picture).sum())} "
-                      f"other blocks on the {pages} pages (at least {CHOOSER_LEAST} each); "
-                      "the join rule stays")
-    fitted = fit_chooser(x, picture, feature_names(names),
-                         {"pages": pages, "blocks": int(len(x)), "pictures": int(picture.sum())})
-    return fitted, (f"fitted on {len(x)} blocks, {int(picture.sum())} of them pictures")
-
-
-def with_chooser(boxes: PictureBoxes, fit: Fit) -> PictureBoxes:
-    """`boxes` with the chooser `fit` holds, if it holds one."""
-    return boxes if fit.chooser is None else replace(boxes, chooser=fit.chooser)
+def with_chooser(boxes: PictureBoxes, fit: Fit | None) -> PictureBoxes:
+    """`boxes` with the chooser `fit` holds, if there is one."""
+    return boxes if fit is None or fit.chooser is None else replace(boxes, chooser=fit.chooser)
 
 
 def calibrated_version(model: LoadedModel, release: Release, pages: int, models_dir: Path,
@@ -210,7 +192,7 @@ def calibrated_version(model: LoadedModel, release: Release, pages: int, models_
     t0 = time.perf_counter()
     names = model.element_names
     settings = boxes or PictureBoxes()
-    use_chooser = pictures and settings.chooser is None and choose and "image" in names
+    use_chooser = pictures and choose and "image" in names
     fit = calibrate(model.net, model.norm, scaled, model.windowing, seed,
                     chooser=(names.index("image"), settings) if use_chooser else None,
                     names=names)

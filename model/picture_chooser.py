@@ -30,6 +30,7 @@ PIXEL_FEATURES = ("ink share", "component fill", "colour entropy", "colourful in
                   "image prob on ink", "image prob on paper", "image prob p90")
 FIT_ROUNDS = 30  # Newton steps; a logistic regression over ~20 features settles in ~10
 L2 = 1e-3  # on the standardised weights, against separable training blocks
+LEAST = 20  # picture and other blocks each, to fit a chooser on
 
 
 def feature_names(classes: list[str]) -> list[str]:
@@ -152,6 +153,24 @@ def fit_chooser(x: np.ndarray, picture: np.ndarray, names: list[str],
     return PictureChooser(tuple(names), tuple(float(v) for v in mean),
                           tuple(float(v) for v in scale), tuple(float(v) for v in w[:-1]),
                           float(w[-1]), fitted_on=fitted_on)
+
+
+def fit_on_blocks(xs: list[np.ndarray], shares: list[np.ndarray], names: list[str],
+                  pages: int) -> tuple[PictureChooser | None, str]:
+    """A chooser from the features and picture shares (picture_share) of `pages`' blocks,
+    a block being a picture where at least half its labelled pixels are image; or None and
+    why not. The second item is a line for the log."""
+    x = np.concatenate(xs) if xs else np.zeros((0, 0))
+    share = np.concatenate(shares) if shares else np.zeros(0)
+    known = share >= 0
+    x, picture = x[known], share[known] >= 0.5
+    if min(picture.sum(), (~picture).sum()) < LEAST:
+        return None, (f"not fitted: {int(picture.sum())} picture and {int((~picture).sum())} "
+                      f"other blocks on the {pages} pages (at least {LEAST} each); "
+                      "the join rule stays")
+    fitted = fit_chooser(x, picture, feature_names(names),
+                         {"pages": pages, "blocks": int(len(x)), "pictures": int(picture.sum())})
+    return fitted, f"fitted on {len(x)} blocks, {int(picture.sum())} of them pictures"
 
 
 def chosen_mask(logits: np.ndarray, drawn: np.ndarray, rgb: np.ndarray, image: int,

@@ -378,9 +378,9 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
 
     decision: dict = {}
     fit = None
+    heads = ["background", *names.elements]
     if calib:
         t_fit = time.perf_counter()
-        heads = ["background", *names.elements]
         choose = cfg.picture_boxes and cfg.picture_chooser and "image" in names.elements
         fit = calibrate(net, norm, [train_pages[i] for i in calib], cfg.windowing, cfg.seed,
                         chooser=(heads.index("image"), PictureBoxes()) if choose else None,
@@ -389,13 +389,11 @@ def train(cfg: TrainConfig, run: Run) -> Path | None:
         spent += time.perf_counter() - t_fit
         run.log(fit.describe(names.elements, time.perf_counter() - t_fit))
     if cfg.picture_boxes and "image" in names.elements:
-        boxes = PictureBoxes() if fit is None else with_chooser(PictureBoxes(), fit)
-        decision["picture_boxes"] = boxes.to_json()
+        decision["picture_boxes"] = with_chooser(PictureBoxes(), fit).to_json()
     card = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "classes": names.to_json(),
-        "heads": {"elements": ["background", *names.elements],
-                  "regions": ["background", *names.regions]},
+        "heads": {"elements": heads, "regions": ["background", *names.regions]},
         "input": {"working_width": cfg.working_width,
                   "normalise": asdict(norm), "windowing": asdict(cfg.windowing),
                   "scale": "each page is resized to working_width, keeping its aspect ratio"},
