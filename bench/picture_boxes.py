@@ -1,7 +1,10 @@
 """Picture-box settings (model/pictures.py) compared on one model's element logits: image,
 text and interactive IoU at the working width on a release split, for the model's own
 setting (its picture chooser, model/picture_chooser.py, where its card has one), the join
-rule's defaults and variations of each, next to no boxes at all, in one run.
+rule's defaults and variations of each, next to no boxes at all, in one run. The last row,
+"ceiling", reads the labels: every block of the page kept exactly where most of its pixels
+are image, the most any choice of blocks can reach; the line under the table counts the
+image pixels that lie in no block at all, which no choice of blocks can reach.
 
     .venv/bin/python bench/picture_boxes.py MODEL RELEASE [--split val] [--cache DIR]
 
@@ -28,10 +31,11 @@ import torch  # noqa: E402
 from rich.progress import track  # noqa: E402
 
 from model.data import read_scaled  # noqa: E402
-from model.infer import pin_pictures, scaled_logits  # noqa: E402
+from model.infer import PINNED, pin_pictures, scaled_logits  # noqa: E402
 from model.metrics import Confusion  # noqa: E402
+from model.picture_chooser import PICTURE, low_areas, page_blocks, picture_share  # noqa: E402
 from model.pictures import PictureBoxes  # noqa: E402
-from model.release import open_release  # noqa: E402
+from model.release import IGNORE, open_release  # noqa: E402
 from model.store import load_model  # noqa: E402
 
 
@@ -46,6 +50,20 @@ def settings(own: PictureBoxes | None) -> dict[str, PictureBoxes | None]:
                           ("gap 8", {"gap": 8}), ("gap 16", {"gap": 16})):
         found[name] = replace(base, **changed)
     return found
+
+
+def ceiling(el: np.ndarray, rgb: np.ndarray, truth: np.ndarray, image: int, cfg: PictureBoxes
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The image mask of the best choice of the page's blocks (each kept where most of its
+    labelled pixels are image), with the low areas as drawn; and where any block lies."""
+    out = low_areas(el.argmax(axis=0) == image, cfg.min_height)
+    anywhere = np.zeros_like(out)
+    blocks, _ = page_blocks(rgb, cfg.ink, cfg.close, cfg.least)
+    for b, share in zip(blocks, picture_share(blocks, truth, image, IGNORE), strict=True):
+        anywhere[b.y0:b.y1, b.x0:b.x1] = True
+        if share >= PICTURE:
+            out[b.y0:b.y1, b.x0:b.x1] = True
+    return out, anywhere
 
 
 def cached_logits(model, release, split: str, cache: Path) -> list[Path]:
@@ -91,7 +109,8 @@ def main() -> int:
     files = cached_logits(model, release, args.split, args.cache)
     offsets = model.element_offsets
     variants = settings(model.picture_boxes)
-    conf = {k: {} for k in variants}
+    conf = {k: {} for k in [*variants, "ceiling"]}
+    blockless: dict[str, int] = {}
     for f in files:
         d = np.load(f)
         el, rgb, lab, site = d["el"].astype(np.float32), d["rgb"], d["lab"], str(d["site"])
@@ -101,12 +120,17 @@ def main() -> int:
                 e = el.copy()
                 pin_pictures(e, rgb, img, cfg, offsets)
             conf[k].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
+        best, anywhere = ceiling(el, rgb, lab, img, model.picture_boxes or PictureBoxes())
+        e = el.copy()
+        e[img] = np.where(best, PINNED, -PINNED)
+        conf["ceiling"].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
+        blockless[site] = blockless.get(site, 0) + int(((lab == img) & ~anywhere).sum())
     sites = sorted({s for v in conf.values() for s in v})
     print(f"{model.version} on {release.version} {args.split}: {len(files)} pages, "
           f"{len(sites)} sites; IoU at the working width ({model.working_width} px)")
     print(f"{'setting':<14}" + "".join(f"{x:>12}" for x in names[1:])
           + f"{'image px':>11}{'false':>9}{'missed':>9}  image by site")
-    for k in variants:
+    for k in conf:
         tot = Confusion(n)
         tot.m = sum(c.m for c in conf[k].values())
         m = tot.m
@@ -116,6 +140,10 @@ def main() -> int:
               + f"{(m[img].sum() - tp) / 1e6:8.2f}M  "
               + " ".join(f"{s.split('.')[0]} {iou(conf[k][s], img):.3f}" for s in sites
                          if conf[k][s].m[img].sum()))
+    truth = sum(int(c.m[img].sum()) for c in conf["ceiling"].values())
+    print(f"image px in no block: {sum(blockless.values()) / 1e6:.2f}M of {truth / 1e6:.2f}M  "
+          + " ".join(f"{s.split('.')[0]} {v / 1e6:.2f}M" for s, v in
+                     sorted(blockless.items(), key=lambda kv: -kv[1]) if v >= 10_000))
     return 0
 
 

@@ -31,6 +31,7 @@ PIXEL_FEATURES = ("ink share", "component fill", "colour entropy", "colourful in
 FIT_ROUNDS = 30  # Newton steps; a logistic regression over ~20 features settles in ~10
 L2 = 1e-3  # on the standardised weights, against separable training blocks
 LEAST = 20  # picture and other blocks each, to fit a chooser on
+PICTURE = 0.5  # a block is a picture where at least this share of its labelled pixels is image
 
 
 def feature_names(classes: list[str]) -> list[str]:
@@ -163,7 +164,7 @@ def fit_on_blocks(xs: list[np.ndarray], shares: list[np.ndarray], names: list[st
     x = np.concatenate(xs) if xs else np.zeros((0, 0))
     share = np.concatenate(shares) if shares else np.zeros(0)
     known = share >= 0
-    x, picture = x[known], share[known] >= 0.5
+    x, picture = x[known], share[known] >= PICTURE
     if min(picture.sum(), (~picture).sum()) < LEAST:
         return None, (f"not fitted: {int(picture.sum())} picture and {int((~picture).sum())} "
                       f"other blocks on the {pages} pages (at least {LEAST} each); "
@@ -173,16 +174,22 @@ def fit_on_blocks(xs: list[np.ndarray], shares: list[np.ndarray], names: list[st
     return fitted, f"fitted on {len(x)} blocks, {int(picture.sum())} of them pictures"
 
 
+def low_areas(drawn: np.ndarray, min_height: int) -> np.ndarray:
+    """The connected areas of `drawn` fewer than `min_height` rows tall: icons and rules,
+    too low to hold a block worth choosing, kept as the network drew them."""
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(drawn.astype(np.uint8), connectivity=8)
+    low = np.zeros(n, bool)
+    low[1:] = stats[1:, cv2.CC_STAT_HEIGHT] < min_height
+    return low[comp]
+
+
 def chosen_mask(logits: np.ndarray, drawn: np.ndarray, rgb: np.ndarray, image: int,
                 chooser: PictureChooser, ink: int, close: int, least: int, min_height: int
                 ) -> np.ndarray:
     """The image mask: the page's blocks that `chooser` calls pictures, and the areas of
     `drawn` (the argmax's image mask) under `min_height` rows, as drawn. `logits` without
     the decision offsets."""
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(drawn.astype(np.uint8), connectivity=8)
-    low = np.zeros(n, bool)
-    low[1:] = stats[1:, cv2.CC_STAT_HEIGHT] < min_height
-    out = low[comp]
+    out = low_areas(drawn, min_height)
     blocks, mask = page_blocks(rgb, ink, close, least)
     if blocks:
         keep = chooser.probability(block_features(logits, rgb, image, blocks, mask))

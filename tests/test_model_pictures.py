@@ -191,6 +191,29 @@ def test_a_trained_model_names_its_picture_boxes_and_applies_them(small_release,
         load_model(out).predict(rgb)
 
 
+def test_the_benchs_ceiling_keeps_the_blocks_that_are_mostly_picture():
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("picture_boxes_bench",
+                                                  root / "bench" / "picture_boxes.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rgb = page(h=300)
+    picture(rgb, 20, 40, 120, 160)
+    for y in range(150, 200, 8):
+        text_line(rgb, y, 20, 180)
+    truth = np.zeros(rgb.shape[:2], np.uint8)  # 0 background, 1 text, 3 image
+    truth[150:200, 20:180] = 1
+    truth[14:126, 34:166] = 3  # the picture's element, a margin of paper around its pixels
+    truth[250:260, 20:30] = 3  # an image with no pixel of its own: in no block
+    el = np.zeros((4, *rgb.shape[:2]), np.float32)  # the network says nothing
+    best, anywhere = bench.ceiling(el, rgb, truth, 3, CFG)
+    assert np.array_equal(best, box(rgb.shape[:2], 20, 40, 120, 160))
+    assert anywhere[150:194, 20:179].all() and not anywhere[250:260, 20:30].any()
+    assert ((truth == 3) & ~anywhere).sum() == 132 * 112 - 120 * 100 + 100
+
+
 @pytest.mark.slow
 def test_the_settings_bench_scores_every_setting_next_to_no_boxes(small_release, tmp_path):  # noqa: F811
     from model.release import open_release
@@ -205,6 +228,8 @@ def test_the_settings_bench_scores_every_setting_next_to_no_boxes(small_release,
     for run in runs:
         assert run.returncode == 0, run.stderr[-2000:]
     rows = {line.split("  ")[0].strip(): line for line in runs[0].stdout.splitlines()}
-    assert {"no boxes", "defaults", "gap 4", "inkshare 0.10"} <= set(rows)
+    assert {"no boxes", "defaults", "gap 4", "inkshare 0.10", "ceiling"} <= set(rows)
+    assert 0.0 <= float(rows["ceiling"].split()[3]) <= 1.0  # its image IoU
+    assert runs[0].stdout.splitlines()[-1].startswith("image px in no block: ")
     assert runs[1].stdout == runs[0].stdout  # the second run reads the cached logits
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == len(open_release(small_release).pages("val"))
