@@ -34,7 +34,7 @@ from model.data import read_scaled  # noqa: E402
 from model.infer import PINNED, pin_pictures, scaled_logits  # noqa: E402
 from model.metrics import Confusion  # noqa: E402
 from model.picture_chooser import PICTURE, low_areas, page_blocks, picture_share  # noqa: E402
-from model.pictures import PictureBoxes  # noqa: E402
+from model.pictures import PictureBoxes, reads_network  # noqa: E402
 from model.release import IGNORE, open_release  # noqa: E402
 from model.store import load_model  # noqa: E402
 
@@ -68,11 +68,15 @@ def ceiling(el: np.ndarray, rgb: np.ndarray, truth: np.ndarray, image: int, cfg:
 
 def cached_logits(model, release, split: str, cache: Path) -> list[Path]:
     """One .npz a page: its element logits (float16, offsets added), pixels and labels at
-    the working width."""
+    the working width, and the network's stride-4 features where the model's picture
+    chooser reads them."""
     offsets = np.asarray(model.element_offsets or [0.0] * len(model.element_names),
                          np.float32)[:, None, None]
+    own = model.picture_boxes
+    features = own is not None and reads_network(own)
     key = hashlib.sha256(f"{model.card.get('weights_sha256')} {release.sums_digest()} "
-                         f"{offsets.ravel().tolist()} {split}".encode()).hexdigest()[:16]
+                         f"{offsets.ravel().tolist()} {split}"
+                         f"{' features' if features else ''}".encode()).hexdigest()[:16]
     folder = cache / key
     folder.mkdir(parents=True, exist_ok=True)
     pages = release.pages(split)
@@ -81,10 +85,11 @@ def cached_logits(model, release, split: str, cache: Path) -> list[Path]:
         path = folder / f"{i:05d}.npz"
         if not path.is_file():
             sp = read_scaled(page, release.classes, model.working_width)
-            el, _ = scaled_logits(model.net, model.norm, sp.rgb, model.windowing)
+            el, _, *seen = scaled_logits(model.net, model.norm, sp.rgb, model.windowing,
+                                         features=features)
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, el=(el + offsets).astype(np.float16), rgb=sp.rgb, lab=sp.elements,
-                     site=page.site)
+                     site=page.site, **({"seen": seen[0].astype(np.float16)} if seen else {}))
             tmp.replace(path)
         files.append(path)
     return files
@@ -114,11 +119,12 @@ def main() -> int:
     for f in files:
         d = np.load(f)
         el, rgb, lab, site = d["el"].astype(np.float32), d["rgb"], d["lab"], str(d["site"])
+        seen = d["seen"].astype(np.float32) if "seen" in d else None
         for k, cfg in variants.items():
             e = el
             if cfg is not None:
                 e = el.copy()
-                pin_pictures(e, rgb, img, cfg, offsets)
+                pin_pictures(e, rgb, img, cfg, offsets, seen)
             conf[k].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
         best, anywhere = ceiling(el, rgb, lab, img, model.picture_boxes or PictureBoxes())
         e = el.copy()

@@ -144,7 +144,7 @@ def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, see
     per_page = max(1, pixels // max(1, len(pages)))
     parts_x, parts_y, blocks_x, blocks_y = [], [], [], []
     for p in pages:
-        el, _ = scaled_logits(net, norm, p.rgb, win)
+        el, _, *seen = scaled_logits(net, norm, p.rgb, win, features=chooser is not None)
         x, y = sample_pixels(el, p.elements, per_page, rng)
         parts_x.append(x)
         parts_y.append(y)
@@ -152,14 +152,15 @@ def calibrate(net: SegNet, norm: Normalise, pages: Sequence, win: Windowing, see
             image, cfg = chooser
             found, ink = page_blocks(p.rgb, cfg.ink, cfg.close, cfg.least)
             if found:
-                blocks_x.append(block_features(el, p.rgb, image, found, ink))
+                blocks_x.append(block_features(el, p.rgb, image, found, ink, seen[0]))
                 blocks_y.append(picture_share(found, p.elements, image, IGNORE))
     logits = np.concatenate(parts_x, axis=1)
     truth = np.concatenate(parts_y)
     offsets, before, after = fit_offsets(logits, truth)
     fitted, note = None, ""
     if chooser is not None:
-        fitted, note = fit_on_blocks(blocks_x, blocks_y, list(names), len(pages))
+        fitted, note = fit_on_blocks(blocks_x, blocks_y, list(names), len(pages),
+                                     net.feature_channels)
     return Fit(tuple(float(v) for v in offsets), before, after, len(pages), int(truth.size),
                fitted, note)
 

@@ -17,7 +17,7 @@ import torch
 
 from .data import scale_rgb
 from .network import Normalise, SegNet
-from .pictures import PictureBoxes, pinned_mask
+from .pictures import PictureBoxes, pinned_mask, reads_network
 
 
 @dataclass(frozen=True)
@@ -50,21 +50,32 @@ def _pad32(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
 
 
 @torch.inference_mode()
-def scaled_logits(net: SegNet, norm: Normalise, rgb: np.ndarray, win: Windowing
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Element and region logits (C, h, w) of a page already at the working width."""
+def scaled_logits(net: SegNet, norm: Normalise, rgb: np.ndarray, win: Windowing,
+                  features: bool = False) -> tuple[np.ndarray, ...]:
+    """Element and region logits (C, h, w) of a page already at the working width; with
+    `features`, the network's stride-4 features (F, ceil(h/4), ceil(w/4)) too, each row
+    of them from the window its page rows come from (a window that starts off the stride
+    lends them from up to 3 rows away)."""
     net.eval()
     device = next(net.parameters()).device
     h, w = rgb.shape[:2]
     el = np.empty((net.cfg.elements, h, w), np.float32)
     rg = np.empty((net.cfg.regions, h, w), np.float32)
+    s = SegNet.FEATURE_STRIDE
+    seen = (np.empty((net.feature_channels, -(-h // s), -(-w // s)), np.float32)
+            if features else None)
     for start, stop, keep0, keep1 in window_spans(h, win):
         x = norm(torch.from_numpy(np.array(rgb[start:stop]))).to(device)
         x, _, ww = _pad32(x)
-        e, r = net(x)
+        out = net(x, features=features)
+        e, r = out[0], out[1]
         el[:, keep0:keep1] = e[0, :, keep0 - start:keep1 - start, :ww].float().cpu().numpy()
         rg[:, keep0:keep1] = r[0, :, keep0 - start:keep1 - start, :ww].float().cpu().numpy()
-    return el, rg
+        if seen is not None:
+            f = out[2][0].float().cpu().numpy()
+            rows = np.arange(-(-keep0 // s), -(-keep1 // s))
+            seen[:, rows] = f[:, np.clip(rows - start // s, 0, f.shape[1] - 1), :seen.shape[2]]
+    return (el, rg, seen) if features else (el, rg)
 
 
 def resize_logits(logits: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -125,12 +136,15 @@ PINNED = 1e4  # an image logit that decides a pixel whatever the other classes s
 
 
 def pin_pictures(el: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes,
-                 offsets: Sequence[float] | None = None) -> None:
+                 offsets: Sequence[float] | None = None, seen: np.ndarray | None = None
+                 ) -> None:
     """Set the image logit (in place) so that the argmax is image exactly on the picture
     boxes (model/pictures.py) and elsewhere the class the network ranked next; resized
     bilinearly, the boxes' edges fall half-way between two scaled pixels. `offsets`: the
-    decision offsets already added to `el`."""
-    boxes = pinned_mask(el, rgb, image, cfg, None if offsets is None else np.asarray(offsets))
+    decision offsets already added to `el`; `seen`: the network's stride-4 features, for a
+    picture chooser that reads them."""
+    boxes = pinned_mask(el, rgb, image, cfg, None if offsets is None else np.asarray(offsets),
+                        seen)
     el[image] = np.where(boxes, PINNED, -PINNED)
 
 
@@ -142,11 +156,12 @@ def predict_page(net: SegNet, norm: Normalise, rgb: np.ndarray, working: int,
     boxes (model/pictures.py)."""
     height, width = rgb.shape[:2]
     small = scale_rgb(rgb, working)
-    el, rg = scaled_logits(net, norm, small, win)
+    reads = pictures is not None and reads_network(pictures[1])
+    el, rg, *seen = scaled_logits(net, norm, small, win, features=reads)
     if offsets is not None and any(offsets):
         el += np.asarray(offsets, np.float32)[:, None, None]
     if pictures is not None:
-        pin_pictures(el, small, *pictures, offsets=offsets)
+        pin_pictures(el, small, *pictures, offsets=offsets, seen=seen[0] if seen else None)
     elements = upscaled_argmax(el, width, height)
     return PagePrediction(width, height, elements, softmax(rg), width / small.shape[1])
 

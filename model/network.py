@@ -108,12 +108,14 @@ class Decoder(nn.Module):
             deep = width
         self.levels = nn.ModuleList(levels)
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        x = feats[-1]
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each level's output, stride 16 first and stride 2 last."""
+        x, out = feats[-1], []
         for level, skip in zip(self.levels, reversed(feats[:-1]), strict=True):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = level(torch.cat([x, skip], dim=1))
-        return x
+            out.append(x)
+        return out
 
 
 class SegNet(nn.Module):
@@ -121,6 +123,7 @@ class SegNet(nn.Module):
     element and region heads at (H, W)."""
 
     STRIDE = 32
+    FEATURE_STRIDE = 4  # of the decoder level that forward(..., features=True) also returns
 
     def __init__(self, cfg: NetConfig | None = None,
                  memory_format: torch.memory_format = torch.channels_last):
@@ -142,15 +145,24 @@ class SegNet(nn.Module):
         self.memory_format = memory_format
         self.to(memory_format=memory_format)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def feature_channels(self) -> int:
+        return self.cfg.decoder[-2]
+
+    def forward(self, x: torch.Tensor, features: bool = False) -> tuple[torch.Tensor, ...]:
+        """(element logits, region logits), and with `features` the decoder's stride-4
+        level too: what the network sees of a page, for the picture chooser to read."""
         x = x.contiguous(memory_format=self.memory_format)
-        y = self.decoder(self.encoder(x))
+        levels = self.decoder(self.encoder(x))
+        y = levels[-1]
         up = dict(size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.refine is not None:
             y = self.refine(torch.cat([F.interpolate(y, **up), x], dim=1))
-            return self.element_head(y), self.region_head(y)
-        return (F.interpolate(self.element_head(y), **up),
-                F.interpolate(self.region_head(y), **up))
+            heads = self.element_head(y), self.region_head(y)
+        else:
+            heads = (F.interpolate(self.element_head(y), **up),
+                     F.interpolate(self.region_head(y), **up))
+        return (*heads, levels[-2]) if features else heads
 
 
 @dataclass

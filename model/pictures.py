@@ -171,14 +171,21 @@ def picture_mask(image: np.ndarray, rgb: np.ndarray, cfg: PictureBoxes) -> np.nd
     return out
 
 
+def reads_network(cfg: PictureBoxes) -> bool:
+    """Whether these settings' chooser reads the network's features besides its logits."""
+    return cfg.chooser is not None and cfg.chooser.reads_network
+
+
 def pinned_mask(logits: np.ndarray, rgb: np.ndarray, image: int, cfg: PictureBoxes,
-                offsets: np.ndarray | None = None) -> np.ndarray:
+                offsets: np.ndarray | None = None, seen: np.ndarray | None = None
+                ) -> np.ndarray:
     """The image mask of a page at the working width from its element `logits` (C, h, w),
     decision `offsets` added: the chooser's blocks where `cfg` has one, else the joined
-    blocks of picture_mask."""
+    blocks of picture_mask. `seen`: the network's stride-4 features, where the chooser
+    reads them."""
     drawn = logits.argmax(axis=0) == image
     if cfg.chooser is None:
         return picture_mask(drawn, rgb, cfg)
     raw = logits if offsets is None else logits - np.asarray(offsets, np.float32)[:, None, None]
     return chosen_mask(raw, drawn, rgb, image, cfg.chooser, cfg.ink, cfg.close, cfg.least,
-                       cfg.min_height)
+                       cfg.min_height, seen)

@@ -21,6 +21,7 @@ from model.picture_chooser import (
     chosen_mask,
     feature_names,
     fit_chooser,
+    network_features,
     page_blocks,
     picture_share,
 )
@@ -128,6 +129,46 @@ def test_the_chooser_reads_the_logits_without_the_decision_offsets():
     assert np.array_equal(el.argmax(axis=0) == IMAGE, want)
 
 
+def test_network_features_are_each_channels_mean_and_max_over_the_blocks_cells():
+    seen = np.zeros((2, 10, 10), np.float32)  # stride 4: a 40 x 40 page
+    seen[0, 1:3, 2:5] = 1.0  # page rows 4-11, columns 8-19
+    seen[1, 2, 3] = 5.0
+    blocks, _ = page_blocks(page(40, 40), CFG.ink, CFG.close, CFG.least)
+    assert blocks == []  # a blank page; blocks made by hand below
+    from model.inkblocks import Block
+
+    inside = Block(8, 4, 20, 12, 0, 1)  # exactly the cells of channel 0's ones
+    across = Block(6, 2, 22, 14, 0, 2)  # cells 0-3 x 1-5: 6 of its 20 cells are ones
+    thin = Block(9, 5, 10, 6, 0, 3)  # inside one cell
+    got = network_features(seen, [inside, across, thin])
+    assert got.shape == (3, 4)
+    assert np.allclose(got[0], [1.0, 5.0 / 6, 1.0, 5.0])
+    assert np.allclose(got[1], [6 / 20, 5.0 / 20, 1.0, 5.0])
+    assert np.allclose(got[2], [1.0, 0.0, 1.0, 0.0])
+    names = feature_names(NAMES, 2)
+    assert names[-4:] == ["network mean 0", "network mean 1", "network max 0", "network max 1"]
+
+
+def test_a_chooser_that_reads_the_network_is_given_its_features_or_says_so():
+    rng = np.random.default_rng(0)
+    rgb, truth = made_up_page(3)
+    blocks, ink = page_blocks(rgb, CFG.ink, CFG.close, CFG.least)
+    seen = rng.normal(0, 1, (6, -(-truth.shape[0] // 4), -(-truth.shape[1] // 4)))
+    x = block_features(flat_logits(*truth.shape), rgb, IMAGE, blocks, ink, seen)
+    assert x.shape == (len(blocks), len(feature_names(NAMES, 6)))
+    share = picture_share(blocks, truth, IMAGE, IGNORE)
+    chooser = fit_chooser(x, share >= 0.5, feature_names(NAMES, 6))
+    assert chooser.reads_network and not fitted_on(range(4)).reads_network
+    h, w = truth.shape
+    args = (flat_logits(h, w), np.zeros((h, w), bool), rgb, IMAGE, chooser, CFG.ink,
+            CFG.close, CFG.least, CFG.min_height)
+    with pytest.raises(ValueError, match="reads the network's features: pass them"):
+        chosen_mask(*args)
+    with pytest.raises(ValueError, match="reads .* features of a block, not"):
+        chosen_mask(*args, seen[:4])  # a network of another width
+    assert iou(chosen_mask(*args, seen), truth == IMAGE) > 0.9  # the page it was fitted on
+
+
 def test_a_chooser_round_trips_through_the_card_and_old_cards_have_none():
     cfg = replace(CFG, chooser=fitted_on(range(4)))
     back = PictureBoxes.from_json(json.loads(json.dumps(cfg.to_json())))
@@ -144,12 +185,13 @@ def test_calibration_fits_a_chooser_on_its_pages_or_says_why_not():
         rgb, truth = made_up_page(s)
         pages.append(ScaledPage(f"p{s}", "site", rgb, truth, np.zeros_like(truth)))
     fit = calibrate(net, norm, pages, win, seed=0, chooser=(IMAGE, CFG), names=NAMES)
-    assert fit.chooser is not None and fit.chooser.features == tuple(feature_names(NAMES))
+    assert fit.chooser is not None and fit.chooser.reads_network
+    assert fit.chooser.features == tuple(feature_names(NAMES, net.feature_channels))
     assert fit.chooser.fitted_on["pages"] == 16 and fit.chooser.fitted_on["pictures"] >= 20
     assert "picture chooser fitted on" in fit.describe(NAMES[1:], 1.0)
     rgb, truth = made_up_page(50)
-    el, _ = scaled_logits(net, norm, rgb, win)  # an untrained network's: no help
-    pin_pictures(el, rgb, IMAGE, replace(CFG, chooser=fit.chooser))
+    el, _, seen = scaled_logits(net, norm, rgb, win, features=True)  # untrained: no help
+    pin_pictures(el, rgb, IMAGE, replace(CFG, chooser=fit.chooser), seen=seen)
     assert iou(el.argmax(axis=0) == IMAGE, truth == IMAGE) > 0.9
     # Two pages hold too few pictures: the join rule stays, and the log says why.
     few = calibrate(net, norm, pages[:2], win, seed=0, chooser=(IMAGE, CFG), names=NAMES)

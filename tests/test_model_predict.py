@@ -59,13 +59,18 @@ def test_windows_cover_every_row_once_with_cuts_inside_the_overlap():
 def test_windowed_prediction_of_a_tall_page_equals_the_whole_page(tiny_model):
     model = load_model(tiny_model)
     img, _, _ = draw_page(256, 2400, seed=5)
-    whole = scaled_logits(model.net, model.norm, img, Windowing(window=4096))
-    cut = scaled_logits(model.net, model.norm, img, Windowing(window=512, margin=128))
+    whole = scaled_logits(model.net, model.norm, img, Windowing(window=4096), features=True)
+    cut = scaled_logits(model.net, model.norm, img, Windowing(window=512, margin=128),
+                        features=True)
     # Where the receptive field reaches past a window's margin the two differ by float
     # noise: probabilities within 0.02, the same class for all but a few pixels.
-    for a, b in zip(whole, cut, strict=True):
+    for a, b in zip(whole[:2], cut[:2], strict=True):
         assert np.abs(softmax(a) - softmax(b)).max() < 0.02
         assert (a.argmax(0) == b.argmax(0)).mean() >= 0.999
+    # The network's stride-4 features (the picture chooser's) are stitched the same way;
+    # these windows all start on the stride.
+    assert whole[2].shape == cut[2].shape == (model.net.feature_channels, 600, 64)
+    assert np.abs(whole[2] - cut[2]).max() <= 0.02 * np.abs(whole[2]).max()
 
 
 @pytest.mark.slow
