@@ -114,6 +114,7 @@ def main() -> int:
     files = cached_logits(model, release, args.split, args.cache)
     offsets = model.element_offsets
     variants = settings(model.picture_boxes)
+    blocks_by = model.picture_boxes or PictureBoxes()  # the ceiling's ink, close and least
     conf = {k: {} for k in [*variants, "ceiling"]}
     blockless: dict[str, int] = {}
     for f in files:
@@ -126,7 +127,7 @@ def main() -> int:
                 e = el.copy()
                 pin_pictures(e, rgb, img, cfg, offsets, seen)
             conf[k].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))
-        best, anywhere = ceiling(el, rgb, lab, img, model.picture_boxes or PictureBoxes())
+        best, anywhere = ceiling(el, rgb, lab, img, blocks_by)
         e = el.copy()
         e[img] = np.where(best, PINNED, -PINNED)
         conf["ceiling"].setdefault(site, Confusion(n)).add(lab, e.argmax(axis=0))

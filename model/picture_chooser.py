@@ -5,8 +5,8 @@ candidate picture. A logistic regression over what the network says inside the b
 probability and argmax share of each element class), what it sees there (the mean and
 maximum of each channel of its decoder's stride-4 level) and what the block's pixels look
 like (ink density, colours, rows of text lines, size, place on the page) keeps the blocks
-that are pictures; the image mask is then those blocks, plus the network's image areas too low to
-hold one. Fitted on the blocks of the training pages that calibrate the decision offsets
+that are pictures; the image mask is then those blocks, plus the network's image areas too
+low to hold one. Fitted on the blocks of the training pages that calibrate the decision offsets
 (model/calibrate.py), a block counting as a picture where most of its pixels are the DOM's
 image, it replaces the fixed rule of model/pictures.py that joins blocks inside the
 network's image areas: on web-corpus v0002's val split, m0005's image IoU at the working
@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from .inkblocks import Block, common_colour, ink_blocks, ink_mask
+from .network import SegNet
 
 PIXEL_FEATURES = ("ink share", "component fill", "colour entropy", "colourful ink",
                   "text-line flips", "blank rows", "log area", "log height", "log width",
@@ -39,7 +40,7 @@ PICTURE = 0.5  # a block is a picture where at least this share of its labelled 
 
 
 NETWORK = "network "  # the prefix of the features read from the network's stride-4 level
-STRIDE = 4  # of that level (model/network.py SegNet.FEATURE_STRIDE)
+STRIDE = SegNet.FEATURE_STRIDE
 
 
 def feature_names(classes: list[str], channels: int = 0) -> list[str]:
