@@ -147,6 +147,11 @@ class PreannotateConfig:
     model: str = ""
     model_coverage: float = 0.5
     model_fill: bool = False
+    # Label a picture over the part of its element's box that shows something other than
+    # the page's colour around it (annotate/propose/visible.py), not over its whole box:
+    # a plot's white figure or a thumbnail's padding on a white page is no image to the
+    # eye. Needs `pixels`. Off by default: it changes what a release calls image.
+    visible_pictures: bool = False
 
     NAMED_VALUES: ClassVar[dict[str, dict[str, float]]] = {
         "granularity": {"coarse": 0.0, "medium": 0.5, "fine": 1.0},

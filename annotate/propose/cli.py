@@ -37,14 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def up_to_date(meta: dict, convention: Convention | None, annotated: bool,
-               model: str | None = None) -> bool:
+               model: str | None = None, pictures: str | None = None) -> bool:
     """Whether a page's pre-annotation is what this run would write: same pre-annotator and,
-    for a page nobody corrected yet, the same convention and model (a corrected page keeps
-    the proposal its annotator saw)."""
+    for a page nobody corrected yet, the same convention, model and pictures' boxes
+    ("visible" where they are cut to what they show; a corrected page keeps the proposal
+    its annotator saw)."""
     if meta.get("version") != VERSION:
         return False
     return annotated or (meta.get("convention") == (convention.version if convention else None)
-                         and meta.get("model") == model)
+                         and meta.get("model") == model and meta.get("pictures") == pictures)
 
 
 def predictions(ws, model_dir: str, page_ids: list[str], console: Console) -> dict:
@@ -86,8 +87,12 @@ def _preannotate(args: argparse.Namespace) -> int:
                 meta = Annotation.from_dict(read_json(path)).meta
                 # The model sees only pages with a screenshot: the others are up to date
                 # without it, or they would be proposed again on every run.
-                seen = version if version and ws.screenshot(pid).exists() else None
-                if up_to_date(meta, convention, ws.annotation_json(pid).exists(), seen):
+                shot = ws.screenshot(pid).exists()
+                seen = version if version and shot else None
+                pictures = ("visible" if params.visible_pictures and params.pixels and shot
+                            else None)
+                if up_to_date(meta, convention, ws.annotation_json(pid).exists(), seen,
+                              pictures):
                     continue
             except (CorruptFile, ValueError, KeyError):
                 pass  # unreadable: made again

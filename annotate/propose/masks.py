@@ -7,6 +7,9 @@ Masks are painted in stacking order, so that what lies under an opaque element t
 stacked above it (a fixed bar, a dialog, a picture over text) is not labelled: a container
 with its own background, or an image, clears the masks of everything below it in z-order
 where it lies. Boxes the capture found hidden (covered, clipped, invisible) are skipped.
+
+Given the screenshot, a picture is labelled over its visible box only (visible.py): the
+margins of its element's box that show nothing but the page's colour are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 import numpy as np
 
 from .boxes import Box, PageBoxes
+from .visible import visible_slices
 
 _TRANSPARENT = re.compile(r"rgba\([^)]*,\s*0(?:\.0+)?\)|transparent", re.I)
 
@@ -60,10 +64,13 @@ def _backdrops(page: PageBoxes) -> set[int]:
 
 
 def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", "interactive"),
-                  scale: float = 1.0) -> dict[str, np.ndarray]:
+                  scale: float = 1.0, gray: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
     """{class: uint8 array (height, width), 255 where the class is visible}.
 
     `scale` maps box coordinates to mask pixels (1 when boxes are in screenshot pixels).
+    `gray`: the screenshot in grey at the masks' size; where given, a picture's mask is cut
+    to its visible box (visible.py). A picture still hides what lies under its whole box.
     """
     width, height = int(round(page.width * scale)), int(round(page.height * scale))
     masks = {c: np.zeros((height, width), dtype=np.uint8) for c in classes}
@@ -84,19 +91,25 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     zmap = None
     if any(occludes(b) for b in ordered):
         zmap = np.full((height, width), np.iinfo(np.int32).min, dtype=np.int32)
+    if gray is not None and gray.shape != (height, width):
+        raise ValueError(f"the screenshot is {gray.shape[1]}x{gray.shape[0]}, the masks "
+                         f"{width}x{height}")
     for b in ordered:
         sl = _slices(b, width, height)
         if sl is None:
             continue
+        shown = sl
+        if gray is not None and b.kind == "image":
+            shown = visible_slices(gray, *sl)
         if zmap is None:
-            if b.kind in masks:
-                masks[b.kind][sl] = 255
+            if b.kind in masks and shown is not None:
+                masks[b.kind][shown] = 255
             continue
         if occludes(b):
             below = zmap[sl] < b.z
             for m in masks.values():
                 m[sl][below] = 0
             zmap[sl] = np.maximum(zmap[sl], b.z)
-        if b.kind in masks:
-            masks[b.kind][sl][zmap[sl] <= b.z] = 255
+        if b.kind in masks and shown is not None:
+            masks[b.kind][shown][zmap[shown] <= b.z] = 255
     return masks

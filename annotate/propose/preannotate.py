@@ -93,7 +93,10 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
         for r in regions:
             r.label = convention.label_map.get(r.label, r.label)
         meta["convention"] = convention.version
-    masks = element_masks(page, labels.masks)
+    visible = params.visible_pictures and gray is not None
+    if visible:
+        meta["pictures"] = "visible"
+    masks = element_masks(page, labels.masks, gray=gray if visible else None)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,
         masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
