@@ -16,7 +16,7 @@ from catalog.workspace import CorruptFile, read_json
 
 from .labelset import label_set
 from .model_input import model_version, predict_pages
-from .preannotate import VERSION, preannotate_page
+from .preannotate import VERSION, pictures_setting, preannotate_page
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,10 +89,8 @@ def _preannotate(args: argparse.Namespace) -> int:
                 # without it, or they would be proposed again on every run.
                 shot = ws.screenshot(pid).exists()
                 seen = version if version and shot else None
-                pictures = ("visible" if params.visible_pictures and params.pixels and shot
-                            else None)
                 if up_to_date(meta, convention, ws.annotation_json(pid).exists(), seen,
-                              pictures):
+                              pictures_setting(params, params.pixels and shot)):
                     continue
             except (CorruptFile, ValueError, KeyError):
                 pass  # unreadable: made again

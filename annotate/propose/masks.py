@@ -73,6 +73,9 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     to its visible box (visible.py). A picture still hides what lies under its whole box.
     """
     width, height = int(round(page.width * scale)), int(round(page.height * scale))
+    if gray is not None and gray.shape != (height, width):
+        raise ValueError(f"the screenshot is {gray.shape[1]}x{gray.shape[0]}, the masks "
+                         f"{width}x{height}")
     masks = {c: np.zeros((height, width), dtype=np.uint8) for c in classes}
     # Painting order: z-order first, then document order (a later box paints over an
     # earlier one of the same z).
@@ -91,9 +94,6 @@ def element_masks(page: PageBoxes, classes: tuple[str, ...] = ("text", "image", 
     zmap = None
     if any(occludes(b) for b in ordered):
         zmap = np.full((height, width), np.iinfo(np.int32).min, dtype=np.int32)
-    if gray is not None and gray.shape != (height, width):
-        raise ValueError(f"the screenshot is {gray.shape[1]}x{gray.shape[0]}, the masks "
-                         f"{width}x{height}")
     for b in ordered:
         sl = _slices(b, width, height)
         if sl is None:

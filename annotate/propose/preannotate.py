@@ -60,6 +60,13 @@ def with_convention(params: PreannotateConfig | None,
     return learned
 
 
+def pictures_setting(params: PreannotateConfig, screenshot: bool) -> str | None:
+    """What a proposal records of its pictures' boxes ("visible": cut to what they show),
+    given whether the page's screenshot is read: the record's `pictures`, and what
+    `annotate preannotate` compares it with to know whether a page is up to date."""
+    return "visible" if params.visible_pictures and screenshot else None
+
+
 def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
                 gray: np.ndarray | None = None, params: PreannotateConfig | None = None,
                 opener: Opener | None = None, convention: Convention | None = None,
@@ -93,10 +100,10 @@ def preannotate(page: PageBoxes, page_id: str, labels: LabelSet,
         for r in regions:
             r.label = convention.label_map.get(r.label, r.label)
         meta["convention"] = convention.version
-    visible = params.visible_pictures and gray is not None
-    if visible:
-        meta["pictures"] = "visible"
-    masks = element_masks(page, labels.masks, gray=gray if visible else None)
+    pictures = pictures_setting(params, gray is not None)
+    if pictures:
+        meta["pictures"] = pictures
+    masks = element_masks(page, labels.masks, gray=gray if pictures else None)
     ann = Annotation(
         page_id=page_id, width=page.width, height=page.height, regions=regions,
         masks={c: f"mask_{c}.png" for c in masks}, meta=meta,
